@@ -1,0 +1,176 @@
+//! `command`: a program run with a cleared environment (plus a minimal PATH and the
+//! variables its entry lists), values on stdin, never in argv; shared with the probe.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::{Action, ActionError, Op, StepContext, View, resolve};
+use crate::config::{CommandAction, Template};
+
+const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+const STDERR_TAIL: usize = 600;
+pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
+
+pub struct CommandOutput {
+    pub code: Option<i32>,
+    /// The end of stderr, with every secret the view knows of removed.
+    pub stderr: String,
+}
+
+impl CommandOutput {
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+
+    pub fn describe_failure(&self) -> String {
+        let code = self.code.map_or_else(
+            || "was killed by a signal".to_string(),
+            |c| format!("exited with {c}"),
+        );
+        if self.stderr.trim().is_empty() {
+            code
+        } else {
+            format!("{code}: {}", self.stderr.trim())
+        }
+    }
+}
+
+pub struct CommandSpec<'a> {
+    pub run: &'a str,
+    pub args: &'a [Template],
+    pub stdin: Option<&'a Template>,
+    pub env: &'a [String],
+    pub timeout: Duration,
+}
+
+pub async fn run_command(
+    spec: &CommandSpec<'_>,
+    view: &View<'_>,
+    cx: &StepContext<'_>,
+) -> Result<CommandOutput, ActionError> {
+    let program = if spec.run.contains('/') {
+        resolve(cx.base_dir, spec.run)
+    } else {
+        spec.run.into()
+    };
+    let mut command = tokio::process::Command::new(&program);
+    command
+        .env_clear()
+        .env("PATH", DEFAULT_PATH)
+        .current_dir(cx.base_dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    for arg in spec.args {
+        command.arg(arg.render(view)?.expose());
+    }
+    for name in spec.env {
+        if name == "PATH" {
+            if let Ok(path) = std::env::var("PATH") {
+                command.env("PATH", path);
+            }
+            continue;
+        }
+        let value = cx.env.get(name).ok_or_else(|| {
+            ActionError::Failed(format!(
+                "{name} is listed for the command but not set in this run's environment"
+            ))
+        })?;
+        command.env(name, value.expose());
+    }
+    let stdin = spec.stdin.map(|t| t.render(view)).transpose()?;
+    let mut child = command
+        .spawn()
+        .map_err(|e| ActionError::Failed(format!("cannot start {}: {e}", spec.run)))?;
+    let mut child_stdin = child.stdin.take().expect("stdin is piped");
+    let mut child_stderr = child.stderr.take().expect("stderr is piped");
+    let work = async {
+        // Written and read together: a program that fills stderr before reading stdin
+        // must not deadlock against us.
+        let write = async {
+            if let Some(input) = &stdin {
+                // A program that exits without reading its stdin is not an error here.
+                let _ = child_stdin.write_all(input.expose().as_bytes()).await;
+            }
+            drop(child_stdin);
+        };
+        let read = async {
+            let mut err = Vec::new();
+            let _ = child_stderr.read_to_end(&mut err).await;
+            err
+        };
+        let ((), err) = tokio::join!(write, read);
+        (child.wait().await, err)
+    };
+    let (status, err) = tokio::time::timeout(spec.timeout, work)
+        .await
+        .map_err(|_| {
+            ActionError::Failed(format!(
+                "{} did not finish within {}s and was killed",
+                spec.run,
+                spec.timeout.as_secs()
+            ))
+        })?;
+    let status = status.map_err(|e| ActionError::Failed(format!("{} failed: {e}", spec.run)))?;
+    let text = String::from_utf8_lossy(&err);
+    let tail: String = {
+        let chars: Vec<char> = text.chars().collect();
+        chars[chars.len().saturating_sub(STDERR_TAIL)..]
+            .iter()
+            .collect()
+    };
+    Ok(CommandOutput {
+        code: status.code(),
+        stderr: view.redact(&tail),
+    })
+}
+
+pub struct CommandStep {
+    spec: CommandAction,
+}
+
+impl CommandStep {
+    pub fn new(spec: CommandAction) -> Self {
+        CommandStep { spec }
+    }
+}
+
+#[async_trait]
+impl Action for CommandStep {
+    fn describe(&self) -> String {
+        format!("command {}", self.spec.run)
+    }
+
+    async fn execute(&self, op: Op<'_>, cx: &StepContext<'_>) -> Result<Value, ActionError> {
+        let view = match op {
+            Op::Run(view) | Op::Write(view) => view,
+            Op::Publish(_) | Op::Unpublish(_) | Op::Restore(_) => {
+                return Err(ActionError::Failed(
+                    "a command step is a hook or a retire step".into(),
+                ));
+            }
+        };
+        let spec = CommandSpec {
+            run: &self.spec.run,
+            args: &self.spec.args,
+            stdin: self.spec.stdin.as_ref(),
+            env: &self.spec.env,
+            timeout: self.spec.timeout.map_or(DEFAULT_COMMAND_TIMEOUT, |d| d.0),
+        };
+        let out = run_command(&spec, view, cx).await?;
+        if out.success() {
+            Ok(json!({ "exit": 0 }))
+        } else {
+            Err(ActionError::Failed(format!(
+                "{} {}",
+                self.spec.run,
+                out.describe_failure()
+            )))
+        }
+    }
+}

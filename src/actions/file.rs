@@ -1,0 +1,171 @@
+//! `file`: keys in a dotenv file (`set`), or a whole file such as a docker secret
+//! (`content`). Writes are atomic; lines rotagate does not own are left alone.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+
+use super::envfile::read_env_file;
+use super::{Action, ActionError, Op, StepContext, View, resolve, write_atomically};
+use crate::config::FileAction;
+use crate::secret::Secret;
+
+pub struct FileTarget {
+    spec: FileAction,
+}
+
+impl FileTarget {
+    pub fn new(spec: FileAction) -> Self {
+        FileTarget { spec }
+    }
+
+    fn mode(&self) -> u32 {
+        self.spec.mode.unwrap_or(0o600)
+    }
+
+    /// The `set` map rendered for `view`: key names may depend on the material's role.
+    fn rendered(&self, view: &View) -> Result<Vec<(String, Secret)>, ActionError> {
+        let Some(set) = &self.spec.set else {
+            return Ok(Vec::new());
+        };
+        set.iter()
+            .map(|(k, v)| Ok((k.render(view)?.expose().to_string(), v.render(view)?)))
+            .collect()
+    }
+
+    fn read(&self, cx: &StepContext) -> Result<super::envfile::EnvFile, ActionError> {
+        let path = resolve(cx.base_dir, &self.spec.path);
+        read_env_file(&path)
+            .map_err(|e| ActionError::Failed(format!("cannot read {}: {e}", path.display())))
+    }
+
+    fn write_env(
+        &self,
+        cx: &StepContext,
+        file: &super::envfile::EnvFile,
+    ) -> Result<(), ActionError> {
+        write_atomically(
+            &resolve(cx.base_dir, &self.spec.path),
+            file.render().as_bytes(),
+            self.mode(),
+        )
+    }
+}
+
+#[async_trait]
+impl Action for FileTarget {
+    fn describe(&self) -> String {
+        match &self.spec.set {
+            Some(set) => format!(
+                "file {} ({})",
+                self.spec.path,
+                set.keys().map(|k| k.raw()).collect::<Vec<_>>().join(", ")
+            ),
+            None => format!("file {}", self.spec.path),
+        }
+    }
+
+    fn writes_values(&self) -> bool {
+        true
+    }
+
+    async fn capture(
+        &self,
+        view: &View<'_>,
+        cx: &StepContext<'_>,
+    ) -> Result<Option<Value>, ActionError> {
+        if self.spec.content.is_some() {
+            let path = resolve(cx.base_dir, &self.spec.path);
+            let previous = std::fs::read_to_string(&path).ok();
+            return Ok(Some(json!({ "content": previous })));
+        }
+        let file = self.read(cx)?;
+        let previous: BTreeMap<String, Option<String>> = self
+            .rendered(view)?
+            .into_iter()
+            .map(|(k, _)| {
+                let v = file.get(&k).map(|v| v.to_string());
+                (k, v)
+            })
+            .collect();
+        Ok(Some(json!({ "keys": previous })))
+    }
+
+    async fn execute(&self, op: Op<'_>, cx: &StepContext<'_>) -> Result<Value, ActionError> {
+        match op {
+            Op::Publish(view) | Op::Write(view) => {
+                if let Some(content) = &self.spec.content {
+                    let value = content.render(view)?;
+                    write_atomically(
+                        &resolve(cx.base_dir, &self.spec.path),
+                        value.expose().as_bytes(),
+                        self.mode(),
+                    )?;
+                    return Ok(json!({ "written": "content" }));
+                }
+                let mut file = self.read(cx)?;
+                let values = self.rendered(view)?;
+                for (k, v) in &values {
+                    file.set(k, v.expose());
+                }
+                self.write_env(cx, &file)?;
+                Ok(json!({ "written": values.iter().map(|(k, _)| k).collect::<Vec<_>>() }))
+            }
+            Op::Unpublish(view) => {
+                // Only a slot still holding this material is cleared; anything else has
+                // been changed since and is not ours to remove.
+                let mut file = self.read(cx)?;
+                let mut removed = Vec::new();
+                for (k, v) in self.rendered(view)? {
+                    if file
+                        .get(&k)
+                        .is_some_and(|current| current.as_str() == v.expose())
+                    {
+                        file.remove(&k);
+                        removed.push(k);
+                    }
+                }
+                if !removed.is_empty() {
+                    self.write_env(cx, &file)?;
+                }
+                Ok(json!({ "removed": removed }))
+            }
+            Op::Restore(before) => {
+                let path = resolve(cx.base_dir, &self.spec.path);
+                if let Some(content) = before.get("content") {
+                    match content.as_str() {
+                        Some(text) => write_atomically(&path, text.as_bytes(), self.mode())?,
+                        None => match std::fs::remove_file(&path) {
+                            Ok(()) => {}
+                            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                            Err(e) => {
+                                return Err(ActionError::Failed(format!(
+                                    "cannot remove {}: {e}",
+                                    path.display()
+                                )));
+                            }
+                        },
+                    }
+                    return Ok(json!({ "restored": "content" }));
+                }
+                let keys = before
+                    .get("keys")
+                    .and_then(Value::as_object)
+                    .ok_or_else(|| ActionError::Failed("nothing was recorded to restore".into()))?;
+                let mut file = self.read(cx)?;
+                for (k, v) in keys {
+                    match v.as_str() {
+                        Some(value) => file.set(k, value),
+                        None => {
+                            file.remove(k);
+                        }
+                    }
+                }
+                self.write_env(cx, &file)?;
+                Ok(json!({ "restored": keys.keys().collect::<Vec<_>>() }))
+            }
+            Op::Run(_) => Err(ActionError::Failed("a file step is not a hook".into())),
+        }
+    }
+}

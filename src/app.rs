@@ -1,0 +1,428 @@
+//! What each command does: load the config and state, call the library, print, and
+//! say which exit code applies.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cli::{Cli, Command, StateCommand, Waits};
+use crate::clock::{SystemClock, show};
+use crate::config::{self, ConfigError, Diagnostic, LoadedConfig, StoreSpec};
+use crate::http::{HttpClient, RetryPolicy};
+use crate::pipeline::{
+    self, EngineError, ProcessEnv, RunOptions, RunReport, Runtime, StandardGates,
+};
+use crate::secret::Secret;
+use crate::state::{
+    FileStore, RunIdentity, StateError, StateIdentity, StateStore, Vault, parse_recipients,
+};
+use crate::{inventory, state};
+
+/// Everything that ends a command early, with its exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl AppError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            AppError::Config(_)
+            | AppError::Usage(_)
+            | AppError::Engine(EngineError::UnknownCredential(..)) => 2,
+            _ => 1,
+        }
+    }
+}
+
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_FAILED: u8 = 1;
+
+pub async fn execute(cli: Cli) -> Result<u8, AppError> {
+    match &cli.command {
+        Command::Schema => {
+            print_stdout(&config::schema::schema_json());
+            Ok(EXIT_OK)
+        }
+        Command::Init(args) => crate::init::init(args).map(|()| EXIT_OK),
+        Command::Demo(args) => crate::demo::run(args.dir.as_deref()).await,
+        Command::Plan(args) => {
+            let config = config::load(&cli.config)?;
+            let vault = open_vault(&config, &cli, Duration::ZERO).await?;
+            let items = pipeline::plan(
+                &config,
+                &vault.doc,
+                time::OffsetDateTime::now_utc(),
+                args.bootstrap,
+            );
+            if args.output.json {
+                print_json(&items);
+            } else {
+                let mut out = String::new();
+                for i in &items {
+                    out.push_str(&format!("{}: {}: {}\n", i.credential, i.action, i.detail));
+                }
+                print_stdout(&out);
+            }
+            Ok(EXIT_OK)
+        }
+        Command::Run(args) => {
+            let config = config::load(&cli.config)?;
+            let opts = options(&args.waits, args.only.clone(), args.bootstrap);
+            let mut vault = open_vault(&config, &cli, opts.max_wait).await?;
+            let rt = runtime()?;
+            let report = pipeline::run(&config, &mut vault, &rt, &opts).await?;
+            Ok(report_exit(&report, args.waits.output.json))
+        }
+        Command::Rotate(args) => {
+            let config = config::load(&cli.config)?;
+            let opts = options(&args.waits, Vec::new(), args.bootstrap);
+            let mut vault = open_vault(&config, &cli, opts.max_wait).await?;
+            let rt = runtime()?;
+            let report = pipeline::rotate(
+                &config,
+                &mut vault,
+                &rt,
+                &opts,
+                &args.id,
+                &args.reason,
+                args.emergency,
+            )
+            .await?;
+            Ok(report_exit(&report, args.waits.output.json))
+        }
+        Command::Rollback(args) => {
+            let config = config::load(&cli.config)?;
+            let opts = options(&args.waits, Vec::new(), false);
+            let mut vault = open_vault(&config, &cli, opts.max_wait).await?;
+            let rt = runtime()?;
+            let report = pipeline::rollback(&config, &mut vault, &rt, &opts, &args.id).await?;
+            Ok(report_exit(&report, args.waits.output.json))
+        }
+        Command::Adopt(args) => {
+            let config = config::load(&cli.config)?;
+            let input =
+                match (&args.from_file, &args.from_env) {
+                    (Some(f), _) => Secret::new(std::fs::read_to_string(f).map_err(|e| {
+                        AppError::Usage(format!("cannot read {}: {e}", f.display()))
+                    })?),
+                    (None, Some(var)) => {
+                        if config::template::is_reserved_env(var) {
+                            return Err(AppError::Usage(format!(
+                                "{var} is rotagate's or the runner's own variable"
+                            )));
+                        }
+                        Secret::new(std::env::var(var).map_err(|_| {
+                            AppError::Usage(format!("environment variable {var} is not set"))
+                        })?)
+                    }
+                    (None, None) => {
+                        return Err(AppError::Usage("give --from-file or --from-env".into()));
+                    }
+                };
+            let opts = RunOptions::default();
+            let mut vault = open_vault(&config, &cli, opts.max_wait).await?;
+            let rt = runtime()?;
+            let message = pipeline::adopt(
+                &config,
+                &mut vault,
+                &rt,
+                &opts,
+                &args.id,
+                &input,
+                args.kid.clone(),
+                args.role.clone(),
+                args.replace,
+            )
+            .await?;
+            eprintln!("{message}");
+            Ok(EXIT_OK)
+        }
+        Command::Status(args) => {
+            let config = config::load(&cli.config)?;
+            let vault = open_vault(&config, &cli, Duration::ZERO).await?;
+            let rows = inventory::status(&config, &vault.doc, time::OffsetDateTime::now_utc());
+            if args.json {
+                print_json(&rows);
+            } else {
+                print_stdout(&inventory::render_status(&rows));
+            }
+            Ok(EXIT_OK)
+        }
+        Command::Check(args) => {
+            let config = config::load(&cli.config)?;
+            let vault = open_vault(&config, &cli, Duration::ZERO).await?;
+            let findings = inventory::check(&config, &vault.doc, time::OffsetDateTime::now_utc());
+            if args.json {
+                print_json(&findings);
+            } else if findings.is_empty() {
+                print_stdout("all credentials are owned, scheduled and in date\n");
+            } else {
+                let mut out = String::new();
+                for f in &findings {
+                    let owner = f
+                        .owner
+                        .as_deref()
+                        .map(|o| format!(" (owner {o})"))
+                        .unwrap_or_default();
+                    out.push_str(&format!(
+                        "{}: {}{owner}: {}: {}\n",
+                        f.severity.name(),
+                        f.credential,
+                        f.code,
+                        f.message
+                    ));
+                }
+                print_stdout(&out);
+            }
+            let failing = findings
+                .iter()
+                .any(|f| f.severity == inventory::Severity::Error);
+            Ok(if failing { EXIT_FAILED } else { EXIT_OK })
+        }
+        Command::Audit(args) => {
+            let config = config::load(&cli.config)?;
+            let vault = open_vault(&config, &cli, Duration::ZERO).await?;
+            let lines = inventory::audit(&vault.doc, args.id.as_deref());
+            if args.output.json {
+                print_json(&lines);
+            } else {
+                let mut out = String::new();
+                for l in &lines {
+                    out.push_str(&format!(
+                        "{}  {}  {}  {}: {}\n",
+                        show(l.at),
+                        l.credential,
+                        l.rotation.as_deref().unwrap_or("-"),
+                        l.event,
+                        l.detail
+                    ));
+                }
+                print_stdout(&out);
+            }
+            Ok(EXIT_OK)
+        }
+        Command::State(StateCommand::Rekey(args)) => {
+            let config = config::load(&cli.config)?;
+            let mut vault = open_vault(&config, &cli, Duration::ZERO).await?;
+            let text = std::fs::read_to_string(&args.new_identity_file).map_err(|e| {
+                AppError::Usage(format!(
+                    "cannot read {}: {e}",
+                    args.new_identity_file.display()
+                ))
+            })?;
+            let new_identity = StateIdentity::parse(&Secret::new(text))?;
+            let recipients = parse_recipients(&config.config.state.recipients)?;
+            let ids = pipeline::all_ids(&config, &vault);
+            let now = time::OffsetDateTime::now_utc;
+            vault.acquire(&ids, now()).await?;
+            let writer = new_identity.writer_id().to_string();
+            vault.rekey(new_identity, recipients, now()).await?;
+            vault.release(now()).await?;
+            eprintln!(
+                "state re-encrypted to {} recipient(s); new writer {writer}. Use the new identity from now on (ROTAGATE_AGE_IDENTITY).",
+                config.config.state.recipients.len()
+            );
+            Ok(EXIT_OK)
+        }
+    }
+}
+
+fn options(waits: &Waits, only: Vec<String>, bootstrap: bool) -> RunOptions {
+    RunOptions {
+        only,
+        bootstrap,
+        max_wait: waits.max_wait.0,
+        lease_wait: waits.lease_wait.0,
+    }
+}
+
+pub fn runtime() -> Result<Runtime, AppError> {
+    Ok(Runtime {
+        clock: Arc::new(SystemClock),
+        http: HttpClient::new(RetryPolicy::default())
+            .map_err(|e| AppError::Failed(e.to_string()))?,
+        env: Arc::new(ProcessEnv),
+        gates: Arc::new(StandardGates),
+    })
+}
+
+/// The state identity from ROTAGATE_AGE_IDENTITY or --identity-file.
+pub fn load_identity(identity_file: Option<&Path>) -> Result<StateIdentity, AppError> {
+    if let Ok(value) = std::env::var("ROTAGATE_AGE_IDENTITY")
+        && !value.trim().is_empty()
+    {
+        return Ok(StateIdentity::parse(&Secret::new(value))?);
+    }
+    match identity_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| AppError::Usage(format!("cannot read identity file {}: {e}", path.display())))?;
+            Ok(StateIdentity::parse(&Secret::new(text))?)
+        }
+        None => Err(AppError::Usage(
+            "no state identity: set ROTAGATE_AGE_IDENTITY or pass --identity-file (`rotagate init` makes one)".into(),
+        )),
+    }
+}
+
+/// The store `state.store` names, refusing a runner's throwaway disk under Actions.
+pub fn open_store(config: &LoadedConfig) -> Result<Box<dyn StateStore>, AppError> {
+    let spec = StoreSpec::parse(&config.config.state.store).map_err(AppError::Usage)?;
+    match spec {
+        StoreSpec::File(path) => {
+            let on_actions = std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true");
+            let allowed = std::env::var("ROTAGATE_ALLOW_EPHEMERAL_STATE").is_ok_and(|v| v == "1");
+            if on_actions && !allowed {
+                return Err(AppError::Usage(
+                    "state.store is a file, and a runner's disk does not outlast the job: use github-branch:BRANCH, or set ROTAGATE_ALLOW_EPHEMERAL_STATE=1 if the file is persisted some other way".into(),
+                ));
+            }
+            let full = if path.is_absolute() {
+                path.clone()
+            } else {
+                config.dir.join(&path)
+            };
+            Ok(Box::new(FileStore::new(
+                full,
+                config.config.state.store.clone(),
+            )))
+        }
+    }
+}
+
+async fn open_vault(
+    config: &LoadedConfig,
+    cli: &Cli,
+    max_wait: Duration,
+) -> Result<Vault, AppError> {
+    let identity = load_identity(cli.identity_file.as_deref())?;
+    let recipients = parse_recipients(&config.config.state.recipients)?;
+    let store = open_store(config)?;
+    let lease = config
+        .config
+        .state
+        .lease
+        .map_or(Duration::from_secs(1800), |d| d.0)
+        .max(max_wait + Duration::from_secs(600));
+    Ok(state::Vault::open(store, identity, recipients, RunIdentity::current(), lease).await?)
+}
+
+fn report_exit(report: &RunReport, json: bool) -> u8 {
+    if json {
+        print_json(report);
+    }
+    for c in &report.credentials {
+        eprintln!("{}: {}", c.id, c.outcome.describe());
+        for note in &c.notes {
+            eprintln!("  {note}");
+        }
+    }
+    if report.failed() {
+        EXIT_FAILED
+    } else {
+        EXIT_OK
+    }
+}
+
+fn print_json<T: serde::Serialize>(value: &T) {
+    let mut text = serde_json::to_string_pretty(value).expect("reports serialise");
+    text.push('\n');
+    print_stdout(&text);
+}
+
+/// The one place output meant for stdout is written.
+pub fn print_stdout(text: &str) {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    // A closed pipe (`rotagate status | head`) is not an error worth reporting.
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+}
+
+/// Config errors with a snippet of the line each one is on.
+pub fn render_config_error(e: &ConfigError) -> String {
+    match e {
+        ConfigError::Invalid { diagnostics, text } => {
+            let mut out = String::new();
+            for d in diagnostics {
+                out.push_str(&render_diagnostic(d, text));
+                out.push('\n');
+            }
+            out.push_str(&format!(
+                "{} error{} in the config; nothing was changed\n",
+                diagnostics.len(),
+                if diagnostics.len() == 1 { "" } else { "s" }
+            ));
+            out
+        }
+        other => format!("error: {other}\n"),
+    }
+}
+
+fn render_diagnostic(d: &Diagnostic, text: &str) -> String {
+    use annotate_snippets::{AnnotationKind, Level, Renderer, Snippet};
+    let title = if d.path.is_empty() {
+        d.message.clone()
+    } else {
+        format!("{}: {}", d.path, d.message)
+    };
+    let path = d.file.display().to_string();
+    let span = byte_span(text, d.line, d.column);
+    let mut group = Level::ERROR.primary_title(title.as_str()).element(
+        Snippet::source(text)
+            .path(path.as_str())
+            .annotation(AnnotationKind::Primary.span(span)),
+    );
+    if let Some(hint) = &d.hint {
+        group = group.element(Level::HELP.message(hint.as_str()));
+    }
+    Renderer::plain().render(&[group])
+}
+
+/// The byte range of the token at a 1-based line and column.
+fn byte_span(text: &str, line: usize, column: usize) -> std::ops::Range<usize> {
+    let mut offset = 0;
+    for (i, l) in text.split_inclusive('\n').enumerate() {
+        if i + 1 == line {
+            let start = offset
+                + l.char_indices()
+                    .nth(column.saturating_sub(1))
+                    .map_or(0, |(b, _)| b);
+            let rest = &text[start..];
+            let len = rest
+                .find(|c: char| c.is_whitespace() || c == ',' || c == '}')
+                .unwrap_or(rest.len())
+                .max(1)
+                .min(rest.len());
+            return start..start + len;
+        }
+        offset += l.len();
+    }
+    text.len()..text.len()
+}
+
+/// Runs `execute` and turns the result into the process exit code, printing errors.
+pub async fn main_with(cli: Cli) -> ExitCode {
+    match execute(cli).await {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            match &e {
+                AppError::Config(c) => eprint!("{}", render_config_error(c)),
+                other => eprintln!("error: {other}"),
+            }
+            ExitCode::from(e.exit_code())
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! Gates: what must happen before a gated stage runs. One trait; the pull-request gate
+//! (GitHub) and `none` implement it, chosen in [`build`].
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use crate::config::GateSpec;
+use crate::material::Material;
+
+/// What a gate is asked to approve. Holds only public facts.
+pub struct GateRequest<'a> {
+    pub credential: &'a str,
+    pub owner: Option<&'a str>,
+    pub rotation: &'a str,
+    /// `publish`, `promote` or `retire`.
+    pub gate: &'a str,
+    pub old: Option<&'a Material>,
+    pub new: Option<&'a Material>,
+    /// Manual steps, rendered: a human does them before approving.
+    pub checklist: &'a [String],
+    /// Stage times and probe results, for the reviewer.
+    pub evidence: &'a [String],
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GateStatus {
+    Open(String),
+    Waiting {
+        detail: String,
+        link: Option<String>,
+    },
+    Rejected(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct GateError(pub String);
+
+#[async_trait]
+pub trait Gate: Send + Sync {
+    /// Checks (and, the first time, sets up) the gate. `record` is the gate's own
+    /// journaled data (a pull-request number), saved by the engine after the call.
+    async fn check(
+        &self,
+        request: &GateRequest<'_>,
+        record: &mut Value,
+    ) -> Result<GateStatus, GateError>;
+}
+
+/// `gate: none`: always open.
+pub struct NoGate;
+
+#[async_trait]
+impl Gate for NoGate {
+    async fn check(
+        &self,
+        _request: &GateRequest<'_>,
+        _record: &mut Value,
+    ) -> Result<GateStatus, GateError> {
+        Ok(GateStatus::Open("no gate configured".into()))
+    }
+}
+
+pub fn build(spec: &GateSpec) -> Box<dyn Gate> {
+    match spec {
+        GateSpec::None => Box::new(NoGate),
+    }
+}

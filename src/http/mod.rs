@@ -1,0 +1,362 @@
+//! The one HTTP client every provider and probe uses: timeouts, bounded retries with
+//! exponential backoff and jitter on 5xx, 429 and connection errors, `Retry-After` and
+//! `x-ratelimit-reset` honoured, and redirects that carry credentials only to trusted
+//! hosts.
+//!
+//! Rendered URLs may hold secrets (a deploy hook token), so errors name the request by
+//! the caller's `shown` text (the template), never by its URL.
+
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, LOCATION};
+use reqwest::{Method, StatusCode};
+use time::OffsetDateTime;
+use url::Url;
+
+use crate::secret::Secret;
+
+const MAX_REDIRECTS: usize = 10;
+
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included.
+    pub attempts: usize,
+    pub min_delay: Duration,
+    pub max_delay: Duration,
+    /// A server asking to wait longer than this fails the request instead.
+    pub max_server_wait: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 4,
+            min_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(20),
+            max_server_wait: Duration::from_secs(120),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct HttpClient {
+    client: reqwest::Client,
+    retry: RetryPolicy,
+}
+
+pub struct Request {
+    pub method: Method,
+    pub url: Url,
+    /// How the request is named in errors and logs (a template, not the rendered URL).
+    pub shown: String,
+    pub headers: Vec<(HeaderName, Secret)>,
+    pub body: Option<Secret>,
+    pub content_type: Option<&'static str>,
+    pub timeout: Duration,
+    /// Hosts a redirect may reach with the headers and body; others get neither.
+    pub trusted_hosts: Vec<String>,
+}
+
+#[derive(Debug)]
+pub struct Response {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn json(&self) -> Option<serde_json::Value> {
+        serde_json::from_slice(&self.body).ok()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("{shown}: {message}")]
+    Transport { shown: String, message: String },
+    #[error("{shown}: {message}")]
+    Redirect { shown: String, message: String },
+    #[error(
+        "{shown}: rate limited and asked to wait {wait}s, longer than rotagate waits within a step; the next run retries"
+    )]
+    RateLimited { shown: String, wait: u64 },
+}
+
+/// Why one attempt did not produce a final answer.
+enum Attempt {
+    Retry {
+        response: Option<Response>,
+        error: Option<HttpError>,
+        wait: Option<Duration>,
+    },
+    Fatal(HttpError),
+}
+
+impl HttpClient {
+    pub fn new(retry: RetryPolicy) -> Result<HttpClient, HttpError> {
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("rotagate/", env!("CARGO_PKG_VERSION")))
+            // Redirects are followed by hand so credentials reach only trusted hosts.
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| HttpError::Transport {
+                shown: "http client".into(),
+                message: e.to_string(),
+            })?;
+        Ok(HttpClient { client, retry })
+    }
+
+    /// Sends `req`, retrying transient failures. A final non-2xx status is returned as a
+    /// response for the caller to judge.
+    pub async fn send(&self, req: &Request) -> Result<Response, HttpError> {
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(self.retry.min_delay)
+            .with_max_delay(self.retry.max_delay)
+            .with_max_times(self.retry.attempts.saturating_sub(1))
+            .with_jitter();
+        let max_wait = self.retry.max_server_wait;
+        let outcome = (|| async { self.attempt(req).await })
+            .retry(backoff)
+            .when(|a| matches!(a, Attempt::Retry { .. }))
+            .adjust(|a, delay| match a {
+                // The server's own wait wins over the backoff, within reason.
+                Attempt::Retry { wait: Some(w), .. } if *w <= max_wait => delay.map(|d| d.max(*w)),
+                Attempt::Retry { wait: Some(_), .. } => None,
+                _ => delay,
+            })
+            .notify(|a, delay| {
+                if let Attempt::Retry {
+                    response, error, ..
+                } = a
+                {
+                    let why = match (response, error) {
+                        (Some(r), _) => format!("status {}", r.status.as_u16()),
+                        (_, Some(e)) => e.to_string(),
+                        _ => String::new(),
+                    };
+                    tracing::debug!(request = %req.shown, %why, delay = ?delay, "retrying");
+                }
+            })
+            .await;
+        match outcome {
+            Ok(response) => Ok(response),
+            Err(Attempt::Fatal(e)) => Err(e),
+            Err(Attempt::Retry { wait: Some(w), .. }) if w > max_wait => {
+                Err(HttpError::RateLimited {
+                    shown: req.shown.clone(),
+                    wait: w.as_secs(),
+                })
+            }
+            Err(Attempt::Retry {
+                response: Some(r), ..
+            }) => Ok(r),
+            Err(Attempt::Retry { error: Some(e), .. }) => Err(e),
+            Err(Attempt::Retry { .. }) => Err(HttpError::Transport {
+                shown: req.shown.clone(),
+                message: "failed after retries".into(),
+            }),
+        }
+    }
+
+    async fn attempt(&self, req: &Request) -> Result<Response, Attempt> {
+        let origin_host = req.url.host_str().unwrap_or_default().to_string();
+        let mut url = req.url.clone();
+        let mut method = req.method.clone();
+        let mut with_credentials = true;
+        let mut with_body = req.body.is_some();
+        for _ in 0..=MAX_REDIRECTS {
+            let mut builder = self
+                .client
+                .request(method.clone(), url.clone())
+                .timeout(req.timeout);
+            if with_credentials {
+                for (name, value) in &req.headers {
+                    let mut v = HeaderValue::from_str(value.expose()).map_err(|_| {
+                        Attempt::Fatal(HttpError::Transport {
+                            shown: req.shown.clone(),
+                            message: format!("header {name} has a value that cannot be sent"),
+                        })
+                    })?;
+                    v.set_sensitive(true);
+                    builder = builder.header(name.clone(), v);
+                }
+            }
+            if with_body && let Some(body) = &req.body {
+                if let Some(ct) = req.content_type {
+                    builder = builder.header(reqwest::header::CONTENT_TYPE, ct);
+                }
+                builder = builder.body(body.expose().to_string());
+            }
+            let response = builder.send().await.map_err(|e| Attempt::Retry {
+                response: None,
+                error: Some(transport_error(&req.shown, &e)),
+                wait: None,
+            })?;
+            let status = response.status();
+            if status.is_redirection()
+                && let Some(location) = response.headers().get(LOCATION)
+            {
+                let next = location
+                    .to_str()
+                    .ok()
+                    .and_then(|l| url.join(l).ok())
+                    .ok_or_else(|| redirect_error(req, "a redirect without a usable Location"))?;
+                let host = next.host_str().unwrap_or_default();
+                let trusted = host == origin_host
+                    || req
+                        .trusted_hosts
+                        .iter()
+                        .any(|h| h.eq_ignore_ascii_case(host));
+                let downgrade = url.scheme() == "https" && next.scheme() != "https";
+                if status == StatusCode::SEE_OTHER
+                    || (method == Method::POST
+                        && matches!(status, StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND))
+                {
+                    method = Method::GET;
+                    with_body = false;
+                }
+                if !trusted || downgrade {
+                    if with_body {
+                        return Err(redirect_error(
+                            req,
+                            &format!(
+                                "redirected to {host}, which is not in follow_redirects_to, with a body to re-send; add the host if it is yours"
+                            ),
+                        ));
+                    }
+                    with_credentials = false;
+                }
+                url = next;
+                continue;
+            }
+            let headers = response.headers().clone();
+            let body = response.bytes().await.map_err(|e| Attempt::Retry {
+                response: None,
+                error: Some(transport_error(&req.shown, &e)),
+                wait: None,
+            })?;
+            let response = Response {
+                status,
+                headers,
+                body: body.to_vec(),
+            };
+            if status.is_server_error()
+                || status == StatusCode::TOO_MANY_REQUESTS
+                || is_rate_limited(&response)
+            {
+                let wait = server_wait(&response.headers, OffsetDateTime::now_utc());
+                return Err(Attempt::Retry {
+                    response: Some(response),
+                    error: None,
+                    wait,
+                });
+            }
+            return Ok(response);
+        }
+        Err(redirect_error(
+            req,
+            &format!("more than {MAX_REDIRECTS} redirects"),
+        ))
+    }
+}
+
+fn redirect_error(req: &Request, message: &str) -> Attempt {
+    Attempt::Fatal(HttpError::Redirect {
+        shown: req.shown.clone(),
+        message: message.to_string(),
+    })
+}
+
+/// reqwest's messages include the URL, which may hold a secret; strip it.
+fn transport_error(shown: &str, e: &reqwest::Error) -> HttpError {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else if e.is_body() || e.is_decode() {
+        "the response body broke off"
+    } else {
+        "the request failed"
+    };
+    let mut detail = String::new();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        detail = s.to_string();
+        source = s.source();
+    }
+    HttpError::Transport {
+        shown: shown.to_string(),
+        message: if detail.is_empty() {
+            kind.to_string()
+        } else {
+            format!("{kind} ({detail})")
+        },
+    }
+}
+
+/// GitHub answers its secondary limits with 403 and a `retry-after` or an exhausted
+/// `x-ratelimit-remaining`.
+fn is_rate_limited(r: &Response) -> bool {
+    r.status == StatusCode::FORBIDDEN
+        && (r.headers.contains_key("retry-after")
+            || r.headers
+                .get("x-ratelimit-remaining")
+                .and_then(|v| v.to_str().ok())
+                == Some("0"))
+}
+
+/// How long the server asked to wait: `Retry-After` (seconds or an HTTP date), else
+/// `x-ratelimit-reset` (epoch seconds) when the remaining budget is zero.
+pub fn server_wait(headers: &HeaderMap, now: OffsetDateTime) -> Option<Duration> {
+    if let Some(v) = headers.get("retry-after").and_then(|v| v.to_str().ok()) {
+        if let Ok(secs) = v.trim().parse::<u64>() {
+            return Some(Duration::from_secs(secs));
+        }
+        if let Ok(at) = httpdate::parse_http_date(v.trim()) {
+            let at = OffsetDateTime::from(at);
+            return Some(Duration::try_from(at - now).unwrap_or(Duration::ZERO));
+        }
+    }
+    let remaining = headers
+        .get("x-ratelimit-remaining")
+        .and_then(|v| v.to_str().ok());
+    let reset = headers
+        .get("x-ratelimit-reset")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<i64>().ok());
+    match (remaining, reset) {
+        (Some("0"), Some(reset)) => Some(Duration::from_secs(
+            u64::try_from(reset - now.unix_timestamp())
+                .unwrap_or(0)
+                .max(1),
+        )),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_wait_reads_both_forms() {
+        let now = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        let mut h = HeaderMap::new();
+        h.insert("retry-after", HeaderValue::from_static("7"));
+        assert_eq!(server_wait(&h, now), Some(Duration::from_secs(7)));
+        let mut h = HeaderMap::new();
+        h.insert(
+            "retry-after",
+            HeaderValue::from_static("Tue, 14 Nov 2023 22:13:40 GMT"),
+        );
+        assert_eq!(server_wait(&h, now), Some(Duration::from_secs(20)));
+        let mut h = HeaderMap::new();
+        h.insert("x-ratelimit-remaining", HeaderValue::from_static("0"));
+        h.insert("x-ratelimit-reset", HeaderValue::from_static("1700000030"));
+        assert_eq!(server_wait(&h, now), Some(Duration::from_secs(30)));
+        h.insert("x-ratelimit-remaining", HeaderValue::from_static("12"));
+        assert_eq!(server_wait(&h, now), None);
+    }
+}

@@ -1,0 +1,90 @@
+//! `rotagate init`: a starter rotagate.yaml and a state identity.
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::app::AppError;
+use crate::cli::InitArgs;
+use crate::state::StateIdentity;
+
+const CONFIG_TEMPLATE: &str = include_str!("rotagate.yaml");
+
+pub fn init(args: &InitArgs) -> Result<(), AppError> {
+    let config_path = args.dir.join("rotagate.yaml");
+    if config_path.exists() && !args.force {
+        return Err(AppError::Usage(format!(
+            "{} exists; pass --force to overwrite it",
+            config_path.display()
+        )));
+    }
+    if args.identity_out.exists() {
+        return Err(AppError::Usage(format!(
+            "{} exists; an identity is never overwritten: pass another --identity-out",
+            args.identity_out.display()
+        )));
+    }
+    let identity = StateIdentity::generate();
+    write_identity(&args.identity_out, &identity)?;
+    let io = |what: &Path, e: std::io::Error| {
+        AppError::Failed(format!("cannot write {}: {e}", what.display()))
+    };
+    std::fs::create_dir_all(args.dir.join(".rotagate")).map_err(|e| io(&args.dir, e))?;
+    std::fs::write(
+        &config_path,
+        CONFIG_TEMPLATE.replace("{RECIPIENT}", &identity.recipient()),
+    )
+    .map_err(|e| io(&config_path, e))?;
+    let ignore = args.dir.join(".gitignore");
+    let mut lines = vec!["/.rotagate/*.lock", "/.rotagate/.state-*.tmp", "/secrets/"];
+    let identity_name = args.identity_out.to_string_lossy().to_string();
+    if args.identity_out.is_relative() {
+        lines.push(&identity_name);
+    }
+    append_missing(&ignore, &lines).map_err(|e| io(&ignore, e))?;
+    eprintln!(
+        "wrote {config}\nwrote the state identity to {id} (mode 0600; its recipient {r} is in the config)\n\nnext:\n  1. store {id}'s content as the ROTAGATE_AGE_IDENTITY secret of a GitHub environment named `rotation`, then delete the file\n  2. edit {config}: one entry per credential (README has one per runbook)\n  3. rotagate plan --identity-file {id}",
+        config = config_path.display(),
+        id = args.identity_out.display(),
+        r = identity.recipient(),
+    );
+    Ok(())
+}
+
+fn write_identity(path: &Path, identity: &StateIdentity) -> Result<(), AppError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .map_err(|e| AppError::Failed(format!("cannot create {}: {e}", path.display())))?;
+    let created = crate::clock::show(time::OffsetDateTime::now_utc());
+    let text = zeroize::Zeroizing::new(format!(
+        "# rotagate state identity, created {created}\n# public key: {}\n{}\n",
+        identity.recipient(),
+        identity.to_secret().expose()
+    ));
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| AppError::Failed(format!("cannot write {}: {e}", path.display())))
+}
+
+fn append_missing(path: &Path, lines: &[&str]) -> std::io::Result<()> {
+    let existing = std::fs::read_to_string(path).unwrap_or_default();
+    let missing: Vec<&&str> = lines
+        .iter()
+        .filter(|l| !existing.lines().any(|e| e.trim() == **l))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let mut text = existing;
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    for l in missing {
+        text.push_str(l);
+        text.push('\n');
+    }
+    std::fs::write(path, text)
+}

@@ -1,0 +1,25 @@
+//! rotagate rotates signing keys and secrets from CI.
+//!
+//! Each run advances every credential's rotation as far as its gates allow, saving an
+//! age-encrypted, MAC-chained state after every step, and stops. The pieces:
+//! [`config`] (rotagate.yaml), [`material`] (generators), [`pipeline`] (stages, journal,
+//! engine), [`state`] (encrypted state, stores, leases), [`actions`] and [`probes`] (one
+//! file per kind behind one trait each), [`gate`] (approvals), [`ci`] (GitHub Actions).
+
+pub mod actions;
+pub mod app;
+pub mod ci;
+pub mod cli;
+pub mod clock;
+pub mod config;
+mod demo;
+pub mod gate;
+pub mod http;
+mod init;
+pub mod inventory;
+pub mod logging;
+pub mod material;
+pub mod pipeline;
+pub mod probes;
+pub mod secret;
+pub mod state;

@@ -1,0 +1,313 @@
+//! What generators make (or adopt): keys and secrets, with their public faces.
+
+mod kid;
+pub mod rsa;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+pub use kid::{KidContext, check_kid_template, is_kid_text, next_kid};
+
+use crate::config::template::Field;
+use crate::config::{Alphabet, KeySpec};
+use crate::secret::Secret;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MaterialKind {
+    Rsa,
+    Secret,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Source {
+    /// Made by rotagate.
+    Generated,
+    /// Recorded by `rotagate adopt` from what was live.
+    Adopted,
+}
+
+/// One key or secret. The private half lives only here, only inside the encrypted
+/// state, and only until the material is retired.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Material {
+    pub kind: MaterialKind,
+    pub kid: String,
+    /// RFC 7638 thumbprint for RSA keys; a kid-salted SHA-256 for secrets.
+    pub fingerprint: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    pub source: Source,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_pem: Option<String>,
+    /// The public JWK as served (kid, alg RS256, use sig).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwk: Option<serde_json::Value>,
+    /// The private PEM (RSA) or the secret value; `None` once retired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<Secret>,
+    /// A hard expiry carried over from the config when the material was adopted or
+    /// bootstrapped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<time::Date>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MaterialError {
+    #[error("{0}")]
+    Generate(String),
+    #[error("{0}")]
+    Parse(String),
+    #[error("{what} is not available: {why}")]
+    Unavailable { what: String, why: String },
+}
+
+impl Material {
+    /// The value a template field stands for.
+    pub fn field(&self, field: Field) -> Result<Secret, MaterialError> {
+        let unavailable = |why: &str| MaterialError::Unavailable {
+            what: field.name().to_string(),
+            why: why.to_string(),
+        };
+        let private = || {
+            self.secret.as_ref().ok_or_else(|| {
+                unavailable("the private half was dropped when this material was retired")
+            })
+        };
+        match field {
+            Field::Kid => Ok(Secret::new(self.kid.as_str())),
+            Field::Fingerprint => Ok(Secret::new(self.fingerprint.as_str())),
+            Field::Role => self
+                .role
+                .as_deref()
+                .map(Secret::new)
+                .ok_or_else(|| unavailable("only alternating credentials have roles")),
+            Field::PublicPem => self
+                .public_pem
+                .as_deref()
+                .map(Secret::new)
+                .ok_or_else(|| unavailable("only RSA keys have a public PEM")),
+            Field::Jwk => self
+                .jwk
+                .as_ref()
+                .map(|j| Secret::new(j.to_string()))
+                .ok_or_else(|| unavailable("only RSA keys have a JWK")),
+            Field::PrivatePem if self.kind == MaterialKind::Rsa => private().cloned(),
+            Field::PrivateJwk if self.kind == MaterialKind::Rsa => {
+                rsa::private_jwk(private()?, &self.kid)
+            }
+            Field::Value if self.kind != MaterialKind::Rsa => private().cloned(),
+            Field::PrivatePem | Field::PrivateJwk | Field::Value | Field::Recipient => {
+                Err(unavailable("this key type does not have it"))
+            }
+        }
+    }
+
+    pub fn has_private(&self) -> bool {
+        self.secret.is_some()
+    }
+
+    /// Drops the private half (zeroized); the kid and fingerprint remain.
+    pub fn drop_private(&mut self) {
+        self.secret = None;
+    }
+
+    /// Public facts, safe for logs, audit and pull requests.
+    pub fn summary(&self) -> String {
+        match &self.role {
+            Some(role) => format!(
+                "kid {} (role {role}, fingerprint {})",
+                self.kid, self.fingerprint
+            ),
+            None => format!("kid {} (fingerprint {})", self.kid, self.fingerprint),
+        }
+    }
+}
+
+/// Makes new material for `spec`. RSA keygen is CPU-bound: call from a blocking task.
+pub fn generate(
+    spec: &KeySpec,
+    kid: String,
+    role: Option<String>,
+    now: OffsetDateTime,
+) -> Result<Material, MaterialError> {
+    match spec {
+        KeySpec::Rsa { bits, .. } => {
+            let parts = rsa::generate(*bits as usize)?;
+            Ok(rsa_material(parts, kid, role, now, Source::Generated))
+        }
+        KeySpec::Secret {
+            length,
+            alphabet,
+            prefix,
+            ..
+        } => {
+            let value = random_string(*length, &alphabet_chars(alphabet), prefix);
+            Ok(secret_material(value, kid, role, now, Source::Generated))
+        }
+    }
+}
+
+/// Records live material (read by `rotagate adopt`) as rotagate's current material.
+pub fn adopt(
+    spec: &KeySpec,
+    input: &Secret,
+    kid: Option<String>,
+    now: OffsetDateTime,
+) -> Result<Material, MaterialError> {
+    match spec {
+        KeySpec::Rsa { .. } => {
+            let (parts, jwk_kid) = rsa::parse_private(input.expose())?;
+            let kid = kid.or(jwk_kid).unwrap_or_else(|| parts.thumbprint.clone());
+            Ok(rsa_material(parts, kid, None, now, Source::Adopted))
+        }
+        KeySpec::Secret { .. } => {
+            let value = input.expose().trim_end_matches(['\r', '\n']);
+            if value.is_empty() {
+                return Err(MaterialError::Parse("the secret is empty".into()));
+            }
+            let kid = kid.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+            Ok(secret_material(
+                Secret::new(value),
+                kid,
+                None,
+                now,
+                Source::Adopted,
+            ))
+        }
+    }
+}
+
+fn rsa_material(
+    parts: rsa::RsaParts,
+    kid: String,
+    role: Option<String>,
+    now: OffsetDateTime,
+    source: Source,
+) -> Material {
+    Material {
+        kind: MaterialKind::Rsa,
+        jwk: Some(rsa::public_jwk(&parts.public_components, &kid)),
+        kid,
+        fingerprint: parts.thumbprint,
+        created_at: now,
+        source,
+        role,
+        public_pem: Some(parts.public_pem),
+        secret: Some(parts.private_pem),
+        expires: None,
+    }
+}
+
+fn secret_material(
+    value: Secret,
+    kid: String,
+    role: Option<String>,
+    now: OffsetDateTime,
+    source: Source,
+) -> Material {
+    Material {
+        kind: MaterialKind::Secret,
+        fingerprint: secret_fingerprint(&kid, &value),
+        kid,
+        created_at: now,
+        source,
+        role,
+        public_pem: None,
+        jwk: None,
+        secret: Some(value),
+        expires: None,
+    }
+}
+
+/// Salted with the kid so equal secrets under different kids do not share a fingerprint.
+fn secret_fingerprint(kid: &str, value: &Secret) -> String {
+    let mut h = Sha256::new();
+    h.update(b"rotagate-secret-fingerprint\0");
+    h.update(kid.as_bytes());
+    h.update(b"\0");
+    h.update(value.expose().as_bytes());
+    URL_SAFE_NO_PAD.encode(h.finalize())
+}
+
+pub fn alphabet_chars(alphabet: &Alphabet) -> Vec<char> {
+    const LOWER: &str = "abcdefghijklmnopqrstuvwxyz";
+    const UPPER: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    const DIGITS: &str = "0123456789";
+    match alphabet {
+        Alphabet::Alphanumeric => format!("{UPPER}{LOWER}{DIGITS}").chars().collect(),
+        Alphabet::Hex => "0123456789abcdef".chars().collect(),
+        Alphabet::Base64url => format!("{UPPER}{LOWER}{DIGITS}-_").chars().collect(),
+        Alphabet::Chars(chars) => chars.chars().collect(),
+    }
+}
+
+/// Uniform over `alphabet` (rand's range sampling rejects, so no modulo bias), from the
+/// OS-seeded CSPRNG.
+fn random_string(length: usize, alphabet: &[char], prefix: &str) -> Secret {
+    let mut rng = rand::rng();
+    let mut out = zeroize::Zeroizing::new(String::with_capacity(prefix.len() + length));
+    out.push_str(prefix);
+    for _ in 0..length {
+        out.push(alphabet[rng.random_range(0..alphabet.len())]);
+    }
+    Secret::new(out.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::KidSpec;
+
+    #[test]
+    fn secrets_honour_length_alphabet_and_prefix() {
+        let spec = KeySpec::Secret {
+            length: 40,
+            alphabet: Alphabet::Hex,
+            prefix: "whsec_".into(),
+            kid: KidSpec::Uuid,
+        };
+        let m = generate(&spec, "k".into(), None, OffsetDateTime::now_utc()).unwrap();
+        let v = m.field(Field::Value).unwrap();
+        let rest = v.expose().strip_prefix("whsec_").unwrap();
+        assert_eq!(rest.len(), 40);
+        assert!(
+            rest.chars()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        );
+        let again = generate(&spec, "k".into(), None, OffsetDateTime::now_utc()).unwrap();
+        assert_ne!(again.field(Field::Value).unwrap(), v);
+        assert_ne!(again.fingerprint, m.fingerprint);
+    }
+
+    #[test]
+    fn every_alphabet_character_shows_up() {
+        let chars = alphabet_chars(&Alphabet::Base64url);
+        let s = random_string(4000, &chars, "");
+        for c in &chars {
+            assert!(s.expose().contains(*c), "{c} never drawn");
+        }
+    }
+
+    #[test]
+    fn retired_material_has_no_private_half() {
+        let spec = KeySpec::Secret {
+            length: 32,
+            alphabet: Alphabet::Alphanumeric,
+            prefix: String::new(),
+            kid: KidSpec::Uuid,
+        };
+        let mut m = generate(&spec, "k".into(), None, OffsetDateTime::now_utc()).unwrap();
+        m.drop_private();
+        assert!(m.field(Field::Value).is_err());
+        assert!(m.field(Field::Kid).is_ok());
+        assert!(!serde_json::to_string(&m).unwrap().contains("\"secret\":"));
+    }
+}

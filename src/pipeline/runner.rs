@@ -1,0 +1,543 @@
+//! Entry points: `run`, `rotate`, `rollback`, `adopt`. Each takes a lease on the
+//! credential before any side effect and releases it when done.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use super::EngineError;
+use super::engine::{Driver, Runtime};
+use super::outcome::{CredentialReport, Outcome, RunReport};
+use super::rotation::{At, RollbackStage, RollbackState, Rotation, Stage, Trigger};
+use super::schedule::{self, Next};
+use crate::clock::show;
+use crate::config::{Credential, LoadedConfig, credential_from_snapshot, snapshot_value};
+use crate::material::{self, Material};
+use crate::secret::Secret;
+use crate::state::{CredentialState, StateError, Vault};
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Only these credentials (all when empty).
+    pub only: Vec<String>,
+    /// Allow first issuance for credentials without material.
+    pub bootstrap: bool,
+    /// Waits that end within this are waited out in-process.
+    pub max_wait: Duration,
+    /// How long to wait for another run's lease on a credential.
+    pub lease_wait: Duration,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            only: Vec::new(),
+            bootstrap: false,
+            max_wait: Duration::from_secs(600),
+            lease_wait: Duration::from_secs(60),
+        }
+    }
+}
+
+/// SHA-256 of a credential's resolved config, as snapshotted.
+pub fn config_hash(credential: &Credential) -> String {
+    let json = serde_json::to_vec(&snapshot_value(credential)).expect("config serialises");
+    crate::state::hex_digest(&Sha256::digest(json))
+}
+
+fn unknown(config: &LoadedConfig, id: &str) -> EngineError {
+    let known: Vec<&str> = config
+        .config
+        .credentials
+        .iter()
+        .map(|c| c.id.as_str())
+        .collect();
+    EngineError::UnknownCredential(id.to_string(), known.join(", "))
+}
+
+fn live(config: &LoadedConfig, id: &str) -> Option<Credential> {
+    config
+        .credential(id)
+        .map(|c| c.resolved(&config.config.defaults))
+}
+
+/// Advances every due or in-flight rotation as far as its gates allow.
+pub async fn run(
+    config: &LoadedConfig,
+    vault: &mut Vault,
+    rt: &Runtime,
+    opts: &RunOptions,
+) -> Result<RunReport, EngineError> {
+    for id in &opts.only {
+        if config.credential(id).is_none() && !vault.doc.credentials.contains_key(id) {
+            return Err(unknown(config, id));
+        }
+    }
+    let deadline = rt.clock.now() + opts.max_wait;
+    // Rotations in flight for credentials since removed from the config still finish,
+    // from their snapshot.
+    let mut ids: Vec<String> = config
+        .config
+        .credentials
+        .iter()
+        .map(|c| c.id.clone())
+        .collect();
+    for (id, entry) in &vault.doc.credentials {
+        if entry.rotation.is_some() && !ids.contains(id) {
+            ids.push(id.clone());
+        }
+    }
+    ids.retain(|id| opts.only.is_empty() || opts.only.contains(id));
+    let mut report = RunReport::default();
+    for id in ids {
+        let cred = live(config, &id);
+        let owner = cred.as_ref().and_then(|c| c.owner.clone());
+        let now = rt.clock.now();
+        if let Decision::Idle(outcome) = decide(
+            cred.as_ref(),
+            vault.doc.credentials.get(&id),
+            now,
+            opts.bootstrap,
+        ) {
+            report.credentials.push(CredentialReport {
+                id,
+                owner,
+                outcome,
+                notes: Vec::new(),
+            });
+            continue;
+        }
+        if let Some(busy) = lease(vault, rt, &id, opts).await? {
+            report.credentials.push(CredentialReport {
+                id,
+                owner,
+                outcome: busy,
+                notes: Vec::new(),
+            });
+            continue;
+        }
+        // Decide again on the state as it is now that this run holds the lease.
+        let now = rt.clock.now();
+        let start = match decide(
+            cred.as_ref(),
+            vault.doc.credentials.get(&id),
+            now,
+            opts.bootstrap,
+        ) {
+            Decision::Idle(outcome) => {
+                vault.release(now).await?;
+                report.credentials.push(CredentialReport {
+                    id,
+                    owner,
+                    outcome,
+                    notes: Vec::new(),
+                });
+                continue;
+            }
+            Decision::Work(start) => start,
+        };
+        if let (Some((trigger, reason)), Some(cred)) = (start, &cred) {
+            let entry = vault.doc.credentials.entry(id.clone()).or_default();
+            start_rotation(entry, cred, trigger, &reason, Vec::new(), now);
+            vault.save(now).await?;
+        }
+        let (outcome, notes) = drive(config, vault, rt, &id, deadline).await?;
+        vault.release(rt.clock.now()).await?;
+        report.credentials.push(CredentialReport {
+            id,
+            owner,
+            outcome,
+            notes,
+        });
+    }
+    Ok(report)
+}
+
+enum Decision {
+    Idle(Outcome),
+    /// Work to do; `Some` starts a rotation first.
+    Work(Option<(Trigger, String)>),
+}
+
+fn decide(
+    cred: Option<&Credential>,
+    entry: Option<&CredentialState>,
+    now: OffsetDateTime,
+    bootstrap: bool,
+) -> Decision {
+    if entry.is_some_and(|e| e.rotation.is_some()) {
+        return Decision::Work(None);
+    }
+    let Some(cred) = cred else {
+        return Decision::Idle(Outcome::Idle { next_due: None });
+    };
+    match schedule::next(cred, entry, now, bootstrap) {
+        Next::NoKey { bootstrap: true } => {
+            Decision::Work(Some((Trigger::Bootstrap, "first issuance".into())))
+        }
+        Next::NoKey { bootstrap: false } => Decision::Idle(Outcome::NoKey),
+        Next::Due { since } => Decision::Work(Some((
+            Trigger::Schedule,
+            format!("due since {}", show(since)),
+        ))),
+        Next::Idle { next_due } => Decision::Idle(Outcome::Idle { next_due }),
+    }
+}
+
+/// Takes the lease on `id`, or says who holds it.
+async fn lease(
+    vault: &mut Vault,
+    rt: &Runtime,
+    id: &str,
+    opts: &RunOptions,
+) -> Result<Option<Outcome>, EngineError> {
+    let deadline = rt.clock.now() + opts.lease_wait;
+    match vault
+        .acquire_waiting(&[id.to_string()], rt.clock.as_ref(), deadline)
+        .await
+    {
+        Ok(()) => Ok(None),
+        Err(e @ StateError::LeaseHeld { .. }) => Ok(Some(Outcome::Busy {
+            detail: e.to_string(),
+        })),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn drive(
+    config: &LoadedConfig,
+    vault: &mut Vault,
+    rt: &Runtime,
+    id: &str,
+    deadline: OffsetDateTime,
+) -> Result<(Outcome, Vec<String>), EngineError> {
+    let snapshot = vault.doc.credentials[id]
+        .rotation
+        .as_ref()
+        .map(|r| r.snapshot.clone())
+        .expect("a rotation in flight");
+    let cred = credential_from_snapshot(&snapshot).map_err(|e| EngineError::Refused {
+        credential: id.to_string(),
+        message: format!("the config snapshot of the rotation in flight does not load ({e}); this state was written by another rotagate version"),
+    })?;
+    let mut driver = Driver::new(rt, vault, &config.dir, id, cred, deadline);
+    let outcome = driver.drive().await?;
+    Ok((outcome, std::mem::take(&mut driver.notes)))
+}
+
+fn start_rotation(
+    entry: &mut CredentialState,
+    cred: &Credential,
+    trigger: Trigger,
+    reason: &str,
+    abandoned: Vec<Material>,
+    now: OffsetDateTime,
+) -> String {
+    entry.rotations += 1;
+    let stamp = now
+        .format(time::macros::format_description!(
+            "[year][month][day]T[hour][minute][second]Z"
+        ))
+        .unwrap_or_default();
+    let id = format!(
+        "{stamp}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..6]
+    );
+    entry.rotation = Some(Rotation {
+        id: id.clone(),
+        trigger,
+        reason: reason.to_string(),
+        stage: Stage::Due,
+        times: [(Stage::Due, At(now))].into(),
+        config_hash: config_hash(cred),
+        snapshot: snapshot_value(cred),
+        new: None,
+        abandoned,
+        journal: Default::default(),
+        gates: Default::default(),
+        origin_seen_at: None,
+        rollback: None,
+        error: None,
+        compensating: None,
+    });
+    entry.audit(
+        now,
+        Some(&id),
+        "started",
+        format!("{}: {reason}", trigger_name(trigger)),
+    );
+    id
+}
+
+fn trigger_name(t: Trigger) -> &'static str {
+    match t {
+        Trigger::Bootstrap => "bootstrap",
+        Trigger::Schedule => "schedule",
+        Trigger::Dispatch => "dispatch",
+        Trigger::Emergency => "emergency",
+    }
+}
+
+fn refused(id: &str, message: impl Into<String>) -> EngineError {
+    EngineError::Refused {
+        credential: id.to_string(),
+        message: message.into(),
+    }
+}
+
+/// Runs `f` with the lease on `id` held, releasing it afterwards whatever happens.
+async fn leased<T>(
+    vault: &mut Vault,
+    rt: &Runtime,
+    id: &str,
+    opts: &RunOptions,
+    f: impl AsyncFnOnce(&mut Vault) -> Result<T, EngineError>,
+) -> Result<T, EngineError> {
+    if let Some(Outcome::Busy { detail }) = lease(vault, rt, id, opts).await? {
+        return Err(refused(id, detail));
+    }
+    let result = f(vault).await;
+    let released = vault.release(rt.clock.now()).await;
+    let value = result?;
+    released?;
+    Ok(value)
+}
+
+/// `rotate ID`: starts a rotation now; `emergency` replaces one in flight and revokes the
+/// old material.
+pub async fn rotate(
+    config: &LoadedConfig,
+    vault: &mut Vault,
+    rt: &Runtime,
+    opts: &RunOptions,
+    id: &str,
+    reason: &str,
+    emergency: bool,
+) -> Result<RunReport, EngineError> {
+    let cred = live(config, id).ok_or_else(|| unknown(config, id))?;
+    let deadline = rt.clock.now() + opts.max_wait;
+    let (outcome, notes) = leased(vault, rt, id, opts, async |vault| {
+        let now = rt.clock.now();
+        let entry = vault.doc.credentials.entry(id.to_string()).or_default();
+        if let Some(r) = &entry.rotation
+            && !emergency
+        {
+            return Err(refused(
+                id,
+                format!(
+                    "rotation {} is in flight at {}; let it finish, `rotagate rollback {id}`, or `rotagate rotate {id} --emergency` if the key is compromised",
+                    r.id, r.stage
+                ),
+            ));
+        }
+        if entry.current.is_none() && entry.rotation.is_none() && !(cred.bootstrap || opts.bootstrap) {
+            return Err(refused(id, Outcome::NoKey.describe()));
+        }
+        let (trigger, abandoned) = if emergency {
+            (Trigger::Emergency, revoke_for_emergency(entry, reason, now))
+        } else {
+            (Trigger::Dispatch, Vec::new())
+        };
+        start_rotation(entry, &cred, trigger, reason, abandoned, now);
+        vault.save(now).await?;
+        drive(config, vault, rt, id, deadline).await
+    })
+    .await?;
+    Ok(RunReport {
+        credentials: vec![CredentialReport {
+            id: id.to_string(),
+            owner: cred.owner.clone(),
+            outcome,
+            notes,
+        }],
+    })
+}
+
+/// Marks the current material (and any material of a rotation in flight) revoked, drops
+/// their private halves, and returns what was published and must be removed at retire.
+fn revoke_for_emergency(
+    entry: &mut CredentialState,
+    reason: &str,
+    now: OffsetDateTime,
+) -> Vec<Material> {
+    let mut abandoned = Vec::new();
+    if let Some(rotation) = entry.rotation.take() {
+        abandoned.extend(rotation.abandoned);
+        if let Some(mut pending) = rotation.new {
+            entry.revoked.insert(pending.fingerprint.clone());
+            pending.drop_private();
+            entry.audit(
+                now,
+                Some(&rotation.id),
+                "superseded",
+                format!(
+                    "replaced by an emergency rotation ({reason}); {} revoked",
+                    pending.summary()
+                ),
+            );
+            abandoned.push(pending);
+        }
+    }
+    if let Some(current) = entry.current.as_mut() {
+        entry.revoked.insert(current.fingerprint.clone());
+        current.drop_private();
+        let summary = current.summary();
+        entry.audit(
+            now,
+            None,
+            "revoked",
+            format!("{summary}: compromised ({reason}); never restorable"),
+        );
+    }
+    abandoned
+}
+
+/// `rollback ID`: reverts a rotation that has not retired yet.
+pub async fn rollback(
+    config: &LoadedConfig,
+    vault: &mut Vault,
+    rt: &Runtime,
+    opts: &RunOptions,
+    id: &str,
+) -> Result<RunReport, EngineError> {
+    if config.credential(id).is_none() && !vault.doc.credentials.contains_key(id) {
+        return Err(unknown(config, id));
+    }
+    let deadline = rt.clock.now() + opts.max_wait;
+    let (outcome, notes) = leased(vault, rt, id, opts, async |vault| {
+        let now = rt.clock.now();
+        let entry = vault.doc.credentials.entry(id.to_string()).or_default();
+        let current_revoked = entry
+            .current
+            .as_ref()
+            .is_some_and(|c| entry.revoked.contains(&c.fingerprint));
+        let Some(rotation) = entry.rotation.as_mut() else {
+            return Err(refused(id, "no rotation is in flight, so there is nothing to roll back"));
+        };
+        if rotation.stage >= Stage::Retired {
+            return Err(refused(
+                id,
+                format!("rotation {} has retired the old material, which is irreversible; rotate again instead", rotation.id),
+            ));
+        }
+        if rotation.rollback.is_none() {
+            if current_revoked || rotation.emergency() {
+                return Err(refused(
+                    id,
+                    "the old material is revoked (compromised) and is never restored; let the emergency rotation finish",
+                ));
+            }
+            let promote_count = credential_from_snapshot(&rotation.snapshot).map(|c| c.promote.len()).unwrap_or(0);
+            let undo_promote = rotation.stage >= Stage::Promoted
+                || rotation.compensating.is_some()
+                || (0..promote_count).any(|i| rotation.journal.touched(&format!("promote/{i}")));
+            rotation.rollback = Some(RollbackState {
+                reason: "requested by an operator".into(),
+                stage: RollbackStage::Requested,
+                times: [(RollbackStage::Requested, At(now))].into(),
+                undo_promote,
+            });
+            let rotation_id = rotation.id.clone();
+            entry.audit(now, Some(&rotation_id), "rollback-requested", "requested by an operator");
+            vault.save(now).await?;
+        }
+        drive(config, vault, rt, id, deadline).await
+    })
+    .await?;
+    Ok(RunReport {
+        credentials: vec![CredentialReport {
+            id: id.to_string(),
+            owner: live(config, id).and_then(|c| c.owner),
+            outcome,
+            notes,
+        }],
+    })
+}
+
+/// `adopt ID`: records live material as current, so the first rotation can roll back to
+/// it and `{{ old.* }}` is known.
+#[allow(clippy::too_many_arguments)]
+pub async fn adopt(
+    config: &LoadedConfig,
+    vault: &mut Vault,
+    rt: &Runtime,
+    opts: &RunOptions,
+    id: &str,
+    input: &Secret,
+    kid: Option<String>,
+    role: Option<String>,
+    replace: bool,
+) -> Result<String, EngineError> {
+    let cred = live(config, id).ok_or_else(|| unknown(config, id))?;
+    let now = rt.clock.now();
+    let mut material =
+        material::adopt(&cred.key, input, kid, now).map_err(|e| refused(id, e.to_string()))?;
+    material.expires = cred.expires();
+    if let Some(roles) = cred.roles() {
+        let role = role.unwrap_or_else(|| roles[0].clone());
+        if !roles.contains(&role) {
+            return Err(refused(
+                id,
+                format!("role `{role}` is not one of {}", roles.join(", ")),
+            ));
+        }
+        material.role = Some(role);
+    } else if role.is_some() {
+        return Err(refused(
+            id,
+            "--role is only for `strategy: alternating` credentials",
+        ));
+    }
+    leased(vault, rt, id, opts, async |vault| {
+        let entry = vault.doc.credentials.entry(id.to_string()).or_default();
+        if let Some(r) = &entry.rotation {
+            return Err(refused(id, format!("rotation {} is in flight; adopt only between rotations", r.id)));
+        }
+        if entry.revoked.contains(&material.fingerprint) {
+            return Err(refused(id, "this material was revoked as compromised; it can never be adopted again"));
+        }
+        if let Some(fp) = entry.kids.get(&material.kid)
+            && fp != &material.fingerprint
+        {
+            return Err(refused(
+                id,
+                format!("kid {} already named other material; pass another --kid", material.kid),
+            ));
+        }
+        if let Some(current) = &entry.current {
+            if current.fingerprint == material.fingerprint {
+                return Ok(format!("{id}: {} is already current; nothing changed", current.summary()));
+            }
+            if !replace {
+                return Err(refused(
+                    id,
+                    format!(
+                        "{} is already recorded as current; pass --replace to record different live material",
+                        current.summary()
+                    ),
+                ));
+            }
+        }
+        let summary = material.summary();
+        entry.kids.insert(material.kid.clone(), material.fingerprint.clone());
+        entry.current = Some(material);
+        entry.audit(now, None, "adopted", format!("{summary} recorded as current"));
+        vault.save(now).await?;
+        Ok(format!("{id}: adopted {summary}"))
+    })
+    .await
+}
+
+/// Every credential the config and state know, for commands that take leases on all.
+pub fn all_ids(config: &LoadedConfig, vault: &Vault) -> Vec<String> {
+    let mut ids: BTreeSet<String> = config
+        .config
+        .credentials
+        .iter()
+        .map(|c| c.id.clone())
+        .collect();
+    ids.extend(vault.doc.credentials.keys().cloned());
+    ids.into_iter().collect()
+}

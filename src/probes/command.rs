@@ -1,0 +1,54 @@
+//! `command` probe: passes on exit 0; the value arrives on stdin.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::{DEFAULT_INTERVAL, Probe, ProbeError};
+use crate::actions::{CommandSpec, DEFAULT_COMMAND_TIMEOUT, StepContext, View, run_command};
+use crate::config;
+
+pub struct CommandProbe {
+    spec: config::CommandProbe,
+}
+
+impl CommandProbe {
+    pub fn new(spec: config::CommandProbe) -> Self {
+        CommandProbe { spec }
+    }
+}
+
+#[async_trait]
+impl Probe for CommandProbe {
+    fn describe(&self) -> String {
+        format!("command {}", self.spec.run)
+    }
+
+    fn retries(&self) -> u32 {
+        self.spec.retries
+    }
+
+    fn interval(&self) -> Duration {
+        self.spec.interval.map_or(DEFAULT_INTERVAL, |d| d.0)
+    }
+
+    async fn check(&self, view: &View<'_>, cx: &StepContext<'_>) -> Result<String, ProbeError> {
+        let spec = CommandSpec {
+            run: &self.spec.run,
+            args: &self.spec.args,
+            stdin: self.spec.stdin.as_ref(),
+            env: &self.spec.env,
+            timeout: self.spec.timeout.map_or(DEFAULT_COMMAND_TIMEOUT, |d| d.0),
+        };
+        let out = run_command(&spec, view, cx).await?;
+        if out.success() {
+            Ok(format!("{} exited 0", self.spec.run))
+        } else {
+            Err(ProbeError::Failed(format!(
+                "{} {}",
+                self.spec.run,
+                out.describe_failure()
+            )))
+        }
+    }
+}

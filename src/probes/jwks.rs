@@ -1,0 +1,93 @@
+//! `jwks` probe: a JWKS URL serves a key with the expected kid.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use super::{DEFAULT_INTERVAL, Probe, ProbeError, shown_value};
+use crate::actions::http::{DEFAULT_HTTP_TIMEOUT, RequestSpec, render_request};
+use crate::actions::{StepContext, View};
+use crate::config::{self, HttpMethod, Template};
+
+pub struct JwksProbe {
+    spec: config::JwksProbe,
+    kid: Template,
+}
+
+impl JwksProbe {
+    pub fn new(spec: config::JwksProbe) -> Self {
+        let kid = spec
+            .kid
+            .clone()
+            .unwrap_or_else(|| Template::new("{{ new.kid }}"));
+        JwksProbe { spec, kid }
+    }
+}
+
+/// The kids a JWKS document serves.
+pub fn served_kids(doc: &Value) -> Vec<String> {
+    doc.get("keys")
+        .and_then(Value::as_array)
+        .map(|keys| {
+            keys.iter()
+                .filter_map(|k| k.get("kid").and_then(Value::as_str).map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[async_trait]
+impl Probe for JwksProbe {
+    fn describe(&self) -> String {
+        format!("jwks {} serves {}", self.spec.url.raw(), self.kid.raw())
+    }
+
+    fn retries(&self) -> u32 {
+        self.spec.retries
+    }
+
+    fn interval(&self) -> Duration {
+        self.spec.interval.map_or(DEFAULT_INTERVAL, |d| d.0)
+    }
+
+    async fn check(&self, view: &View<'_>, cx: &StepContext<'_>) -> Result<String, ProbeError> {
+        let spec = RequestSpec {
+            method: HttpMethod::Get,
+            url: &self.spec.url,
+            headers: &self.spec.headers,
+            body: None,
+            json: None,
+            follow_redirects_to: &self.spec.follow_redirects_to,
+            timeout: self.spec.timeout.map_or(DEFAULT_HTTP_TIMEOUT, |d| d.0),
+        };
+        let request = render_request(&spec, view)?;
+        let response = cx.http.send(&request).await?;
+        if !response.status.is_success() {
+            return Err(ProbeError::Failed(format!(
+                "{} answered {}",
+                request.shown,
+                response.status.as_u16()
+            )));
+        }
+        let doc = response
+            .json()
+            .ok_or_else(|| ProbeError::Failed(format!("{} did not answer JSON", request.shown)))?;
+        let kids = served_kids(&doc);
+        let kid = self.kid.render(view)?;
+        if kids.iter().any(|k| k == kid.expose()) {
+            Ok(format!("{} serves kid {}", request.shown, kid.expose()))
+        } else {
+            Err(ProbeError::Failed(format!(
+                "{} does not serve kid {} (it serves: {})",
+                request.shown,
+                shown_value(view, kid.expose()),
+                if kids.is_empty() {
+                    "no keys".into()
+                } else {
+                    kids.join(", ")
+                }
+            )))
+        }
+    }
+}

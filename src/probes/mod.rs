@@ -1,0 +1,67 @@
+//! Checks that pass or fail: one file per kind, one trait, one registry ([`build`]).
+
+mod command;
+mod http;
+mod jwks;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::actions::{ActionError, StepContext, View};
+use crate::config::ProbeSpec;
+
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
+
+#[async_trait]
+pub trait Probe: Send + Sync {
+    /// A one-line description without secrets.
+    fn describe(&self) -> String;
+
+    /// Further attempts after a failure, and the wait between them.
+    fn retries(&self) -> u32;
+    fn interval(&self) -> Duration;
+
+    /// Evidence on success (for gate pull requests and the audit log), a reason on
+    /// failure. Neither may hold a secret.
+    async fn check(&self, view: &View<'_>, cx: &StepContext<'_>) -> Result<String, ProbeError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("{0}")]
+    Failed(String),
+    #[error(transparent)]
+    Action(#[from] ActionError),
+}
+
+impl From<crate::http::HttpError> for ProbeError {
+    fn from(e: crate::http::HttpError) -> Self {
+        ProbeError::Action(ActionError::Http(e))
+    }
+}
+
+impl From<crate::config::template::RenderError> for ProbeError {
+    fn from(e: crate::config::template::RenderError) -> Self {
+        ProbeError::Action(ActionError::Render(e))
+    }
+}
+
+pub fn build(spec: &ProbeSpec) -> Box<dyn Probe> {
+    match spec {
+        ProbeSpec::Http(p) => Box::new(http::HttpProbe::new(p.clone())),
+        ProbeSpec::Jwks(p) => Box::new(jwks::JwksProbe::new(p.clone())),
+        ProbeSpec::Command(p) => Box::new(command::CommandProbe::new(p.clone())),
+    }
+}
+
+/// Shortens a value from a response for an error message, after redaction.
+pub(crate) fn shown_value(view: &View, value: &str) -> String {
+    let redacted = view.redact(value);
+    let short: String = redacted.chars().take(80).collect();
+    if short.len() < redacted.len() {
+        format!("{short}…")
+    } else {
+        short
+    }
+}

@@ -1,0 +1,153 @@
+//! The state: one age-encrypted, MAC-chained document; stores; leases.
+
+mod envelope;
+mod file;
+mod store;
+mod vault;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+pub use envelope::{Chain, Opened, StateIdentity, open, parse_recipients, seal};
+
+/// Lower-case hex of a digest.
+pub fn hex_digest(bytes: &[u8]) -> String {
+    envelope::hex(bytes)
+}
+pub use file::FileStore;
+pub use store::{StateStore, Stored, Version};
+pub use vault::{RunIdentity, Vault};
+
+use crate::material::Material;
+use crate::pipeline::Rotation;
+
+/// The state document format this build writes and the newest it reads.
+pub const STATE_FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct StateDoc {
+    #[serde(default)]
+    pub credentials: BTreeMap<String, CredentialState>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CredentialState {
+    /// What consumers use (the old material while a rotation is in flight).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current: Option<Material>,
+    /// The last retired material, public half only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<Material>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation: Option<Rotation>,
+    /// Fingerprints of compromised material: never restored, never adopted again.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub revoked: BTreeSet<String>,
+    /// Every kid this credential has had, with its material's fingerprint, so no kid is
+    /// reused for other material.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub kids: BTreeMap<String, String>,
+    /// How many rotations have been started.
+    #[serde(default)]
+    pub rotations: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<Finished>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<Lease>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub audit: Vec<AuditEvent>,
+}
+
+/// How the last rotation ended.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Finished {
+    pub rotation: String,
+    pub outcome: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+}
+
+/// A run's claim on a credential, taken by compare-and-swap before any side effect.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Lease {
+    pub run_id: String,
+    /// Who holds it: `host:pid`, or the Actions run.
+    pub holder: String,
+    pub host: String,
+    pub pid: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+}
+
+/// One line of the append-only audit log. Never holds a secret.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AuditEvent {
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation: Option<String>,
+    pub event: String,
+    pub detail: String,
+}
+
+impl CredentialState {
+    pub fn audit(
+        &mut self,
+        at: OffsetDateTime,
+        rotation: Option<&str>,
+        event: &str,
+        detail: impl Into<String>,
+    ) {
+        self.audit.push(AuditEvent {
+            at,
+            rotation: rotation.map(str::to_string),
+            event: event.to_string(),
+            detail: detail.into(),
+        });
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("state identity: {0}")]
+    Identity(String),
+    #[error("cannot decrypt the state: {0}")]
+    Decrypt(String),
+    #[error(
+        "the state is unreadable: {0}. Nothing was changed; restore the last good state (the workflow artifact or the store's history)"
+    )]
+    Malformed(String),
+    #[error(
+        "refusing the state: {0}. Nothing was changed; restore the last good state (the workflow artifact or the store's history)"
+    )]
+    Forged(String),
+    #[error("refusing a replayed state: {0}. Nothing was changed")]
+    Replayed(String),
+    #[error(
+        "the state was written by a newer rotagate (state format {found}; this build reads up to {supported}); upgrade rotagate"
+    )]
+    NewerFormat { found: u32, supported: u32 },
+    #[error(
+        "the state changed while this run was writing it ({0}); nothing was overwritten, run again"
+    )]
+    Conflict(String),
+    #[error(
+        "credential {credential} is leased by run {run} ({holder}) until {until}; wait for it to finish, or for the lease to expire if that run crashed"
+    )]
+    LeaseHeld {
+        credential: String,
+        run: String,
+        holder: String,
+        until: String,
+    },
+    #[error(
+        "this run lost its lease on {0} (it expired and another run took it); stopping without writing"
+    )]
+    LeaseLost(String),
+    #[error("state store {store}: {message}")]
+    Store { store: String, message: String },
+    #[error("{0}")]
+    Refused(String),
+}

@@ -1,0 +1,33 @@
+//! Where the sealed state bytes live. Stores know bytes and versions, not documents.
+
+use async_trait::async_trait;
+
+use super::StateError;
+
+/// An opaque token naming one stored version (a content hash, a blob sha), used for
+/// compare-and-swap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Version(pub String);
+
+pub struct Stored {
+    pub bytes: Vec<u8>,
+    pub version: Version,
+}
+
+#[async_trait]
+pub trait StateStore: Send + Sync {
+    /// e.g. `file:.rotagate/state.age`
+    fn describe(&self) -> String;
+
+    async fn load(&self) -> Result<Option<Stored>, StateError>;
+
+    /// Writes `bytes` only if the stored version is still `expected` (`None`: nothing
+    /// stored yet); otherwise fails with [`StateError::Conflict`] and writes nothing.
+    async fn save(&self, bytes: &[u8], expected: Option<&Version>) -> Result<Version, StateError>;
+
+    /// The state the head replaced, when the store keeps history, so the chain can be
+    /// checked against it.
+    async fn load_parent(&self, _head: &Version) -> Result<Option<Vec<u8>>, StateError> {
+        Ok(None)
+    }
+}

@@ -1,0 +1,421 @@
+//! The open state: decrypted, verified, leased, and saved after every step.
+//!
+//! Leases are per credential, so runs that work on different credentials (a matrix of
+//! jobs) can share one state: a save that loses the compare-and-swap reloads, keeps the
+//! other runs' entries, re-applies only the entries this run holds leases on, and tries
+//! again.
+
+use std::collections::BTreeSet;
+
+use time::OffsetDateTime;
+
+use super::envelope::{self, Chain, StateIdentity};
+use super::{Lease, StateDoc, StateError, StateStore, Version};
+
+/// Who this run is, for leases.
+#[derive(Debug, Clone)]
+pub struct RunIdentity {
+    pub run_id: String,
+    pub holder: String,
+    pub host: String,
+    pub pid: u32,
+}
+
+impl RunIdentity {
+    pub fn current() -> RunIdentity {
+        let host = gethostname::gethostname().to_string_lossy().into_owned();
+        let pid = std::process::id();
+        let holder = match (
+            std::env::var("GITHUB_RUN_ID"),
+            std::env::var("GITHUB_RUN_ATTEMPT"),
+        ) {
+            (Ok(run), Ok(attempt)) => format!("actions run {run} attempt {attempt} on {host}"),
+            _ => format!("{host}:{pid}"),
+        };
+        RunIdentity {
+            run_id: uuid::Uuid::new_v4().to_string(),
+            holder,
+            host,
+            pid,
+        }
+    }
+}
+
+pub struct Vault {
+    store: Box<dyn StateStore>,
+    identity: StateIdentity,
+    recipients: Vec<age::x25519::Recipient>,
+    head: Option<(Chain, Version)>,
+    pub doc: StateDoc,
+    run: RunIdentity,
+    owned: BTreeSet<String>,
+    lease_ttl: time::Duration,
+}
+
+/// Attempts at a save that keeps losing the compare-and-swap to other runs.
+const SAVE_ATTEMPTS: usize = 8;
+
+impl Vault {
+    /// Loads, decrypts and verifies the state (an empty document if there is none yet).
+    pub async fn open(
+        store: Box<dyn StateStore>,
+        identity: StateIdentity,
+        recipients: Vec<age::x25519::Recipient>,
+        run: RunIdentity,
+        lease_ttl: std::time::Duration,
+    ) -> Result<Vault, StateError> {
+        if !recipients
+            .iter()
+            .any(|r| r.to_string() == identity.recipient())
+        {
+            return Err(StateError::Identity(format!(
+                "the state identity's recipient {} is not in state.recipients: the state would be written so that its own writer cannot read it",
+                identity.recipient()
+            )));
+        }
+        let mut vault = Vault {
+            store,
+            identity,
+            recipients,
+            head: None,
+            doc: StateDoc::default(),
+            run,
+            owned: BTreeSet::new(),
+            lease_ttl: time::Duration::try_from(lease_ttl).unwrap_or(time::Duration::MINUTE * 30),
+        };
+        if let Some((doc, head)) = vault.load_verified().await? {
+            vault.doc = doc;
+            vault.head = Some(head);
+        }
+        Ok(vault)
+    }
+
+    pub fn store_name(&self) -> String {
+        self.store.describe()
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.head.as_ref().map_or(0, |(c, _)| c.generation)
+    }
+
+    pub fn run(&self) -> &RunIdentity {
+        &self.run
+    }
+
+    async fn load_verified(&self) -> Result<Option<(StateDoc, (Chain, Version))>, StateError> {
+        let Some(stored) = self.store.load().await? else {
+            return Ok(None);
+        };
+        let opened = envelope::open(&stored.bytes, &self.identity)?;
+        if let Some(parent) = self.store.load_parent(&stored.version).await? {
+            let parent = envelope::open(&parent, &self.identity)?;
+            check_follows(&opened.chain, &parent.chain)?;
+        }
+        Ok(Some((opened.doc, (opened.chain, stored.version))))
+    }
+
+    /// Takes leases on `ids` (all or nothing) and saves. Fails with
+    /// [`StateError::LeaseHeld`] when another live run holds one.
+    pub async fn acquire(&mut self, ids: &[String], now: OffsetDateTime) -> Result<(), StateError> {
+        for id in ids {
+            let entry = self.doc.credentials.entry(id.clone()).or_default();
+            check_lease(id, entry.lease.as_ref(), &self.run, now)?;
+        }
+        self.owned.extend(ids.iter().cloned());
+        match self.save(now).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                for id in ids {
+                    self.owned.remove(id);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Like [`Vault::acquire`], but waits (re-reading the state) while another run holds
+    /// a lease, until `deadline`.
+    pub async fn acquire_waiting(
+        &mut self,
+        ids: &[String],
+        clock: &dyn crate::clock::Clock,
+        deadline: OffsetDateTime,
+    ) -> Result<(), StateError> {
+        loop {
+            match self.acquire(ids, clock.now()).await {
+                Err(StateError::LeaseHeld { .. }) if clock.now() < deadline => {
+                    clock.sleep(std::time::Duration::from_secs(2)).await;
+                    if let Some((doc, head)) = self.load_verified().await? {
+                        self.merge_from(doc, head)?;
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Writes the document as the next generation, renewing this run's leases. On a
+    /// compare-and-swap conflict the newer state is reloaded and only this run's entries
+    /// are re-applied.
+    pub async fn save(&mut self, now: OffsetDateTime) -> Result<(), StateError> {
+        for id in &self.owned {
+            if let Some(entry) = self.doc.credentials.get_mut(id) {
+                entry.lease = Some(Lease {
+                    run_id: self.run.run_id.clone(),
+                    holder: self.run.holder.clone(),
+                    host: self.run.host.clone(),
+                    pid: self.run.pid,
+                    expires_at: now + self.lease_ttl,
+                });
+            }
+        }
+        self.write(now).await
+    }
+
+    async fn write(&mut self, now: OffsetDateTime) -> Result<(), StateError> {
+        for _ in 0..SAVE_ATTEMPTS {
+            let previous = self.head.as_ref().map(|(c, _)| c);
+            let (bytes, chain) =
+                envelope::seal(&self.doc, previous, &self.identity, &self.recipients, now)?;
+            match self
+                .store
+                .save(&bytes, self.head.as_ref().map(|(_, v)| v))
+                .await
+            {
+                Ok(version) => {
+                    self.head = Some((chain, version));
+                    return Ok(());
+                }
+                Err(StateError::Conflict(_)) => {
+                    let Some((doc, head)) = self.load_verified().await? else {
+                        return Err(StateError::Conflict(
+                            "the state disappeared while this run was writing it".into(),
+                        ));
+                    };
+                    self.merge_from(doc, head)?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(StateError::Conflict(format!(
+            "{SAVE_ATTEMPTS} attempts lost the compare-and-swap to other runs"
+        )))
+    }
+
+    /// Adopts a newer stored state, keeping this run's own entries.
+    fn merge_from(
+        &mut self,
+        mut fresh: StateDoc,
+        head: (Chain, Version),
+    ) -> Result<(), StateError> {
+        for id in &self.owned {
+            let theirs = fresh.credentials.get(id).and_then(|c| c.lease.as_ref());
+            if theirs.is_some_and(|l| l.run_id != self.run.run_id) {
+                return Err(StateError::LeaseLost(id.clone()));
+            }
+            if let Some(ours) = self.doc.credentials.get(id) {
+                fresh.credentials.insert(id.clone(), ours.clone());
+            }
+        }
+        self.doc = fresh;
+        self.head = Some(head);
+        Ok(())
+    }
+
+    /// Clears this run's leases and saves.
+    pub async fn release(&mut self, now: OffsetDateTime) -> Result<(), StateError> {
+        if self.owned.is_empty() {
+            return Ok(());
+        }
+        let owned = std::mem::take(&mut self.owned);
+        for id in &owned {
+            if let Some(entry) = self.doc.credentials.get_mut(id) {
+                entry.lease = None;
+            }
+        }
+        // Keep ownership for the write so a conflict re-applies the released entries.
+        self.owned = owned;
+        let written = self.write(now).await;
+        self.owned.clear();
+        written
+    }
+
+    /// Re-encrypts the state to new recipients with a new writer identity, keeping the
+    /// chain (the new state follows the old one).
+    pub async fn rekey(
+        &mut self,
+        identity: StateIdentity,
+        recipients: Vec<age::x25519::Recipient>,
+        now: OffsetDateTime,
+    ) -> Result<(), StateError> {
+        if !recipients
+            .iter()
+            .any(|r| r.to_string() == identity.recipient())
+        {
+            return Err(StateError::Identity(format!(
+                "the new identity's recipient {} must be in state.recipients",
+                identity.recipient()
+            )));
+        }
+        self.identity = identity;
+        self.recipients = recipients;
+        self.write(now).await
+    }
+}
+
+fn check_lease(
+    id: &str,
+    lease: Option<&Lease>,
+    run: &RunIdentity,
+    now: OffsetDateTime,
+) -> Result<(), StateError> {
+    let Some(lease) = lease else { return Ok(()) };
+    if lease.run_id == run.run_id || lease.expires_at <= now || is_stale(lease, run) {
+        return Ok(());
+    }
+    Err(StateError::LeaseHeld {
+        credential: id.to_string(),
+        run: lease.run_id.clone(),
+        holder: lease.holder.clone(),
+        until: lease
+            .expires_at
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+    })
+}
+
+/// A lease from a process on this host that no longer exists (a crashed local run).
+fn is_stale(lease: &Lease, run: &RunIdentity) -> bool {
+    if lease.host != run.host {
+        return false;
+    }
+    if lease.pid == run.pid {
+        // This process took over the pid: the old holder is gone.
+        return true;
+    }
+    cfg!(target_os = "linux") && !std::path::Path::new(&format!("/proc/{}", lease.pid)).exists()
+}
+
+/// The branch store's replay check: the head must be the parent's direct successor.
+fn check_follows(head: &Chain, parent: &Chain) -> Result<(), StateError> {
+    if head.generation != parent.generation + 1
+        || head.previous.as_deref() != Some(parent.hash.as_str())
+    {
+        return Err(StateError::Replayed(format!(
+            "the stored state (generation {}) does not follow its parent commit's state (generation {}): an old state was put back",
+            head.generation, parent.generation
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::FileStore;
+
+    fn run(host: &str, pid: u32) -> RunIdentity {
+        RunIdentity {
+            run_id: uuid::Uuid::new_v4().to_string(),
+            holder: format!("{host}:{pid}"),
+            host: host.into(),
+            pid,
+        }
+    }
+
+    async fn vault(dir: &std::path::Path, id: &str, r: RunIdentity) -> Vault {
+        let identity = StateIdentity::parse(&crate::secret::Secret::new(id)).unwrap();
+        let recipients = envelope::parse_recipients(&[identity.recipient()]).unwrap();
+        let store = FileStore::new(dir.join("state.age"), "file:state.age");
+        Vault::open(
+            Box::new(store),
+            identity,
+            recipients,
+            r,
+            std::time::Duration::from_secs(600),
+        )
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn two_runs_on_different_credentials_keep_each_others_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = StateIdentity::generate().to_secret();
+        let now = OffsetDateTime::now_utc();
+        let mut a = vault(dir.path(), id.expose(), run("h", 1)).await;
+        let mut b = vault(dir.path(), id.expose(), run("h", 2)).await;
+        a.acquire(&["one".into()], now).await.unwrap();
+        // b opened before a's save: its save must merge, not overwrite.
+        b.acquire(&["two".into()], now).await.unwrap();
+        a.doc.credentials.get_mut("one").unwrap().rotations = 7;
+        a.save(now).await.unwrap();
+        b.doc.credentials.get_mut("two").unwrap().rotations = 9;
+        b.save(now).await.unwrap();
+        let check = vault(dir.path(), id.expose(), run("h", 3)).await;
+        assert_eq!(check.doc.credentials["one"].rotations, 7);
+        assert_eq!(check.doc.credentials["two"].rotations, 9);
+        // Four saves, two of them after merging the other run's write.
+        assert_eq!(check.generation(), 4);
+    }
+
+    #[tokio::test]
+    async fn a_held_lease_refuses_another_live_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = StateIdentity::generate().to_secret();
+        let now = OffsetDateTime::now_utc();
+        // Our own pid is certainly alive; another host cannot be checked.
+        let mut a = vault(dir.path(), id.expose(), run("other-host", 1)).await;
+        a.acquire(&["one".into()], now).await.unwrap();
+        let mut b = vault(dir.path(), id.expose(), run("h", 2)).await;
+        assert!(matches!(
+            b.acquire(&["one".into()], now).await,
+            Err(StateError::LeaseHeld { .. })
+        ));
+        // Once expired, it can be taken.
+        let later = now + time::Duration::minutes(11);
+        b.acquire(&["one".into()], later).await.unwrap();
+        // And the first run finds out it lost it instead of overwriting.
+        a.doc.credentials.get_mut("one").unwrap().rotations = 1;
+        assert!(matches!(a.save(later).await, Err(StateError::LeaseLost(_))));
+    }
+
+    #[tokio::test]
+    async fn a_dead_local_holder_is_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = StateIdentity::generate().to_secret();
+        let now = OffsetDateTime::now_utc();
+        let host = gethostname::gethostname().to_string_lossy().into_owned();
+        let mut a = vault(dir.path(), id.expose(), run(&host, u32::MAX - 1)).await;
+        a.acquire(&["one".into()], now).await.unwrap();
+        let mut b = vault(dir.path(), id.expose(), run(&host, std::process::id())).await;
+        b.acquire(&["one".into()], now).await.unwrap();
+    }
+
+    #[test]
+    fn replay_is_detected_by_generation_and_hash() {
+        let parent = Chain {
+            generation: 4,
+            hash: "sha256:aa".into(),
+            previous: None,
+            writer: "w".into(),
+        };
+        let good = Chain {
+            generation: 5,
+            hash: "sha256:bb".into(),
+            previous: Some("sha256:aa".into()),
+            writer: "w".into(),
+        };
+        assert!(check_follows(&good, &parent).is_ok());
+        let replayed = Chain {
+            generation: 3,
+            hash: "sha256:cc".into(),
+            previous: Some("sha256:dd".into()),
+            writer: "w".into(),
+        };
+        assert!(matches!(
+            check_follows(&replayed, &parent),
+            Err(StateError::Replayed(_))
+        ));
+    }
+}
