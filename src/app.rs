@@ -49,6 +49,15 @@ impl AppError {
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILED: u8 = 1;
 
+/// Loads the config and prints its warnings.
+fn load(cli: &Cli) -> Result<LoadedConfig, AppError> {
+    let config = config::load(&cli.config)?;
+    for w in &config.warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(config)
+}
+
 pub async fn execute(cli: Cli) -> Result<u8, AppError> {
     match &cli.command {
         Command::Schema => {
@@ -58,7 +67,7 @@ pub async fn execute(cli: Cli) -> Result<u8, AppError> {
         Command::Init(args) => crate::init::init(args).map(|()| EXIT_OK),
         Command::Demo(args) => crate::demo::run(args.dir.as_deref()).await,
         Command::Plan(args) => {
-            let config = config::load(&cli.config)?;
+            let config = load(&cli)?;
             let vault = open_vault(&config, &cli, Duration::ZERO).await?;
             let items = pipeline::plan(
                 &config,
@@ -78,7 +87,7 @@ pub async fn execute(cli: Cli) -> Result<u8, AppError> {
             Ok(EXIT_OK)
         }
         Command::Run(args) => {
-            let config = config::load(&cli.config)?;
+            let config = load(&cli)?;
             let opts = options(&args.waits, args.only.clone(), args.bootstrap);
             let mut vault = open_vault(&config, &cli, opts.max_wait).await?;
             let rt = runtime()?;
@@ -86,7 +95,7 @@ pub async fn execute(cli: Cli) -> Result<u8, AppError> {
             Ok(report_exit(&report, args.waits.output.json))
         }
         Command::Rotate(args) => {
-            let config = config::load(&cli.config)?;
+            let config = load(&cli)?;
             let opts = options(&args.waits, Vec::new(), args.bootstrap);
             let mut vault = open_vault(&config, &cli, opts.max_wait).await?;
             let rt = runtime()?;
@@ -103,7 +112,7 @@ pub async fn execute(cli: Cli) -> Result<u8, AppError> {
             Ok(report_exit(&report, args.waits.output.json))
         }
         Command::Rollback(args) => {
-            let config = config::load(&cli.config)?;
+            let config = load(&cli)?;
             let opts = options(&args.waits, Vec::new(), false);
             let mut vault = open_vault(&config, &cli, opts.max_wait).await?;
             let rt = runtime()?;
@@ -111,7 +120,7 @@ pub async fn execute(cli: Cli) -> Result<u8, AppError> {
             Ok(report_exit(&report, args.waits.output.json))
         }
         Command::Adopt(args) => {
-            let config = config::load(&cli.config)?;
+            let config = load(&cli)?;
             let input =
                 match (&args.from_file, &args.from_env) {
                     (Some(f), _) => Secret::new(std::fs::read_to_string(f).map_err(|e| {
@@ -150,7 +159,7 @@ pub async fn execute(cli: Cli) -> Result<u8, AppError> {
             Ok(EXIT_OK)
         }
         Command::Status(args) => {
-            let config = config::load(&cli.config)?;
+            let config = load(&cli)?;
             let vault = open_vault(&config, &cli, Duration::ZERO).await?;
             let rows = inventory::status(&config, &vault.doc, time::OffsetDateTime::now_utc());
             if args.json {
@@ -161,7 +170,7 @@ pub async fn execute(cli: Cli) -> Result<u8, AppError> {
             Ok(EXIT_OK)
         }
         Command::Check(args) => {
-            let config = config::load(&cli.config)?;
+            let config = load(&cli)?;
             let vault = open_vault(&config, &cli, Duration::ZERO).await?;
             let findings = inventory::check(&config, &vault.doc, time::OffsetDateTime::now_utc());
             if args.json {
@@ -192,7 +201,7 @@ pub async fn execute(cli: Cli) -> Result<u8, AppError> {
             Ok(if failing { EXIT_FAILED } else { EXIT_OK })
         }
         Command::Audit(args) => {
-            let config = config::load(&cli.config)?;
+            let config = load(&cli)?;
             let vault = open_vault(&config, &cli, Duration::ZERO).await?;
             let lines = inventory::audit(&vault.doc, args.id.as_deref());
             if args.output.json {
@@ -214,7 +223,7 @@ pub async fn execute(cli: Cli) -> Result<u8, AppError> {
             Ok(EXIT_OK)
         }
         Command::State(StateCommand::Rekey(args)) => {
-            let config = config::load(&cli.config)?;
+            let config = load(&cli)?;
             let mut vault = open_vault(&config, &cli, Duration::ZERO).await?;
             let text = std::fs::read_to_string(&args.new_identity_file).map_err(|e| {
                 AppError::Usage(format!(
@@ -391,21 +400,19 @@ fn render_diagnostic(d: &Diagnostic, text: &str) -> String {
     Renderer::plain().render(&[group])
 }
 
-/// The byte range of the token at a 1-based line and column.
+/// The byte range of the value at a 1-based line and column: a quoted scalar to its
+/// closing quote, anything else to the next separator.
 fn byte_span(text: &str, line: usize, column: usize) -> std::ops::Range<usize> {
     let mut offset = 0;
     for (i, l) in text.split_inclusive('\n').enumerate() {
         if i + 1 == line {
-            let start = offset
-                + l.char_indices()
-                    .nth(column.saturating_sub(1))
-                    .map_or(0, |(b, _)| b);
-            let rest = &text[start..];
-            let len = rest
-                .find(|c: char| c.is_whitespace() || c == ',' || c == '}')
-                .unwrap_or(rest.len())
-                .max(1)
-                .min(rest.len());
+            let start = offset + l.char_indices().nth(column.saturating_sub(1)).map_or(0, |(b, _)| b);
+            let rest = text[start..].lines().next().unwrap_or("");
+            let len = match rest.chars().next() {
+                Some(q @ ('"' | '\'')) => rest[1..].find(q).map_or(rest.len(), |end| end + 2),
+                _ => rest.find([',', '}', ']', '#']).unwrap_or(rest.len()),
+            };
+            let len = rest[..len].trim_end().len().max(1).min(text.len() - start);
             return start..start + len;
         }
         offset += l.len();

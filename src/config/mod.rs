@@ -78,6 +78,8 @@ fn render_list(diagnostics: &[Diagnostic]) -> String {
 #[derive(Debug, Clone)]
 pub struct LoadedConfig {
     pub path: PathBuf,
+    /// Things that load but deserve a second look (printed, never fatal).
+    pub warnings: Vec<Diagnostic>,
     /// Directory relative paths in the config are resolved against.
     pub dir: PathBuf,
     pub config: Config,
@@ -103,14 +105,14 @@ pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
         path: path.to_path_buf(),
         source,
     })?;
-    let config = parse(&text, path)?;
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."));
+    let (config, warnings) = parse_with_warnings(&text, path)?;
+    // Absolute, because commands run with this as their working directory and a
+    // relative program path would then resolve twice.
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = std::path::absolute(parent).unwrap_or_else(|_| parent.to_path_buf());
     Ok(LoadedConfig {
         path: path.to_path_buf(),
+        warnings,
         dir,
         config,
     })
@@ -118,6 +120,10 @@ pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
 
 /// Parses and validates; every problem found is reported at once.
 pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
+    parse_with_warnings(text, file).map(|(config, _)| config)
+}
+
+fn parse_with_warnings(text: &str, file: &Path) -> Result<(Config, Vec<Diagnostic>), ConfigError> {
     let locator = Locator::new(text);
     let deserializer = serde_yaml::Deserializer::from_str(text);
     let config: Config = match serde_yaml::with::singleton_map_recursive::deserialize(deserializer)
@@ -130,9 +136,9 @@ pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
             });
         }
     };
-    let diagnostics = validate::validate(&config, &locator, file);
+    let (diagnostics, warnings) = validate::validate(&config, &locator, file);
     if diagnostics.is_empty() {
-        Ok(config)
+        Ok((config, warnings))
     } else {
         Err(ConfigError::Invalid {
             diagnostics,

@@ -82,9 +82,16 @@ struct Validator<'a> {
     locator: &'a Locator,
     file: &'a Path,
     out: Vec<Diagnostic>,
+    warnings: Vec<Diagnostic>,
 }
 
 impl Validator<'_> {
+    fn warn(&mut self, path: &str, message: String, hint: Option<String>) {
+        self.push(path, false, message, hint);
+        let d = self.out.pop().expect("just pushed");
+        self.warnings.push(d);
+    }
+
     fn err(&mut self, path: &str, message: impl Into<String>, hint: impl Into<Option<String>>) {
         self.push(path, false, message.into(), hint.into());
     }
@@ -120,11 +127,13 @@ struct Scope<'a> {
     alternating: bool,
 }
 
-pub(super) fn validate(config: &Config, locator: &Locator, file: &Path) -> Vec<Diagnostic> {
+/// Errors and warnings, each sorted by position.
+pub(super) fn validate(config: &Config, locator: &Locator, file: &Path) -> (Vec<Diagnostic>, Vec<Diagnostic>) {
     let mut v = Validator {
         locator,
         file,
         out: Vec::new(),
+        warnings: Vec::new(),
     };
     if config.version != CONFIG_VERSION {
         v.err(
@@ -185,7 +194,8 @@ pub(super) fn validate(config: &Config, locator: &Locator, file: &Path) -> Vec<D
         check_schedule(&mut v, "defaults.schedule", schedule);
     }
     v.out.sort_by_key(|d| (d.line, d.column));
-    v.out
+    v.warnings.sort_by_key(|d| (d.line, d.column));
+    (v.out, v.warnings)
 }
 
 fn credential(v: &mut Validator, path: &str, c: &Credential) {
@@ -275,10 +285,10 @@ fn credential(v: &mut Validator, path: &str, c: &Credential) {
                 continue;
             }
             if action.is_manual() && gate_is_none {
-                v.err(
+                v.warn(
                     &p,
-                    format!("a manual {name} step needs a gate: with `gate: none` nobody confirms it was done"),
-                    Some("set a gate for this credential, or automate the step".into()),
+                    format!("with `gate: none` this manual {name} step is only listed in the run's output; nobody confirms it was done"),
+                    Some("set a gate (pull_request) so a person confirms it, or automate the step".into()),
                 );
             }
             check_action(v, &scope, &p, action, role);

@@ -699,9 +699,8 @@ impl<'a> Driver<'a> {
 
     async fn promote(&mut self) -> Result<Flow, EngineError> {
         let manual = Self::manual(&self.cred.promote);
-        let window = self.cred.strategy == Strategy::Immediate
-            && self.gate_spec() != GateSpec::None
-            && !self.bootstrap();
+        // `immediate` has no overlap: its approval is a maintenance window before promote.
+        let window = self.cred.strategy == Strategy::Immediate && !self.bootstrap();
         if (window || !manual.is_empty())
             && let Flow::Stop(o) = self.gate("promote", &manual).await?
         {
@@ -916,9 +915,7 @@ impl<'a> Driver<'a> {
         } else {
             Vec::new()
         };
-        let approval = old.is_some()
-            && self.cred.strategy != Strategy::Immediate
-            && self.gate_spec() != GateSpec::None;
+        let approval = old.is_some() && self.cred.strategy != Strategy::Immediate;
         if (approval || !manual.is_empty())
             && let Flow::Stop(o) = self.gate("retire", &manual).await?
         {

@@ -1,0 +1,9 @@
+//! One integration test binary (fast to link); modules by concern.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod cli;
+mod config;
+mod material;
+mod state;
