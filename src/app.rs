@@ -406,7 +406,10 @@ fn byte_span(text: &str, line: usize, column: usize) -> std::ops::Range<usize> {
     let mut offset = 0;
     for (i, l) in text.split_inclusive('\n').enumerate() {
         if i + 1 == line {
-            let start = offset + l.char_indices().nth(column.saturating_sub(1)).map_or(0, |(b, _)| b);
+            let start = offset
+                + l.char_indices()
+                    .nth(column.saturating_sub(1))
+                    .map_or(0, |(b, _)| b);
             let rest = text[start..].lines().next().unwrap_or("");
             let len = match rest.chars().next() {
                 Some(q @ ('"' | '\'')) => rest[1..].find(q).map_or(rest.len(), |end| end + 2),

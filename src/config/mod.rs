@@ -108,7 +108,10 @@ pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
     let (config, warnings) = parse_with_warnings(&text, path)?;
     // Absolute, because commands run with this as their working directory and a
     // relative program path would then resolve twice.
-    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let dir = std::path::absolute(parent).unwrap_or_else(|_| parent.to_path_buf());
     Ok(LoadedConfig {
         path: path.to_path_buf(),

@@ -128,7 +128,11 @@ struct Scope<'a> {
 }
 
 /// Errors and warnings, each sorted by position.
-pub(super) fn validate(config: &Config, locator: &Locator, file: &Path) -> (Vec<Diagnostic>, Vec<Diagnostic>) {
+pub(super) fn validate(
+    config: &Config,
+    locator: &Locator,
+    file: &Path,
+) -> (Vec<Diagnostic>, Vec<Diagnostic>) {
     let mut v = Validator {
         locator,
         file,

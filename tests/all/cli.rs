@@ -21,27 +21,56 @@ fn a_full_local_rotation_then_plan_changes_nothing() {
     assert_eq!(rotated.code, 0, "{}", rotated.all());
     let kid2 = ws.env_value(".env", "SIGNING_KID").unwrap();
     assert_ne!(kid1, kid2);
-    assert_eq!(kid2, format!("{kid1}-2"), "a second date kid the same day is suffixed");
+    assert_eq!(
+        kid2,
+        format!("{kid1}-2"),
+        "a second date kid the same day is suffixed"
+    );
     assert_eq!(ws.kids_served("public/jwks.json"), vec![kid2.clone()]);
 
     let before = ws.state_bytes();
     let plan = ws.run(&["plan"]);
     assert_eq!(plan.code, 0, "{}", plan.all());
-    assert!(plan.stdout.contains("api-signing: nothing: next due"), "{}", plan.stdout);
+    assert!(
+        plan.stdout.contains("api-signing: nothing: next due"),
+        "{}",
+        plan.stdout
+    );
     let plan_json = ws.run(&["plan", "--json"]);
     let items: serde_json::Value = serde_json::from_str(&plan_json.stdout).unwrap();
     assert_eq!(items[0]["action"], "nothing");
-    for args in [&["status"][..], &["status", "--json"], &["check"], &["audit"], &["audit", "api-signing", "--json"]] {
+    for args in [
+        &["status"][..],
+        &["status", "--json"],
+        &["check"],
+        &["audit"],
+        &["audit", "api-signing", "--json"],
+    ] {
         let out = ws.run(args);
         assert!(out.code == 0, "{args:?}: {}", out.all());
     }
-    assert_eq!(ws.state_bytes(), before, "read-only commands leave the state byte for byte");
+    assert_eq!(
+        ws.state_bytes(),
+        before,
+        "read-only commands leave the state byte for byte"
+    );
 
-    let status: serde_json::Value = serde_json::from_str(&ws.run(&["status", "--json"]).stdout).unwrap();
+    let status: serde_json::Value =
+        serde_json::from_str(&ws.run(&["status", "--json"]).stdout).unwrap();
     assert_eq!(status[0]["kid"], kid2);
-    let audit: serde_json::Value = serde_json::from_str(&ws.run(&["audit", "--json"]).stdout).unwrap();
-    let events: Vec<&str> = audit.as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
-    assert_eq!(events.iter().filter(|e| **e == "completed").count(), 2, "{events:?}");
+    let audit: serde_json::Value =
+        serde_json::from_str(&ws.run(&["audit", "--json"]).stdout).unwrap();
+    let events: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        events.iter().filter(|e| **e == "completed").count(),
+        2,
+        "{events:?}"
+    );
 }
 
 #[test]
@@ -50,11 +79,20 @@ fn first_issuance_needs_bootstrap_and_unknown_ids_are_usage_errors() {
     ws.config(&LOCAL.replace("    bootstrap: true\n", ""));
     let out = ws.run(&["run"]);
     assert_eq!(out.code, 1, "{}", out.all());
-    assert!(out.stderr.contains("no key yet: adopt the live one"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("no key yet: adopt the live one"),
+        "{}",
+        out.stderr
+    );
     assert!(!ws.exists("public/jwks.json"), "nothing was issued");
     let out = ws.run(&["rotate", "nope", "--reason", "x"]);
     assert_eq!(out.code, 2, "{}", out.all());
-    assert!(out.stderr.contains("credential `nope` is not in the config"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("credential `nope` is not in the config"),
+        "{}",
+        out.stderr
+    );
     let out = ws.run(&["run", "--bootstrap"]);
     assert_eq!(out.code, 0, "{}", out.all());
     assert_eq!(ws.kids_served("public/jwks.json").len(), 1);
@@ -64,12 +102,32 @@ fn first_issuance_needs_bootstrap_and_unknown_ids_are_usage_errors() {
 fn usage_errors_exit_2_and_a_missing_identity_says_what_to_set() {
     let ws = local();
     assert_eq!(ws.run(&["frobnicate"]).code, 2);
-    assert_eq!(ws.run(&["rotate", "api-signing"]).code, 2, "--reason is required");
-    let out = ws.cmd(&["plan"]).env_remove("ROTAGATE_AGE_IDENTITY").output().unwrap();
+    assert_eq!(
+        ws.run(&["rotate", "api-signing"]).code,
+        2,
+        "--reason is required"
+    );
+    let out = ws
+        .cmd(&["plan"])
+        .env_remove("ROTAGATE_AGE_IDENTITY")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("set ROTAGATE_AGE_IDENTITY or pass --identity-file"));
-    let out = ws.cmd(&["--identity-file", "identity.txt", "plan"]).env_remove("ROTAGATE_AGE_IDENTITY").output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("set ROTAGATE_AGE_IDENTITY or pass --identity-file")
+    );
+    let out = ws
+        .cmd(&["--identity-file", "identity.txt", "plan"])
+        .env_remove("ROTAGATE_AGE_IDENTITY")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -97,14 +155,34 @@ fn check_flags_due_expired_and_ownerless_keys() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|f| (f["credential"].as_str().unwrap().to_string(), f["code"].as_str().unwrap().to_string()))
+        .map(|f| {
+            (
+                f["credential"].as_str().unwrap().to_string(),
+                f["code"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
-    assert!(codes.contains(&("expiring-cert".into(), "expired".into())), "{codes:?}");
-    assert!(codes.contains(&("orphan".into(), "ownerless".into())), "{codes:?}");
-    assert!(codes.contains(&("undated".into(), "no-schedule".into())), "{codes:?}");
+    assert!(
+        codes.contains(&("expiring-cert".into(), "expired".into())),
+        "{codes:?}"
+    );
+    assert!(
+        codes.contains(&("orphan".into(), "ownerless".into())),
+        "{codes:?}"
+    );
+    assert!(
+        codes.contains(&("undated".into(), "no-schedule".into())),
+        "{codes:?}"
+    );
     assert!(!codes.iter().any(|(c, _)| c == "api-signing"), "{codes:?}");
     let human = ws.run(&["check"]);
-    assert!(human.stdout.contains("error: expiring-cert (owner @acme/platform-oncall): expired"), "{}", human.stdout);
+    assert!(
+        human
+            .stdout
+            .contains("error: expiring-cert (owner @acme/platform-oncall): expired"),
+        "{}",
+        human.stdout
+    );
 }
 
 #[test]
@@ -114,12 +192,24 @@ fn init_scaffolds_a_config_that_runs() {
     assert_eq!(out.code, 0, "{}", out.all());
     assert!(ws.read("rotagate.yaml").contains("age1"));
     let mode = std::fs::metadata(ws.path("id.txt")).unwrap().permissions();
-    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o600);
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o600
+    );
     assert!(ws.read(".gitignore").lines().any(|l| l == "id.txt"));
     let again = ws.run(&["init", "--identity-out", "id2.txt"]);
     assert_eq!(again.code, 2, "an existing config is not overwritten");
-    let run = ws.cmd(&["--identity-file", "id.txt", "run"]).env_remove("ROTAGATE_AGE_IDENTITY").output().unwrap();
-    assert_eq!(run.status.code(), Some(0), "{}", String::from_utf8_lossy(&run.stderr));
+    let run = ws
+        .cmd(&["--identity-file", "id.txt", "run"])
+        .env_remove("ROTAGATE_AGE_IDENTITY")
+        .output()
+        .unwrap();
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     assert_eq!(ws.kids_served("public/jwks.json").len(), 1);
 }
 
@@ -128,8 +218,16 @@ fn the_demo_runs_to_completion() {
     let ws = crate::support::Ws::new();
     let out = ws.run(&["demo", "--dir", "demo"]);
     assert_eq!(out.code, 0, "{}", out.all());
-    assert!(out.stdout.contains("rolled back: verify/0 failed"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("rolled back: verify/0 failed"),
+        "{}",
+        out.stdout
+    );
     let served = ws.kids_served("demo/public/jwks.json");
     assert_eq!(served.len(), 1);
-    assert_eq!(ws.env_value("demo/service/signing.env", "SIGNING_KID").unwrap(), served[0]);
+    assert_eq!(
+        ws.env_value("demo/service/signing.env", "SIGNING_KID")
+            .unwrap(),
+        served[0]
+    );
 }

@@ -10,8 +10,17 @@ use rotagate::material::{self, Material};
 use serde_json::json;
 
 fn rsa(bits: u32) -> Material {
-    let spec = KeySpec::Rsa { bits, kid: KidSpec::Uuid };
-    material::generate(&spec, format!("kid-{bits}"), None, time::OffsetDateTime::now_utc()).unwrap()
+    let spec = KeySpec::Rsa {
+        bits,
+        kid: KidSpec::Uuid,
+    };
+    material::generate(
+        &spec,
+        format!("kid-{bits}"),
+        None,
+        time::OffsetDateTime::now_utc(),
+    )
+    .unwrap()
 }
 
 fn openssl(args: &[&str], stdin: &str) -> String {
@@ -23,9 +32,18 @@ fn openssl(args: &[&str], stdin: &str) -> String {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("openssl is installed");
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -34,14 +52,29 @@ fn openssl_parses_the_pems_and_they_match() {
     for bits in [2048, 3072, 4096] {
         let m = rsa(bits);
         let private = m.field(Field::PrivatePem).unwrap();
-        assert!(private.expose().starts_with("-----BEGIN PRIVATE KEY-----\n"), "PKCS#8");
+        assert!(
+            private
+                .expose()
+                .starts_with("-----BEGIN PRIVATE KEY-----\n"),
+            "PKCS#8"
+        );
         let public = m.field(Field::PublicPem).unwrap();
-        assert!(public.expose().starts_with("-----BEGIN PUBLIC KEY-----\n"), "SPKI");
+        assert!(
+            public.expose().starts_with("-----BEGIN PUBLIC KEY-----\n"),
+            "SPKI"
+        );
         openssl(&["rsa", "-check", "-noout"], private.expose());
         let text = openssl(&["pkey", "-noout", "-text"], private.expose());
-        assert!(text.contains(&format!("Private-Key: ({bits} bit, 2 primes)")), "{text}");
+        assert!(
+            text.contains(&format!("Private-Key: ({bits} bit, 2 primes)")),
+            "{text}"
+        );
         let derived = openssl(&["pkey", "-pubout"], private.expose());
-        assert_eq!(derived, public.expose(), "the public PEM is the private key's");
+        assert_eq!(
+            derived,
+            public.expose(),
+            "the public PEM is the private key's"
+        );
         let pub_text = openssl(&["pkey", "-pubin", "-noout", "-text"], public.expose());
         assert!(pub_text.contains(&format!("Public-Key: ({bits} bit)")));
     }
@@ -59,13 +92,30 @@ fn a_jwt_signed_with_the_key_verifies_with_the_jwk() {
         let mut header = Header::new(Algorithm::RS256);
         header.kid = Some(m.kid.clone());
         let claims = json!({ "sub": "rotagate", "exp": 4_000_000_000u64 });
-        let token = jsonwebtoken::encode(&header, &claims, &EncodingKey::from_rsa_pem(private.expose().as_bytes()).unwrap()).unwrap();
+        let token = jsonwebtoken::encode(
+            &header,
+            &claims,
+            &EncodingKey::from_rsa_pem(private.expose().as_bytes()).unwrap(),
+        )
+        .unwrap();
         let jwk: Jwk = serde_json::from_value(jwk_value.clone()).unwrap();
-        let decoded = jsonwebtoken::decode::<serde_json::Value>(&token, &DecodingKey::from_jwk(&jwk).unwrap(), &Validation::new(Algorithm::RS256)).unwrap();
+        let decoded = jsonwebtoken::decode::<serde_json::Value>(
+            &token,
+            &DecodingKey::from_jwk(&jwk).unwrap(),
+            &Validation::new(Algorithm::RS256),
+        )
+        .unwrap();
         assert_eq!(decoded.claims["sub"], "rotagate");
         // A JWK of another key must not verify it.
         let other: Jwk = serde_json::from_value(rsa(2048).jwk.unwrap()).unwrap();
-        assert!(jsonwebtoken::decode::<serde_json::Value>(&token, &DecodingKey::from_jwk(&other).unwrap(), &Validation::new(Algorithm::RS256)).is_err());
+        assert!(
+            jsonwebtoken::decode::<serde_json::Value>(
+                &token,
+                &DecodingKey::from_jwk(&other).unwrap(),
+                &Validation::new(Algorithm::RS256)
+            )
+            .is_err()
+        );
 
         // PyJWT, independently: verifies with the public JWK, and signs with the
         // private JWK a token the public PEM verifies; it also recomputes the RFC 7638
@@ -92,8 +142,14 @@ print(base64.urlsafe_b64encode(hashlib.sha256(canon.encode()).digest()).rstrip(b
         let mut lines = out.lines();
         let py_token = lines.next().unwrap();
         let thumbprint = lines.next().unwrap();
-        let key = DecodingKey::from_rsa_pem(m.field(Field::PublicPem).unwrap().expose().as_bytes()).unwrap();
-        let claims = jsonwebtoken::decode::<serde_json::Value>(py_token, &key, &Validation::new(Algorithm::RS256)).unwrap();
+        let key = DecodingKey::from_rsa_pem(m.field(Field::PublicPem).unwrap().expose().as_bytes())
+            .unwrap();
+        let claims = jsonwebtoken::decode::<serde_json::Value>(
+            py_token,
+            &key,
+            &Validation::new(Algorithm::RS256),
+        )
+        .unwrap();
         assert_eq!(claims.claims["sub"], "python");
         assert_eq!(thumbprint, m.fingerprint, "RFC 7638 thumbprint");
     }
@@ -108,9 +164,18 @@ fn python(script: &str, stdin: &str) -> String {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "python: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "python: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -118,7 +183,10 @@ fn python(script: &str, stdin: &str) -> String {
 fn adopted_keys_keep_their_fingerprint_and_kid() {
     let m = rsa(2048);
     let pem = m.field(Field::PrivatePem).unwrap();
-    let spec = KeySpec::Rsa { bits: 2048, kid: KidSpec::Uuid };
+    let spec = KeySpec::Rsa {
+        bits: 2048,
+        kid: KidSpec::Uuid,
+    };
     let now = time::OffsetDateTime::now_utc();
     let adopted = material::adopt(&spec, &pem, Some("live-kid".into()), now).unwrap();
     assert_eq!(adopted.fingerprint, m.fingerprint);
@@ -128,5 +196,8 @@ fn adopted_keys_keep_their_fingerprint_and_kid() {
     assert!(pkcs1.starts_with("-----BEGIN RSA PRIVATE KEY-----"));
     let again = material::adopt(&spec, &rotagate::secret::Secret::new(pkcs1), None, now).unwrap();
     assert_eq!(again.fingerprint, m.fingerprint);
-    assert_eq!(again.kid, m.fingerprint, "without a kid, the thumbprint names it");
+    assert_eq!(
+        again.kid, m.fingerprint,
+        "without a kid, the thumbprint names it"
+    );
 }

@@ -32,9 +32,20 @@ fn the_age_cli_decrypts_the_state_and_private_halves_leave_at_retire() {
     assert!(body["generation"].as_u64().unwrap() > 10);
     assert!(body["previous"].as_str().unwrap().starts_with("sha256:"));
     let entry = &body["doc"]["credentials"]["api-signing"];
-    assert!(entry["current"]["secret"].as_str().unwrap().contains("BEGIN PRIVATE KEY"));
-    assert!(entry["previous"].get("secret").is_none(), "the retired private half is gone");
-    assert!(entry["previous"]["fingerprint"].is_string(), "its fingerprint stays");
+    assert!(
+        entry["current"]["secret"]
+            .as_str()
+            .unwrap()
+            .contains("BEGIN PRIVATE KEY")
+    );
+    assert!(
+        entry["previous"].get("secret").is_none(),
+        "the retired private half is gone"
+    );
+    assert!(
+        entry["previous"]["fingerprint"].is_string(),
+        "its fingerprint stays"
+    );
     assert!(entry.get("lease").is_none(), "leases are released");
 }
 
@@ -45,27 +56,56 @@ fn a_forged_state_is_refused_and_nothing_changes() {
     let mut state = ws.state();
     // An attacker who can write the store but lacks the identity: edit and re-encrypt.
     state["body"]["doc"]["credentials"]["api-signing"]["current"]["kid"] = "attacker-kid".into();
-    let forged = age_encrypt(&ws.recipient, serde_json::to_string_pretty(&state).unwrap().as_bytes());
+    let forged = age_encrypt(
+        &ws.recipient,
+        serde_json::to_string_pretty(&state).unwrap().as_bytes(),
+    );
     std::fs::write(ws.path(".rotagate/state.age"), &forged).unwrap();
     let env_before = ws.read(".env");
     let jwks_before = ws.read("public/jwks.json");
-    for args in [&["rotate", "api-signing", "--reason", "t"][..], &["run"], &["plan"], &["status"]] {
+    for args in [
+        &["rotate", "api-signing", "--reason", "t"][..],
+        &["run"],
+        &["plan"],
+        &["status"],
+    ] {
         let out = ws.run(args);
         assert_eq!(out.code, 1, "{args:?}: {}", out.all());
-        assert!(out.stderr.contains("refusing the state: its MAC does not match its content"), "{}", out.stderr);
+        assert!(
+            out.stderr
+                .contains("refusing the state: its MAC does not match its content"),
+            "{}",
+            out.stderr
+        );
     }
-    assert_eq!(ws.state_bytes(), forged, "the refused state is left as it was");
+    assert_eq!(
+        ws.state_bytes(),
+        forged,
+        "the refused state is left as it was"
+    );
     assert_eq!(ws.read(".env"), env_before);
     assert_eq!(ws.read("public/jwks.json"), jwks_before);
 
     // A state built from scratch by someone else's identity is refused too.
     let other = rotagate::state::StateIdentity::generate();
     let recipients = rotagate::state::parse_recipients(&[ws.recipient.clone()]).unwrap();
-    let (bytes, _) = rotagate::state::seal(&Default::default(), None, &other, &recipients, time::OffsetDateTime::now_utc()).unwrap();
+    let (bytes, _) = rotagate::state::seal(
+        &Default::default(),
+        None,
+        &other,
+        &recipients,
+        time::OffsetDateTime::now_utc(),
+    )
+    .unwrap();
     std::fs::write(ws.path(".rotagate/state.age"), &bytes).unwrap();
     let out = ws.run(&["run"]);
     assert_eq!(out.code, 1);
-    assert!(out.stderr.contains("written with another identity, or forged"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("written with another identity, or forged"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -75,32 +115,58 @@ fn wrong_identity_truncated_state_and_newer_format_are_clear_errors() {
     let good = ws.state_bytes();
 
     let stranger = rotagate::state::StateIdentity::generate();
-    let out = ws.cmd(&["run"]).env("ROTAGATE_AGE_IDENTITY", stranger.to_secret().expose()).output().unwrap();
+    let out = ws
+        .cmd(&["run"])
+        .env("ROTAGATE_AGE_IDENTITY", stranger.to_secret().expose())
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
     assert!(err.contains("is not in state.recipients"), "{err}");
     // Listed as a recipient, but the state was never encrypted to it.
-    ws.config(&crate::support::LOCAL.replace("[RECIPIENT]", &format!("[RECIPIENT, {}]", stranger.recipient())));
-    let out = ws.cmd(&["run"]).env("ROTAGATE_AGE_IDENTITY", stranger.to_secret().expose()).output().unwrap();
+    ws.config(&crate::support::LOCAL.replace(
+        "[RECIPIENT]",
+        &format!("[RECIPIENT, {}]", stranger.recipient()),
+    ));
+    let out = ws
+        .cmd(&["run"])
+        .env("ROTAGATE_AGE_IDENTITY", stranger.to_secret().expose())
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
-    assert!(err.contains("is not one the state was encrypted to"), "{err}");
+    assert!(
+        err.contains("is not one the state was encrypted to"),
+        "{err}"
+    );
     assert_eq!(ws.state_bytes(), good);
 
     std::fs::write(ws.path(".rotagate/state.age"), &good[..good.len() / 2]).unwrap();
     let out = ws.run(&["run"]);
     assert_eq!(out.code, 1);
-    assert!(out.stderr.contains("the state is unreadable") && out.stderr.contains("truncated"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("the state is unreadable") && out.stderr.contains("truncated"),
+        "{}",
+        out.stderr
+    );
     assert_eq!(ws.state_bytes(), &good[..good.len() / 2], "untouched");
 
     std::fs::write(ws.path(".rotagate/state.age"), &good).unwrap();
     let mut state = ws.state();
     state["body"]["format"] = 99.into();
-    let newer = age_encrypt(&ws.recipient, serde_json::to_string(&state).unwrap().as_bytes());
+    let newer = age_encrypt(
+        &ws.recipient,
+        serde_json::to_string(&state).unwrap().as_bytes(),
+    );
     std::fs::write(ws.path(".rotagate/state.age"), &newer).unwrap();
     let out = ws.run(&["plan"]);
     assert_eq!(out.code, 1);
-    assert!(out.stderr.contains("written by a newer rotagate (state format 99"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("written by a newer rotagate (state format 99"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -110,7 +176,11 @@ fn a_jwks_file_that_is_not_json_fails_the_step_and_keeps_both() {
     ws.write("public/jwks.json", "{ not json");
     let out = ws.run(&["rotate", "api-signing", "--reason", "t"]);
     assert_eq!(out.code, 1, "{}", out.all());
-    assert!(out.stderr.contains("public/jwks.json is not JSON"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("public/jwks.json is not JSON"),
+        "{}",
+        out.stderr
+    );
     assert_eq!(ws.read("public/jwks.json"), "{ not json", "left untouched");
     // The state recorded the failure and is intact; fixing the file lets the next run on.
     let state = ws.state();
@@ -129,15 +199,26 @@ fn rekey_moves_the_state_to_a_new_identity_keeping_the_chain() {
     let before = ws.state()["body"]["generation"].as_u64().unwrap();
     let new = rotagate::state::StateIdentity::generate();
     ws.write("new-identity.txt", new.to_secret().expose());
-    ws.config(&crate::support::LOCAL.replace("[RECIPIENT]", &format!("[RECIPIENT, {}]", new.recipient())));
+    ws.config(
+        &crate::support::LOCAL.replace("[RECIPIENT]", &format!("[RECIPIENT, {}]", new.recipient())),
+    );
     let out = ws.run(&["state", "rekey", "--new-identity-file", "new-identity.txt"]);
     assert_eq!(out.code, 0, "{}", out.all());
     // The old identity can still decrypt (it is a recipient) but no longer verify.
     let old = ws.run(&["status"]);
     assert_eq!(old.code, 1);
     assert!(old.stderr.contains("another identity"), "{}", old.stderr);
-    let out = ws.cmd(&["status", "--json"]).env("ROTAGATE_AGE_IDENTITY", new.to_secret().expose()).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = ws
+        .cmd(&["status", "--json"])
+        .env("ROTAGATE_AGE_IDENTITY", new.to_secret().expose())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let after = ws.state()["body"]["generation"].as_u64().unwrap();
     assert!(after > before, "the chain continues: {before} -> {after}");
 }

@@ -93,7 +93,11 @@ impl Ws {
         let mut c = Command::new(BIN);
         c.args(args).current_dir(self.dir.path());
         for (k, _) in std::env::vars() {
-            if k.starts_with("GITHUB_") || k.starts_with("ROTAGATE_") || k.starts_with("RUNNER_") || k.starts_with("ACTIONS_") {
+            if k.starts_with("GITHUB_")
+                || k.starts_with("ROTAGATE_")
+                || k.starts_with("RUNNER_")
+                || k.starts_with("ACTIONS_")
+            {
                 c.env_remove(k);
             }
         }
@@ -113,7 +117,11 @@ impl Ws {
             .arg(self.path(".rotagate/state.age"))
             .output()
             .expect("the age CLI is installed (scripts/install-test-deps)");
-        assert!(out.status.success(), "age -d failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "age -d failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
@@ -151,7 +159,10 @@ impl Ws {
         let identity = StateIdentity::parse(&Secret::new(self.identity.clone())).unwrap();
         let config = self.loaded();
         Vault::open(
-            Box::new(FileStore::new(self.path(".rotagate/state.age"), "file:.rotagate/state.age")),
+            Box::new(FileStore::new(
+                self.path(".rotagate/state.age"),
+                "file:.rotagate/state.age",
+            )),
             identity,
             parse_recipients(&config.config.state.recipients).unwrap(),
             RunIdentity::current(),
@@ -172,7 +183,11 @@ pub fn runtime(clock: Arc<ManualClock>, env: &[(&str, &str)]) -> Runtime {
     runtime_with_gates(clock, env, Arc::new(StandardGates))
 }
 
-pub fn runtime_with_gates(clock: Arc<ManualClock>, env: &[(&str, &str)], gates: Arc<dyn GateFactory>) -> Runtime {
+pub fn runtime_with_gates(
+    clock: Arc<ManualClock>,
+    env: &[(&str, &str)],
+    gates: Arc<dyn GateFactory>,
+) -> Runtime {
     let retry = RetryPolicy {
         attempts: 2,
         min_delay: Duration::from_millis(10),
@@ -182,13 +197,19 @@ pub fn runtime_with_gates(clock: Arc<ManualClock>, env: &[(&str, &str)], gates: 
     Runtime {
         clock,
         http: HttpClient::new(retry).unwrap(),
-        env: Arc::new(FixedEnv(env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>())),
+        env: Arc::new(FixedEnv(
+            env.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>(),
+        )),
         gates,
     }
 }
 
 pub fn clock() -> Arc<ManualClock> {
-    Arc::new(ManualClock::new(time::macros::datetime!(2026-11-23 10:00 UTC)))
+    Arc::new(ManualClock::new(
+        time::macros::datetime!(2026-11-23 10:00 UTC),
+    ))
 }
 
 /// A kid-checking probe script, like the one README's local example names.
