@@ -84,6 +84,7 @@ pub async fn run_command(
         command.env(name, value.expose());
     }
     let stdin = spec.stdin.map(|t| t.render(view)).transpose()?;
+    tracing::debug!(program = spec.run, env = ?spec.env, stdin = stdin.is_some(), "running");
     let mut child = command
         .spawn()
         .map_err(|e| ActionError::Failed(format!("cannot start {}: {e}", spec.run)))?;
@@ -124,9 +125,10 @@ pub async fn run_command(
             .iter()
             .collect()
     };
+    let sent: Vec<&crate::secret::Secret> = stdin.iter().collect();
     Ok(CommandOutput {
         code: status.code(),
-        stderr: view.redact(&tail),
+        stderr: view.redact_with(&tail, &sent),
     })
 }
 

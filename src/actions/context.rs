@@ -39,8 +39,18 @@ impl View<'_> {
     /// Removes every secret this view knows of from `text` (a command's stderr, a
     /// response body) before it goes into an error message.
     pub fn redact(&self, text: &str) -> String {
+        self.redact_with(text, &[])
+    }
+
+    /// Like [`View::redact`], also removing `extra` values (what a step rendered and
+    /// sent, such as a private JWK on a command's stdin) and their lines.
+    pub fn redact_with(&self, text: &str, extra: &[&Secret]) -> String {
         let mut out = text.to_string();
         let mut secrets: Vec<&str> = Vec::new();
+        for s in extra {
+            secrets.push(s.expose());
+            secrets.extend(s.expose().lines().map(str::trim).filter(|l| l.len() >= 16));
+        }
         for m in [self.new, self.old].into_iter().flatten() {
             if let Some(s) = &m.secret {
                 secrets.push(s.expose());

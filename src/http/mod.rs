@@ -166,6 +166,7 @@ impl HttpClient {
         let mut method = req.method.clone();
         let mut with_credentials = true;
         let mut with_body = req.body.is_some();
+        tracing::debug!(request = %req.shown, "sending");
         for _ in 0..=MAX_REDIRECTS {
             let mut builder = self
                 .client
@@ -195,6 +196,7 @@ impl HttpClient {
                 wait: None,
             })?;
             let status = response.status();
+            tracing::trace!(request = %req.shown, status = status.as_u16(), "answered");
             if status.is_redirection()
                 && let Some(location) = response.headers().get(LOCATION)
             {
@@ -228,6 +230,7 @@ impl HttpClient {
                     }
                     with_credentials = false;
                 }
+                tracing::debug!(request = %req.shown, to = host, with_credentials, "following a redirect");
                 url = next;
                 continue;
             }

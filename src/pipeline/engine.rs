@@ -177,6 +177,16 @@ impl<'a> Driver<'a> {
                 let r = self.rot_ref();
                 (r.stage, r.rollback.is_some(), r.compensating.clone())
             };
+            tracing::debug!(
+                "{}: at {stage}{}{}",
+                self.id,
+                if rolling_back { ", rolling back" } else { "" },
+                if compensating.is_some() {
+                    ", putting back a failed promote"
+                } else {
+                    ""
+                }
+            );
             let flow = if let Some(failure) = compensating {
                 self.compensate(failure).await?
             } else if rolling_back {
@@ -252,6 +262,11 @@ impl<'a> Driver<'a> {
             None
         };
         let now = self.now();
+        tracing::trace!(
+            "{}: journal: {step} started (captured before: {})",
+            self.id,
+            before.is_some()
+        );
         let attempt = self.rot().journal.begin(step, false, before, now);
         self.save().await?;
         info!(

@@ -101,6 +101,7 @@ pub async fn run(
             now,
             opts.bootstrap,
         ) {
+            tracing::debug!("{id}: {}", outcome.describe());
             report.credentials.push(CredentialReport {
                 id,
                 owner,

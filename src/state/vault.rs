@@ -104,6 +104,7 @@ impl Vault {
 
     async fn load_verified(&self) -> Result<Option<(StateDoc, (Chain, Version))>, StateError> {
         let Some(stored) = self.store.load().await? else {
+            tracing::debug!("{} holds no state yet", self.store.describe());
             return Ok(None);
         };
         let opened = envelope::open(&stored.bytes, &self.identity)?;
@@ -111,6 +112,12 @@ impl Vault {
             let parent = envelope::open(&parent, &self.identity)?;
             check_follows(&opened.chain, &parent.chain)?;
         }
+        tracing::debug!(
+            "state loaded from {}: generation {}, written by {}",
+            self.store.describe(),
+            opened.chain.generation,
+            opened.chain.writer
+        );
         Ok(Some((opened.doc, (opened.chain, stored.version))))
     }
 
@@ -123,7 +130,14 @@ impl Vault {
         }
         self.owned.extend(ids.iter().cloned());
         match self.save(now).await {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                tracing::debug!(
+                    "lease taken on {} by run {}",
+                    ids.join(", "),
+                    self.run.run_id
+                );
+                Ok(())
+            }
             Err(e) => {
                 for id in ids {
                     self.owned.remove(id);
@@ -183,10 +197,18 @@ impl Vault {
                 .await
             {
                 Ok(version) => {
+                    tracing::debug!(
+                        "state saved to {}: generation {}",
+                        self.store.describe(),
+                        chain.generation
+                    );
                     self.head = Some((chain, version));
                     return Ok(());
                 }
                 Err(StateError::Conflict(_)) => {
+                    tracing::debug!(
+                        "another run wrote the state first; merging this run's entries"
+                    );
                     let Some((doc, head)) = self.load_verified().await? else {
                         return Err(StateError::Conflict(
                             "the state disappeared while this run was writing it".into(),

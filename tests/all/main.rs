@@ -7,5 +7,6 @@ mod cli;
 mod config;
 mod crash;
 mod engine;
+mod hygiene;
 mod material;
 mod state;
