@@ -127,6 +127,12 @@ pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
 }
 
 fn parse_with_warnings(text: &str, file: &Path) -> Result<(Config, Vec<Diagnostic>), ConfigError> {
+    if let Some(d) = too_big_or_deep(text, file) {
+        return Err(ConfigError::Invalid {
+            diagnostics: vec![d],
+            text: text.to_string(),
+        });
+    }
     let locator = Locator::new(text);
     let deserializer = serde_yaml::Deserializer::from_str(text);
     let config: Config = match serde_yaml::with::singleton_map_recursive::deserialize(deserializer)
@@ -148,6 +154,60 @@ fn parse_with_warnings(text: &str, file: &Path) -> Result<(Config, Vec<Diagnosti
             text: text.to_string(),
         })
     }
+}
+
+/// No real config nests flow collections 100 deep or runs to a megabyte; refusing those
+/// up front keeps the parser (quadratic on deep nesting) from being a way to stall CI.
+fn too_big_or_deep(text: &str, file: &Path) -> Option<Diagnostic> {
+    const MAX_BYTES: usize = 1 << 20;
+    const MAX_DEPTH: usize = 100;
+    let diagnostic = |line: usize, column: usize, message: String| Diagnostic {
+        file: file.to_path_buf(),
+        line,
+        column,
+        path: String::new(),
+        message,
+        hint: None,
+    };
+    if text.len() > MAX_BYTES {
+        return Some(diagnostic(
+            1,
+            1,
+            format!("the config is larger than {MAX_BYTES} bytes"),
+        ));
+    }
+    let (mut depth, mut quote, mut line, mut column) = (0usize, None::<char>, 1, 0);
+    let mut escaped = false;
+    for c in text.chars() {
+        column += 1;
+        match (quote, c) {
+            (_, '\n') => {
+                line += 1;
+                column = 0;
+            }
+            (Some('"'), '\\') if !escaped => {
+                escaped = true;
+                continue;
+            }
+            (Some(q), c) if c == q && !escaped => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') => quote = Some(c),
+            (None, '[' | '{') => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Some(diagnostic(
+                        line,
+                        column,
+                        format!("collections nest deeper than {MAX_DEPTH} levels"),
+                    ));
+                }
+            }
+            (None, ']' | '}') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        escaped = false;
+    }
+    None
 }
 
 /// Turns a serde_yaml error into a diagnostic, placing "unknown field" errors on the

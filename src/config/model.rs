@@ -220,7 +220,7 @@ pub struct Schedule {
 #[serde(untagged)]
 pub enum Propagate {
     After(Dur),
-    Origin(PropagateOrigin),
+    Origin(Box<PropagateOrigin>),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -269,7 +269,7 @@ impl<'de> Deserialize<'de> for Propagate {
                 map: A,
             ) -> Result<Propagate, A::Error> {
                 PropagateOrigin::deserialize(serde::de::value::MapAccessDeserializer::new(map))
-                    .map(Propagate::Origin)
+                    .map(|o| Propagate::Origin(Box::new(o)))
             }
         }
         deserializer.deserialize_any(Visitor)

@@ -68,7 +68,10 @@ impl Probe for HttpProbe {
                 let actual = body.pointer(pointer);
                 let matches = match actual {
                     Some(Value::String(s)) => s == expected.expose(),
-                    Some(other) => other.to_string() == expected.expose(),
+                    // Numbers and booleans compare by their JSON text: `/code: 200`.
+                    Some(other) => {
+                        serde_json::to_string(other).is_ok_and(|text| text == expected.expose())
+                    }
                     None => false,
                 };
                 if !matches {

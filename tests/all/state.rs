@@ -88,7 +88,8 @@ fn a_forged_state_is_refused_and_nothing_changes() {
 
     // A state built from scratch by someone else's identity is refused too.
     let other = rotagate::state::StateIdentity::generate();
-    let recipients = rotagate::state::parse_recipients(&[ws.recipient.clone()]).unwrap();
+    let recipients =
+        rotagate::state::parse_recipients(std::slice::from_ref(&ws.recipient)).unwrap();
     let (bytes, _) = rotagate::state::seal(
         &Default::default(),
         None,

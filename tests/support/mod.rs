@@ -16,6 +16,8 @@ use rotagate::pipeline::{FixedEnv, GateFactory, Runtime, StandardGates};
 use rotagate::secret::Secret;
 use rotagate::state::{FileStore, RunIdentity, StateIdentity, Vault, parse_recipients};
 
+pub mod server;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_rotagate");
 
 /// A scratch directory with a state identity.

@@ -1,0 +1,350 @@
+//! The HTTP action and probes against a local server: expectations, redirects that
+//! carry credentials only to trusted hosts, retries, Retry-After, timeouts, and errors
+//! that never show a rendered URL.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use rotagate::actions::{EnvValues, StepContext, View};
+use rotagate::config::{KeySpec, ProbeSpec};
+use rotagate::http::{HttpClient, RetryPolicy};
+use rotagate::material::{self, Material};
+use rotagate::probes;
+use rotagate::secret::Secret;
+
+use crate::support::server::serve;
+
+#[derive(Default)]
+struct Seen {
+    auth: Mutex<Vec<(String, Option<String>)>>,
+    hits: AtomicUsize,
+}
+
+fn material(kid: &str) -> Material {
+    let spec = KeySpec::Secret {
+        length: 32,
+        alphabet: Default::default(),
+        prefix: String::new(),
+        kid: Default::default(),
+    };
+    material::generate(&spec, kid.into(), None, time::OffsetDateTime::now_utc()).unwrap()
+}
+
+fn client() -> HttpClient {
+    HttpClient::new(RetryPolicy {
+        attempts: 3,
+        min_delay: Duration::from_millis(20),
+        max_delay: Duration::from_millis(100),
+        max_server_wait: Duration::from_secs(3),
+    })
+    .unwrap()
+}
+
+async fn probe(yaml: &str, kid: &str, env: &[(&str, &str)]) -> Result<String, String> {
+    let spec: ProbeSpec = {
+        let de = serde_yaml::Deserializer::from_str(yaml);
+        serde_yaml::with::singleton_map_recursive::deserialize(de).unwrap()
+    };
+    let m = material(kid);
+    let env = EnvValues::new(
+        env.iter()
+            .map(|(k, v)| (k.to_string(), Secret::new(*v)))
+            .collect::<BTreeMap<_, _>>(),
+    );
+    let http = client();
+    let dir = tempfile::tempdir().unwrap();
+    let cx = StepContext {
+        credential: "c",
+        step: "verify/0",
+        base_dir: dir.path(),
+        http: &http,
+        env: &env,
+    };
+    let view = View {
+        new: Some(&m),
+        old: None,
+        env: &env,
+    };
+    probes::build(&spec)
+        .check(&view, &cx)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+fn record(seen: &Seen, who: &str, headers: &HeaderMap) {
+    seen.hits.fetch_add(1, Ordering::SeqCst);
+    let auth = headers
+        .get("authorization")
+        .map(|v| v.to_str().unwrap().to_string());
+    seen.auth.lock().unwrap().push((who.to_string(), auth));
+}
+
+/// Runbook 000's readiness probe: the apex 308-redirects to www, which checks the
+/// bearer token and answers with the live kid.
+async fn apex_and_www() -> (u16, Arc<Seen>) {
+    let seen = Arc::new(Seen::default());
+    let www = Router::new()
+        .route(
+            "/api/v1/_internal/maskinporten/readiness",
+            get(
+                |State(seen): State<Arc<Seen>>, headers: HeaderMap| async move {
+                    record(&seen, "www", &headers);
+                    if headers.get("authorization").map(|v| v.to_str().unwrap())
+                        != Some("Bearer internal-secret-1234")
+                    {
+                        return (StatusCode::UNAUTHORIZED, "{\"status\":\"unauthorized\"}")
+                            .into_response();
+                    }
+                    (
+                        [("content-type", "application/json")],
+                        "{\"status\":\"ready\",\"maskinporten\":{\"kid\":\"kid-7\"}}",
+                    )
+                        .into_response()
+                },
+            ),
+        )
+        .with_state(seen.clone());
+    let www_addr = serve(www).await;
+    // "localhost" and "127.0.0.1" are different hosts to the redirect policy.
+    let target = format!("http://localhost:{}", www_addr.port());
+    let apex = Router::new()
+        .fallback(
+            move |State(seen): State<Arc<Seen>>, headers: HeaderMap, uri: axum::http::Uri| {
+                let target = target.clone();
+                async move {
+                    record(&seen, "apex", &headers);
+                    (
+                        StatusCode::PERMANENT_REDIRECT,
+                        [("location", format!("{target}{}", uri.path()))],
+                    )
+                        .into_response()
+                }
+            },
+        )
+        .with_state(seen.clone());
+    (serve(apex).await.port(), seen)
+}
+
+#[tokio::test]
+async fn the_readiness_probe_follows_the_308_with_its_token_only_to_trusted_hosts() {
+    let (port, seen) = apex_and_www().await;
+    let yaml = format!(
+        r#"http:
+  url: "http://127.0.0.1:{port}/api/v1/_internal/maskinporten/readiness"
+  follow_redirects_to: [localhost]
+  headers: {{ Authorization: "Bearer {{{{ env.INTERNAL_API_SECRET }}}}" }}
+  expect: {{ status: 200, json: {{ /status: ready, /maskinporten/kid: "{{{{ new.kid }}}}" }} }}
+"#
+    );
+    let ok = probe(
+        &yaml,
+        "kid-7",
+        &[("INTERNAL_API_SECRET", "internal-secret-1234")],
+    )
+    .await
+    .unwrap();
+    assert!(ok.contains("/maskinporten/kid = kid-7"), "{ok}");
+    let wrong_kid = probe(
+        &yaml,
+        "kid-8",
+        &[("INTERNAL_API_SECRET", "internal-secret-1234")],
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        wrong_kid.contains("/maskinporten/kid is \"kid-7\", expected \"kid-8\""),
+        "{wrong_kid}"
+    );
+    let auth = seen.auth.lock().unwrap().clone();
+    assert_eq!(
+        auth[0],
+        ("apex".into(), Some("Bearer internal-secret-1234".into()))
+    );
+    assert_eq!(
+        auth[1],
+        ("www".into(), Some("Bearer internal-secret-1234".into()))
+    );
+
+    // Without www in follow_redirects_to, the token does not travel to it.
+    seen.auth.lock().unwrap().clear();
+    let untrusted = yaml.replace("  follow_redirects_to: [localhost]\n", "");
+    let err = probe(
+        &untrusted,
+        "kid-7",
+        &[("INTERNAL_API_SECRET", "internal-secret-1234")],
+    )
+    .await
+    .unwrap_err();
+    assert!(err.contains("answered 401, expected 200"), "{err}");
+    assert_eq!(
+        seen.auth.lock().unwrap()[1],
+        ("www".into(), None),
+        "credentials stay with the trusted host"
+    );
+    assert!(!err.contains("internal-secret-1234"));
+}
+
+#[tokio::test]
+async fn retries_honour_retry_after_and_errors_never_show_the_rendered_url() {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let app = Router::new()
+        .route(
+            "/flaky",
+            get(|State(hits): State<Arc<AtomicUsize>>| async move {
+                match hits.fetch_add(1, Ordering::SeqCst) {
+                    0 => (StatusCode::INTERNAL_SERVER_ERROR, "boom").into_response(),
+                    1 => (
+                        StatusCode::TOO_MANY_REQUESTS,
+                        [("retry-after", "1")],
+                        "slow down",
+                    )
+                        .into_response(),
+                    _ => ([("content-type", "application/json")], "{\"ok\":true}").into_response(),
+                }
+            }),
+        )
+        .route(
+            "/down",
+            get(|| async { (StatusCode::SERVICE_UNAVAILABLE, "down").into_response() }),
+        )
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                "late"
+            }),
+        )
+        .with_state(hits.clone());
+    let port = serve(app).await.port();
+    let started = Instant::now();
+    let ok = probe(&format!("http: {{ url: \"http://127.0.0.1:{port}/flaky\", expect: {{ json: {{ /ok: true }} }} }}"), "k", &[]).await;
+    assert!(ok.is_ok(), "{ok:?}");
+    assert_eq!(hits.load(Ordering::SeqCst), 3);
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After was honoured"
+    );
+
+    let secret_url = format!("http://127.0.0.1:{port}/down?token={{{{ env.HOOK_TOKEN }}}}");
+    let err = probe(
+        &format!("http: {{ url: \"{secret_url}\" }}"),
+        "k",
+        &[("HOOK_TOKEN", "tok-SECRET-99")],
+    )
+    .await
+    .unwrap_err();
+    assert!(err.contains("answered 503"), "{err}");
+    assert!(
+        err.contains("{{ env.HOOK_TOKEN }}") && !err.contains("tok-SECRET-99"),
+        "{err}"
+    );
+
+    let err = probe(&format!("http: {{ url: \"http://127.0.0.1:{port}/slow?t={{{{ env.HOOK_TOKEN }}}}\", timeout: 1s }}"), "k", &[("HOOK_TOKEN", "tok-SECRET-99")])
+        .await
+        .unwrap_err();
+    assert!(err.contains("timed out"), "{err}");
+    assert!(!err.contains("tok-SECRET-99"), "{err}");
+
+    let err = probe(
+        "http: { url: \"http://127.0.0.1:1/x?t={{ env.HOOK_TOKEN }}\" }",
+        "k",
+        &[("HOOK_TOKEN", "tok-SECRET-99")],
+    )
+    .await
+    .unwrap_err();
+    assert!(err.contains("could not connect"), "{err}");
+    assert!(!err.contains("tok-SECRET-99"), "{err}");
+}
+
+#[tokio::test]
+async fn a_jwks_probe_selects_by_kid() {
+    let app = Router::new().route(
+        "/.well-known/jwks.json",
+        get(|| async {
+            (
+                [("content-type", "application/json")],
+                "{\"keys\":[{\"kid\":\"a\"},{\"kid\":\"b\"}]}",
+            )
+        }),
+    );
+    let port = serve(app).await.port();
+    let yaml = format!("jwks: {{ url: \"http://127.0.0.1:{port}/.well-known/jwks.json\" }}");
+    assert!(probe(&yaml, "b", &[]).await.is_ok());
+    let err = probe(&yaml, "c", &[]).await.unwrap_err();
+    assert!(
+        err.contains("does not serve kid c (it serves: a, b)"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_body_is_never_resent_to_an_untrusted_host() {
+    let seen = Arc::new(Seen::default());
+    let other = Router::new()
+        .fallback(
+            |State(seen): State<Arc<Seen>>, headers: HeaderMap| async move {
+                record(&seen, "other", &headers);
+                "ok"
+            },
+        )
+        .with_state(seen.clone());
+    let other_port = serve(other).await.port();
+    let hook = Router::new().route(
+        "/deploy",
+        post(move || async move {
+            Response::builder()
+                .status(StatusCode::TEMPORARY_REDIRECT)
+                .header("location", format!("http://localhost:{other_port}/deploy"))
+                .body(axum::body::Body::empty())
+                .unwrap()
+        }),
+    );
+    let port = serve(hook).await.port();
+    let action: rotagate::config::ActionSpec = {
+        let yaml = format!(
+            "http: {{ method: POST, url: \"http://127.0.0.1:{port}/deploy\", json: {{ key: \"{{{{ new.value }}}}\" }} }}"
+        );
+        serde_yaml::with::singleton_map_recursive::deserialize(serde_yaml::Deserializer::from_str(
+            &yaml,
+        ))
+        .unwrap()
+    };
+    let m = material("k");
+    let env = EnvValues::default();
+    let http = client();
+    let dir = tempfile::tempdir().unwrap();
+    let cx = StepContext {
+        credential: "c",
+        step: "promote/0",
+        base_dir: dir.path(),
+        http: &http,
+        env: &env,
+    };
+    let view = View {
+        new: Some(&m),
+        old: None,
+        env: &env,
+    };
+    let err = rotagate::actions::build(&action)
+        .unwrap()
+        .execute(rotagate::actions::Op::Run(&view), &cx)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("not in follow_redirects_to, with a body to re-send"),
+        "{err}"
+    );
+    assert_eq!(
+        seen.hits.load(Ordering::SeqCst),
+        0,
+        "the secret body never reached the other host"
+    );
+}
