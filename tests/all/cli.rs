@@ -235,9 +235,15 @@ fn the_demo_runs_to_completion() {
 #[test]
 fn a_file_store_is_refused_under_actions_unless_allowed() {
     let ws = local();
-    let out = ws.cmd(&["run"]).env("GITHUB_ACTIONS", "true").output().unwrap();
+    let out = ws
+        .cmd(&["run"])
+        .env("GITHUB_ACTIONS", "true")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("a runner's disk does not outlast the job"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("a runner's disk does not outlast the job")
+    );
     assert!(!ws.exists(".rotagate/state.age"));
     let out = ws
         .cmd(&["run"])
@@ -245,7 +251,12 @@ fn a_file_store_is_refused_under_actions_unless_allowed() {
         .env("ROTAGATE_ALLOW_EPHEMERAL_STATE", "1")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -257,25 +268,65 @@ fn adopt_records_live_material_from_a_file_or_the_environment() {
         "  - id: webhook\n    owner: o\n    key: { type: secret, length: 32, prefix: whsec_ }\n    promote: [ { file: { path: hook.env, set: { SECRET: \"{{ new.value }}\" } } } ]\n    gate: none\n"
     ));
     let live = rotagate::material::generate(
-        &rotagate::config::KeySpec::Rsa { bits: 2048, kid: Default::default() },
+        &rotagate::config::KeySpec::Rsa {
+            bits: 2048,
+            kid: Default::default(),
+        },
         "x".into(),
         None,
         time::OffsetDateTime::now_utc(),
     )
     .unwrap();
     ws.write("live.pem", live.secret.as_ref().unwrap().expose());
-    let out = ws.run(&["adopt", "api-signing", "--from-file", "live.pem", "--kid", "live-kid"]);
+    let out = ws.run(&[
+        "adopt",
+        "api-signing",
+        "--from-file",
+        "live.pem",
+        "--kid",
+        "live-kid",
+    ]);
     assert_eq!(out.code, 0, "{}", out.all());
-    assert!(out.stderr.contains("adopted kid live-kid"), "{}", out.stderr);
-    let again = ws.run(&["adopt", "api-signing", "--from-file", "live.pem", "--kid", "live-kid"]);
-    assert!(again.stderr.contains("already current; nothing changed"), "{}", again.stderr);
-    let out = ws.cmd(&["adopt", "webhook", "--from-env", "LIVE_HOOK"]).env("LIVE_HOOK", "whsec_live0123456789abcdef").output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.stderr.contains("adopted kid live-kid"),
+        "{}",
+        out.stderr
+    );
+    let again = ws.run(&[
+        "adopt",
+        "api-signing",
+        "--from-file",
+        "live.pem",
+        "--kid",
+        "live-kid",
+    ]);
+    assert!(
+        again.stderr.contains("already current; nothing changed"),
+        "{}",
+        again.stderr
+    );
+    let out = ws
+        .cmd(&["adopt", "webhook", "--from-env", "LIVE_HOOK"])
+        .env("LIVE_HOOK", "whsec_live0123456789abcdef")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = ws.run(&["adopt", "webhook", "--from-env", "GITHUB_TOKEN"]);
     assert_eq!(out.code, 2, "reserved variables are never read");
     let out = ws.run(&["adopt", "webhook"]);
     assert_eq!(out.code, 2, "a source is required");
     let state = ws.state();
-    assert_eq!(state["body"]["doc"]["credentials"]["api-signing"]["current"]["fingerprint"], live.fingerprint.as_str());
-    assert_eq!(state["body"]["doc"]["credentials"]["webhook"]["current"]["source"], "adopted");
+    assert_eq!(
+        state["body"]["doc"]["credentials"]["api-signing"]["current"]["fingerprint"],
+        live.fingerprint.as_str()
+    );
+    assert_eq!(
+        state["body"]["doc"]["credentials"]["webhook"]["current"]["source"],
+        "adopted"
+    );
 }

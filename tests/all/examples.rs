@@ -14,7 +14,10 @@ fn examples_dir() -> &'static Path {
 pub fn example(name: &str) -> Ws {
     let ws = Ws::new();
     let text = std::fs::read_to_string(examples_dir().join(name)).unwrap();
-    ws.write("rotagate.yaml", &text.replace(EXAMPLE_RECIPIENT, &ws.recipient));
+    ws.write(
+        "rotagate.yaml",
+        &text.replace(EXAMPLE_RECIPIENT, &ws.recipient),
+    );
     for entry in std::fs::read_dir(examples_dir().join("scripts")).unwrap() {
         let entry = entry.unwrap();
         let rel = format!("scripts/{}", entry.file_name().to_string_lossy());
@@ -32,7 +35,10 @@ fn every_example_loads_and_is_exercised_below() {
             let name = path.file_name().unwrap().to_string_lossy().to_string();
             let loaded = rotagate::config::load(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert!(loaded.warnings.is_empty(), "{name}: {:?}", loaded.warnings);
-            assert!(exercised.contains(&name.as_str()), "{name} has no lifecycle test");
+            assert!(
+                exercised.contains(&name.as_str()),
+                "{name} has no lifecycle test"
+            );
         }
     }
 }
@@ -53,7 +59,10 @@ fn local_jwks_rotates_and_rolls_back() {
     assert_ne!(ws.read("secrets/signing.pem"), pem);
 
     // A rotation whose check fails (the env file is pinned back) rolls back by itself.
-    ws.script("scripts/check-kid.sh", &format!("#!/bin/sh\n[ \"$(cat)\" = \"{second}\" ]\n"));
+    ws.script(
+        "scripts/check-kid.sh",
+        &format!("#!/bin/sh\n[ \"$(cat)\" = \"{second}\" ]\n"),
+    );
     let out = ws.run(&["rotate", "api-signing", "--reason", "bad"]);
     assert_eq!(out.code, 1, "{}", out.all());
     assert!(out.stderr.contains("rolled back"), "{}", out.stderr);
