@@ -7,16 +7,19 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cli::{Cli, Command, StateCommand, Waits};
+use crate::actions::Providers;
+use crate::cli::{Cli, Command, GateCommand, StateCommand, Waits};
 use crate::clock::{SystemClock, show};
 use crate::config::{self, ConfigError, Diagnostic, LoadedConfig, StoreSpec};
+use crate::github::{self, Credentials, GitHub};
 use crate::http::{HttpClient, RetryPolicy};
 use crate::pipeline::{
     self, EngineError, ProcessEnv, RunOptions, RunReport, Runtime, StandardGates,
 };
 use crate::secret::Secret;
 use crate::state::{
-    FileStore, RunIdentity, StateError, StateIdentity, StateStore, Vault, parse_recipients,
+    FileStore, GithubBranchStore, RunIdentity, StateError, StateIdentity, StateStore, Vault,
+    parse_recipients,
 };
 use crate::{inventory, state};
 
@@ -31,6 +34,8 @@ pub enum AppError {
     State(#[from] StateError),
     #[error(transparent)]
     Engine(#[from] EngineError),
+    #[error(transparent)]
+    Github(#[from] github::GithubError),
     #[error("{0}")]
     Failed(String),
 }
@@ -58,7 +63,22 @@ fn load(cli: &Cli) -> Result<LoadedConfig, AppError> {
     Ok(config)
 }
 
+/// The config, the run's tools and the open state, for commands that need all three.
+/// `acting`: the command changes these credentials (all when empty), so what the config
+/// asks of GitHub for them is checked before anything happens.
+async fn prepare(
+    cli: &Cli,
+    acting: Option<&[String]>,
+    max_wait: Duration,
+) -> Result<(LoadedConfig, Runtime, Vault), AppError> {
+    let config = load(cli)?;
+    let rt = runtime(&config, acting)?;
+    let vault = open_vault(&config, cli, &rt, max_wait).await?;
+    Ok((config, rt, vault))
+}
+
 pub async fn execute(cli: Cli) -> Result<u8, AppError> {
+    let now = time::OffsetDateTime::now_utc;
     match &cli.command {
         Command::Schema => {
             print_stdout(&config::schema::schema_json());
@@ -67,14 +87,8 @@ pub async fn execute(cli: Cli) -> Result<u8, AppError> {
         Command::Init(args) => crate::init::init(args).map(|()| EXIT_OK),
         Command::Demo(args) => crate::demo::run(args.dir.as_deref()).await,
         Command::Plan(args) => {
-            let config = load(&cli)?;
-            let vault = open_vault(&config, &cli, Duration::ZERO).await?;
-            let items = pipeline::plan(
-                &config,
-                &vault.doc,
-                time::OffsetDateTime::now_utc(),
-                args.bootstrap,
-            );
+            let (config, _, vault) = prepare(&cli, None, Duration::ZERO).await?;
+            let items = pipeline::plan(&config, &vault.doc, now(), args.bootstrap);
             if args.output.json {
                 print_json(&items);
             } else {
@@ -87,18 +101,16 @@ pub async fn execute(cli: Cli) -> Result<u8, AppError> {
             Ok(EXIT_OK)
         }
         Command::Run(args) => {
-            let config = load(&cli)?;
             let opts = options(&args.waits, args.only.clone(), args.bootstrap);
-            let mut vault = open_vault(&config, &cli, opts.max_wait).await?;
-            let rt = runtime()?;
+            let (config, rt, mut vault) = prepare(&cli, Some(&args.only), opts.max_wait).await?;
             let report = pipeline::run(&config, &mut vault, &rt, &opts).await?;
+            notify(&config, &vault, &rt).await;
             Ok(report_exit(&report, args.waits.output.json))
         }
         Command::Rotate(args) => {
-            let config = load(&cli)?;
             let opts = options(&args.waits, Vec::new(), args.bootstrap);
-            let mut vault = open_vault(&config, &cli, opts.max_wait).await?;
-            let rt = runtime()?;
+            let (config, rt, mut vault) =
+                prepare(&cli, Some(std::slice::from_ref(&args.id)), opts.max_wait).await?;
             let report = pipeline::rotate(
                 &config,
                 &mut vault,
@@ -109,18 +121,26 @@ pub async fn execute(cli: Cli) -> Result<u8, AppError> {
                 args.emergency,
             )
             .await?;
+            notify(&config, &vault, &rt).await;
             Ok(report_exit(&report, args.waits.output.json))
         }
         Command::Rollback(args) => {
-            let config = load(&cli)?;
             let opts = options(&args.waits, Vec::new(), false);
-            let mut vault = open_vault(&config, &cli, opts.max_wait).await?;
-            let rt = runtime()?;
+            let (config, rt, mut vault) =
+                prepare(&cli, Some(std::slice::from_ref(&args.id)), opts.max_wait).await?;
             let report = pipeline::rollback(&config, &mut vault, &rt, &opts, &args.id).await?;
+            notify(&config, &vault, &rt).await;
+            Ok(report_exit(&report, args.waits.output.json))
+        }
+        Command::Gate(GateCommand::Reopen(args)) => {
+            let opts = options(&args.waits, Vec::new(), false);
+            let (config, rt, mut vault) =
+                prepare(&cli, Some(std::slice::from_ref(&args.id)), opts.max_wait).await?;
+            let report = pipeline::reopen_gate(&config, &mut vault, &rt, &opts, &args.id).await?;
+            notify(&config, &vault, &rt).await;
             Ok(report_exit(&report, args.waits.output.json))
         }
         Command::Adopt(args) => {
-            let config = load(&cli)?;
             let input =
                 match (&args.from_file, &args.from_env) {
                     (Some(f), _) => Secret::new(std::fs::read_to_string(f).map_err(|e| {
@@ -141,8 +161,7 @@ pub async fn execute(cli: Cli) -> Result<u8, AppError> {
                     }
                 };
             let opts = RunOptions::default();
-            let mut vault = open_vault(&config, &cli, opts.max_wait).await?;
-            let rt = runtime()?;
+            let (config, rt, mut vault) = prepare(&cli, None, opts.max_wait).await?;
             let message = pipeline::adopt(
                 &config,
                 &mut vault,
@@ -159,9 +178,8 @@ pub async fn execute(cli: Cli) -> Result<u8, AppError> {
             Ok(EXIT_OK)
         }
         Command::Status(args) => {
-            let config = load(&cli)?;
-            let vault = open_vault(&config, &cli, Duration::ZERO).await?;
-            let rows = inventory::status(&config, &vault.doc, time::OffsetDateTime::now_utc());
+            let (config, _, vault) = prepare(&cli, None, Duration::ZERO).await?;
+            let rows = inventory::status(&config, &vault.doc, now());
             if args.json {
                 print_json(&rows);
             } else {
@@ -170,9 +188,8 @@ pub async fn execute(cli: Cli) -> Result<u8, AppError> {
             Ok(EXIT_OK)
         }
         Command::Check(args) => {
-            let config = load(&cli)?;
-            let vault = open_vault(&config, &cli, Duration::ZERO).await?;
-            let findings = inventory::check(&config, &vault.doc, time::OffsetDateTime::now_utc());
+            let (config, rt, vault) = prepare(&cli, None, Duration::ZERO).await?;
+            let findings = inventory::check(&config, &vault.doc, now());
             if args.json {
                 print_json(&findings);
             } else if findings.is_empty() {
@@ -195,14 +212,14 @@ pub async fn execute(cli: Cli) -> Result<u8, AppError> {
                 }
                 print_stdout(&out);
             }
+            notify(&config, &vault, &rt).await;
             let failing = findings
                 .iter()
                 .any(|f| f.severity == inventory::Severity::Error);
             Ok(if failing { EXIT_FAILED } else { EXIT_OK })
         }
         Command::Audit(args) => {
-            let config = load(&cli)?;
-            let vault = open_vault(&config, &cli, Duration::ZERO).await?;
+            let (_, _, vault) = prepare(&cli, None, Duration::ZERO).await?;
             let lines = inventory::audit(&vault.doc, args.id.as_deref());
             if args.output.json {
                 print_json(&lines);
@@ -223,8 +240,7 @@ pub async fn execute(cli: Cli) -> Result<u8, AppError> {
             Ok(EXIT_OK)
         }
         Command::State(StateCommand::Rekey(args)) => {
-            let config = load(&cli)?;
-            let mut vault = open_vault(&config, &cli, Duration::ZERO).await?;
+            let (config, _, mut vault) = prepare(&cli, None, Duration::ZERO).await?;
             let text = std::fs::read_to_string(&args.new_identity_file).map_err(|e| {
                 AppError::Usage(format!(
                     "cannot read {}: {e}",
@@ -234,7 +250,6 @@ pub async fn execute(cli: Cli) -> Result<u8, AppError> {
             let new_identity = StateIdentity::parse(&Secret::new(text))?;
             let recipients = parse_recipients(&config.config.state.recipients)?;
             let ids = pipeline::all_ids(&config, &vault);
-            let now = time::OffsetDateTime::now_utc;
             vault.acquire(&ids, now()).await?;
             let writer = new_identity.writer_id().to_string();
             vault.rekey(new_identity, recipients, now()).await?;
@@ -257,14 +272,83 @@ fn options(waits: &Waits, only: Vec<String>, bootstrap: bool) -> RunOptions {
     }
 }
 
-pub fn runtime() -> Result<Runtime, AppError> {
+/// The run's tools, with a GitHub client when credentials are given. `acting`: the
+/// credentials whose GitHub needs are checked first (all when empty).
+pub fn runtime(config: &LoadedConfig, acting: Option<&[String]>) -> Result<Runtime, AppError> {
+    let (github, home) = github_for(config)?;
+    if let Some(only) = acting {
+        github::check_capabilities(
+            &config.config,
+            github.as_ref().map(GitHub::kind),
+            home.as_deref(),
+            only,
+        )
+        .map_err(AppError::Usage)?;
+    }
+    let providers = Providers { github };
     Ok(Runtime {
         clock: Arc::new(SystemClock),
         http: HttpClient::new(RetryPolicy::default())
             .map_err(|e| AppError::Failed(e.to_string()))?,
         env: Arc::new(ProcessEnv),
-        gates: Arc::new(StandardGates),
+        gates: Arc::new(StandardGates {
+            providers: providers.clone(),
+            repo: home,
+        }),
+        providers,
     })
+}
+
+/// The repository rotagate works in: `github.repo`, else GITHUB_REPOSITORY.
+pub fn github_home(config: &LoadedConfig) -> Option<String> {
+    config
+        .config
+        .github
+        .as_ref()
+        .and_then(|g| g.repo.clone())
+        .or_else(|| {
+            std::env::var("GITHUB_REPOSITORY")
+                .ok()
+                .filter(|r| config::is_repo(r))
+        })
+}
+
+/// The GitHub client (when credentials are set) and the repository rotagate works in.
+fn github_for(config: &LoadedConfig) -> Result<(Option<GitHub>, Option<String>), AppError> {
+    let env = |n: &str| std::env::var(n).ok();
+    let settings = config.config.github.clone().unwrap_or_default();
+    let api = env("GITHUB_API_URL")
+        .filter(|u| !u.trim().is_empty())
+        .unwrap_or_else(|| github::DEFAULT_API.into());
+    let client = match Credentials::from_env(&env)? {
+        Some(credentials) => Some(GitHub::new(
+            credentials,
+            github::Options::for_api(&api, settings.secondary_limits, settings.concurrency),
+        )?),
+        None => None,
+    };
+    Ok((client, github_home(config)))
+}
+
+/// Brings owner notification issues in line with what `check` finds. A failure to
+/// notify is reported, not fatal.
+async fn notify(config: &LoadedConfig, vault: &Vault, rt: &Runtime) {
+    let (Some(gh), Some(repo)) = (rt.providers.github.clone(), github_home(config)) else {
+        tracing::debug!("no GitHub credentials or repository: owner notifications are not sent");
+        return;
+    };
+    let findings = inventory::check(config, &vault.doc, rt.clock.now());
+    let credentials: Vec<(String, Option<String>)> = config
+        .resolved()
+        .into_iter()
+        .map(|c| (c.id, c.owner))
+        .collect();
+    if let Err(e) = crate::notify::GithubIssues::new(gh, repo)
+        .sync(&credentials, &findings)
+        .await
+    {
+        eprintln!("warning: owner notifications were not updated: {e}");
+    }
 }
 
 /// The state identity from ROTAGATE_AGE_IDENTITY or --identity-file.
@@ -287,7 +371,7 @@ pub fn load_identity(identity_file: Option<&Path>) -> Result<StateIdentity, AppE
 }
 
 /// The store `state.store` names, refusing a runner's throwaway disk under Actions.
-pub fn open_store(config: &LoadedConfig) -> Result<Box<dyn StateStore>, AppError> {
+pub fn open_store(config: &LoadedConfig, rt: &Runtime) -> Result<Box<dyn StateStore>, AppError> {
     let spec = StoreSpec::parse(&config.config.state.store).map_err(AppError::Usage)?;
     match spec {
         StoreSpec::File(path) => {
@@ -308,17 +392,29 @@ pub fn open_store(config: &LoadedConfig) -> Result<Box<dyn StateStore>, AppError
                 config.config.state.store.clone(),
             )))
         }
+        StoreSpec::GithubBranch(branch) => {
+            let gh = rt.providers.github.clone().ok_or_else(|| {
+                AppError::Usage(
+                    "the github-branch state store needs GitHub credentials: ROTAGATE_GITHUB_APP_ID and ROTAGATE_GITHUB_APP_KEY, ROTAGATE_GITHUB_TOKEN, or GITHUB_TOKEN".into(),
+                )
+            })?;
+            let repo = github_home(config).ok_or_else(|| {
+                AppError::Usage("the github-branch state store needs a repository: set github.repo, or run in GitHub Actions (GITHUB_REPOSITORY)".into())
+            })?;
+            Ok(Box::new(GithubBranchStore::new(gh, repo, branch)))
+        }
     }
 }
 
 async fn open_vault(
     config: &LoadedConfig,
     cli: &Cli,
+    rt: &Runtime,
     max_wait: Duration,
 ) -> Result<Vault, AppError> {
     let identity = load_identity(cli.identity_file.as_deref())?;
     let recipients = parse_recipients(&config.config.state.recipients)?;
-    let store = open_store(config)?;
+    let store = open_store(config, rt)?;
     let lease = config
         .config
         .state

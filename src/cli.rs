@@ -56,6 +56,9 @@ pub enum Command {
     Check(JsonArgs),
     /// The append-only event log from the state.
     Audit(AuditArgs),
+    /// Gate maintenance.
+    #[command(subcommand)]
+    Gate(GateCommand),
     /// State maintenance.
     #[command(subcommand)]
     State(StateCommand),
@@ -178,6 +181,12 @@ pub struct AuditArgs {
     pub id: Option<String>,
     #[command(flatten)]
     pub output: JsonArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GateCommand {
+    /// Open a new pull request for a rejected gate.
+    Reopen(RollbackArgs),
 }
 
 #[derive(Debug, Subcommand)]

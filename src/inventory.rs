@@ -109,13 +109,17 @@ impl Severity {
     }
 }
 
+/// How long a gate may wait before `check` fails (`gate.timeout`).
+pub const DEFAULT_GATE_TIMEOUT: crate::config::Dur =
+    crate::config::Dur(std::time::Duration::from_secs(14 * 86_400));
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Finding {
     pub credential: String,
     pub owner: Option<String>,
     pub severity: Severity,
     /// `expired`, `due`, `expiring`, `ownerless`, `no-schedule`, `no-key`, `failing`,
-    /// `gate-rejected`.
+    /// `gate-rejected`, `gate-timeout`.
     pub code: String,
     pub message: String,
 }
@@ -196,6 +200,33 @@ pub fn check(config: &LoadedConfig, doc: &StateDoc, now: OffsetDateTime) -> Vec<
             );
         }
         if let Some(r) = rotation {
+            let timeout = crate::config::credential_from_snapshot(&r.snapshot)
+                .ok()
+                .map(|c| match c.gate() {
+                    crate::config::GateSpec::PullRequest(pr) => {
+                        pr.timeout.unwrap_or(DEFAULT_GATE_TIMEOUT)
+                    }
+                    crate::config::GateSpec::None => DEFAULT_GATE_TIMEOUT,
+                })
+                .unwrap_or(DEFAULT_GATE_TIMEOUT);
+            for (name, g) in r.gates.iter().filter(|(_, g)| g.status == "waiting") {
+                if now - g.since.0 > timeout.signed() {
+                    let link = g
+                        .link
+                        .as_deref()
+                        .map(|l| format!(" ({l})"))
+                        .unwrap_or_default();
+                    add(
+                        Severity::Error,
+                        "gate-timeout",
+                        format!(
+                            "rotation {}: gate {name} has waited since {}, longer than {timeout}{link}",
+                            r.id,
+                            show(g.since.0)
+                        ),
+                    );
+                }
+            }
             if let Some(g) = r.gates.iter().find(|(_, g)| g.status == "rejected") {
                 add(
                     Severity::Error,

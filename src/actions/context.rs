@@ -100,4 +100,6 @@ pub struct StepContext<'a> {
     pub base_dir: &'a Path,
     pub http: &'a HttpClient,
     pub env: &'a EnvValues,
+    /// When the stage this step belongs to began: a probe looks for effects after it.
+    pub since: time::OffsetDateTime,
 }

@@ -6,6 +6,9 @@ mod command;
 mod context;
 mod envfile;
 mod file;
+mod github_secret;
+mod github_variable;
+mod github_workflow;
 pub(crate) mod http;
 mod jwks_file;
 
@@ -17,10 +20,13 @@ use serde_json::Value;
 pub use command::{CommandOutput, CommandSpec, DEFAULT_COMMAND_TIMEOUT, run_command};
 pub use context::{EnvValues, StepContext, View};
 pub use envfile::{parse_env_value, read_env_file};
+pub use github_secret::scopes;
+pub use github_workflow::latest_run_since;
 pub use jwks_file::read_jwks;
 
 use crate::config::ActionSpec;
 use crate::config::template::RenderError;
+use crate::github::{GitHub, GithubError};
 use crate::http::HttpError;
 
 /// What the engine asks of a step.
@@ -68,20 +74,54 @@ pub enum ActionError {
     Render(#[from] RenderError),
     #[error(transparent)]
     Http(#[from] HttpError),
+    #[error(transparent)]
+    Github(#[from] GithubError),
     #[error("{0}")]
     Failed(String),
 }
 
+/// Clients for the providers that need one, made once per run. The engine passes them
+/// on without looking inside.
+#[derive(Clone, Default)]
+pub struct Providers {
+    pub github: Option<GitHub>,
+}
+
+impl Providers {
+    pub fn github(&self, kind: &str) -> Result<GitHub, ActionError> {
+        self.github.clone().ok_or_else(|| {
+            ActionError::Failed(format!(
+                "{kind} needs GitHub credentials: set ROTAGATE_GITHUB_APP_ID and ROTAGATE_GITHUB_APP_KEY (a GitHub App), or ROTAGATE_GITHUB_TOKEN"
+            ))
+        })
+    }
+}
+
 /// The registry: the one place an action kind is chosen by name. `manual` steps are not
-/// executed but carried by gates, so they have no implementation here.
-pub fn build(spec: &ActionSpec) -> Option<Box<dyn Action>> {
-    match spec {
+/// executed but carried by gates, so they build to `None`.
+pub fn build(
+    spec: &ActionSpec,
+    providers: &Providers,
+) -> Result<Option<Box<dyn Action>>, ActionError> {
+    Ok(match spec {
         ActionSpec::Manual(_) => None,
         ActionSpec::File(f) => Some(Box::new(file::FileTarget::new(f.clone()))),
-        ActionSpec::JwksFile(j) => Some(Box::new(jwks_file::JwksFile::new(j.clone()))),
+        ActionSpec::JwksFile(j) => Some(Box::new(jwks_file::JwksFile::new(j.clone(), providers)?)),
         ActionSpec::Command(c) => Some(Box::new(command::CommandStep::new(c.clone()))),
         ActionSpec::Http(h) => Some(Box::new(http::HttpStep::new(h.clone()))),
-    }
+        ActionSpec::GithubSecret(a) => Some(Box::new(github_secret::GithubSecret::new(
+            a.clone(),
+            providers.github("github-secret")?,
+        ))),
+        ActionSpec::GithubVariable(a) => Some(Box::new(github_variable::GithubVariable::new(
+            a.clone(),
+            providers.github("github-variable")?,
+        ))),
+        ActionSpec::GithubWorkflow(w) => Some(Box::new(github_workflow::Dispatch::new(
+            w.clone(),
+            providers.github("github-workflow")?,
+        ))),
+    })
 }
 
 /// Resolves a config-relative path.

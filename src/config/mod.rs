@@ -289,8 +289,11 @@ impl Credential {
             .unwrap_or(Dur::ZERO)
     }
 
+    /// The credential's gate; approval by pull request unless it says otherwise.
     pub fn gate(&self) -> GateSpec {
-        self.gate.clone().unwrap_or(GateSpec::None)
+        self.gate
+            .clone()
+            .unwrap_or_else(|| GateSpec::PullRequest(PullRequestGate::default()))
     }
 
     pub fn emergency_gate(&self) -> GateSpec {
@@ -333,6 +336,8 @@ pub(crate) fn parse_date(text: &str) -> Result<time::Date, time::error::Parse> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreSpec {
     File(PathBuf),
+    /// A branch of `github.repo`.
+    GithubBranch(String),
 }
 
 impl StoreSpec {
@@ -341,11 +346,37 @@ impl StoreSpec {
             Some(("file", path)) if !path.trim().is_empty() => {
                 Ok(StoreSpec::File(PathBuf::from(path.trim())))
             }
+            Some(("github-branch", branch)) if is_branch_name(branch.trim()) => {
+                Ok(StoreSpec::GithubBranch(branch.trim().to_string()))
+            }
             _ => Err(format!(
-                "`{text}` is not a state store; write `file:.rotagate/state.age`"
+                "`{text}` is not a state store; write `github-branch:rotagate-state` or `file:.rotagate/state.age`"
             )),
         }
     }
+}
+
+/// A git branch name GitHub accepts (conservatively).
+pub fn is_branch_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with(['-', '/', '.'])
+        && !name.ends_with(['/', '.'])
+        && !name.contains("..")
+        && !name.contains("//")
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
+}
+
+/// `owner/name` as GitHub spells repositories.
+pub fn is_repo(text: &str) -> bool {
+    let ok = |part: &str| {
+        !part.is_empty()
+            && part
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    };
+    matches!(text.split_once('/'), Some((owner, name)) if ok(owner) && ok(name) && !name.contains('/'))
 }
 
 /// The JSON form a credential is snapshotted in at `generated`.
@@ -355,4 +386,10 @@ pub fn snapshot_value(credential: &Credential) -> serde_json::Value {
 
 pub fn credential_from_snapshot(value: &serde_json::Value) -> Result<Credential, String> {
     Credential::deserialize(value).map_err(|e| e.to_string())
+}
+
+/// Parses a small YAML document (an approval file) into JSON values; kept here so the
+/// YAML parser stays behind this module.
+pub fn parse_yaml_value(text: &str) -> Result<serde_json::Value, String> {
+    serde_yaml::from_str(text).map_err(|e| e.to_string())
 }

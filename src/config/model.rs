@@ -19,16 +19,35 @@ pub struct Config {
     /// Config format version. Only 1 exists.
     pub version: u32,
     pub state: StateConfig,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub github: Option<GithubConfig>,
     #[serde(default)]
     pub defaults: Defaults,
     pub credentials: Vec<Credential>,
+}
+
+/// How rotagate works with GitHub.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GithubConfig {
+    /// The repository rotagate works in (`owner/name`): approval pull requests,
+    /// notification issues, the state branch. Default: GITHUB_REPOSITORY.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repo: Option<String>,
+    /// Pace requests to github.com's secondary rate limits (default: on for
+    /// api.github.com, off for GitHub Enterprise Server, where they are off by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secondary_limits: Option<bool>,
+    /// Requests in flight at once when writing many secrets (default 16).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<usize>,
 }
 
 /// Where the age-encrypted state lives and who can read it.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StateConfig {
-    /// `file:PATH` (relative to this file) or `github-branch:BRANCH`.
+    /// `file:PATH` (relative to this file) or `github-branch:BRANCH` (in github.repo).
     pub store: String,
     /// age recipients (age1...) the state is encrypted to. The identity that writes the
     /// state comes from ROTAGATE_AGE_IDENTITY or --identity-file, and its recipient
@@ -282,6 +301,45 @@ impl<'de> Deserialize<'de> for Propagate {
 pub enum GateSpec {
     /// No approval: the rotation moves on by itself.
     None,
+    /// A pull request adding `.rotagate/approvals/<credential>/<gate>.yaml`, approved
+    /// and merged into the default branch (the default gate).
+    PullRequest(PullRequestGate),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PullRequestGate {
+    /// Approving reviews needed, from accounts with write access (default 1).
+    #[serde(default = "one")]
+    pub approvals: u32,
+    /// Only these users (`alice`) or teams (`@org/team`) count.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reviewers: Vec<String>,
+    /// At least one approver must not be the account that merged (default true).
+    #[serde(default = "yes")]
+    pub distinct_merger: bool,
+    /// A gate waiting longer than this makes `check` fail (default 14d).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Dur>,
+}
+
+impl Default for PullRequestGate {
+    fn default() -> Self {
+        PullRequestGate {
+            approvals: 1,
+            reviewers: Vec::new(),
+            distinct_merger: true,
+            timeout: None,
+        }
+    }
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -308,6 +366,62 @@ pub enum ActionSpec {
     Command(CommandAction),
     /// An HTTP request (a deploy hook, a revoke call).
     Http(HttpAction),
+    /// GitHub Actions secrets of a repository, environment or organisation; the values
+    /// of one entry are written as one step.
+    GithubSecret(GithubValuesAction),
+    /// GitHub Actions variables (plain text, so public values only).
+    GithubVariable(GithubValuesAction),
+    /// Dispatches a workflow (a redeploy) with inputs.
+    GithubWorkflow(GithubWorkflowAction),
+}
+
+/// Where GitHub secrets or variables go, and what they are set to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GithubValuesAction {
+    /// One repository, `owner/name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repo: Option<String>,
+    /// Several repositories, written concurrently.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub repos: Vec<String>,
+    /// An environment of the repository (or repositories).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    /// An organisation (organisation-level values).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org: Option<String>,
+    /// Which of the organisation's repositories can use them (default `private`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visibility: Option<Visibility>,
+    /// For `visibility: selected`: repository names in the organisation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub repositories: Vec<String>,
+    /// NAME: value.
+    pub set: BTreeMap<String, Template>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Visibility {
+    All,
+    Private,
+    Selected,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GithubWorkflowAction {
+    /// `owner/name`
+    pub repo: String,
+    /// The workflow file name (`deploy.yml`) or id.
+    pub workflow: String,
+    /// The branch or tag to run on (default: the repository's default branch).
+    #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+    pub git_ref: Option<String>,
+    /// workflow_dispatch inputs (shown in the run page: public values only).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub inputs: BTreeMap<String, Template>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -330,8 +444,15 @@ pub struct FileAction {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JwksFileAction {
-    /// Path relative to rotagate.yaml.
+    /// Path relative to rotagate.yaml, or within `repo`.
     pub path: String,
+    /// A GitHub repository (`owner/name`) holding the file, committed through the
+    /// contents API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repo: Option<String>,
+    /// The branch to commit to (default: the repository's default branch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -407,6 +528,20 @@ pub enum ProbeSpec {
     Jwks(JwksProbe),
     /// A program that exits 0; the value arrives on stdin.
     Command(CommandProbe),
+    /// The newest run of a workflow dispatched since promote began concluded with
+    /// success.
+    GithubWorkflow(GithubWorkflowProbe),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GithubWorkflowProbe {
+    pub repo: String,
+    pub workflow: String,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retries: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Dur>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -498,6 +633,9 @@ impl ActionSpec {
             ActionSpec::JwksFile(_) => "jwks-file",
             ActionSpec::Command(_) => "command",
             ActionSpec::Http(_) => "http",
+            ActionSpec::GithubSecret(_) => "github-secret",
+            ActionSpec::GithubVariable(_) => "github-variable",
+            ActionSpec::GithubWorkflow(_) => "github-workflow",
         }
     }
 
@@ -512,6 +650,7 @@ impl ProbeSpec {
             ProbeSpec::Http(_) => "http",
             ProbeSpec::Jwks(_) => "jwks",
             ProbeSpec::Command(_) => "command",
+            ProbeSpec::GithubWorkflow(_) => "github-workflow",
         }
     }
 }

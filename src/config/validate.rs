@@ -20,6 +20,8 @@ enum Slot {
     Arg,
     Manual,
     Expect,
+    /// Values anyone who can read the repository sees: variables, workflow inputs.
+    Public,
 }
 
 impl Slot {
@@ -31,7 +33,7 @@ impl Slot {
     }
 
     fn allows_env(self) -> bool {
-        !matches!(self, Slot::Arg | Slot::Manual | Slot::SetKey)
+        !matches!(self, Slot::Arg | Slot::Manual | Slot::SetKey | Slot::Public)
     }
 
     fn name(self) -> &'static str {
@@ -46,6 +48,9 @@ impl Slot {
             Slot::Arg => "a command argument",
             Slot::Manual => "a manual step (it is shown in pull requests and logs)",
             Slot::Expect => "an expectation",
+            Slot::Public => {
+                "a value anyone who can read the repository sees (use github-secret for secrets)"
+            }
         }
     }
 }
@@ -75,6 +80,8 @@ pub(crate) fn roles_of(action: &ActionSpec) -> &'static [Role] {
         ActionSpec::JwksFile(_) => &[Role::Publish],
         ActionSpec::Command(_) => &[Role::Promote, Role::Retire],
         ActionSpec::Http(_) => &[Role::Promote, Role::Retire],
+        ActionSpec::GithubSecret(_) | ActionSpec::GithubVariable(_) => &[Role::Promote],
+        ActionSpec::GithubWorkflow(_) => &[Role::Promote, Role::Retire],
     }
 }
 
@@ -150,6 +157,27 @@ pub(super) fn validate(
     }
     if let Err(e) = StoreSpec::parse(&config.state.store) {
         v.err("state.store", e, None);
+    }
+    if let Some(gh) = &config.github {
+        if let Some(repo) = &gh.repo
+            && !is_repo(repo)
+        {
+            v.err(
+                "github.repo",
+                format!("`{repo}` is not a repository"),
+                Some("write it as owner/name".into()),
+            );
+        }
+        if gh.concurrency.is_some_and(|c| c == 0 || c > 100) {
+            v.err(
+                "github.concurrency",
+                "concurrency must be between 1 and 100 (GitHub allows 100 requests in flight)",
+                None,
+            );
+        }
+    }
+    if let Some(gate) = &config.defaults.gate {
+        check_gate(&mut v, "defaults.gate", gate);
     }
     if config.state.recipients.is_empty() {
         v.err(
@@ -266,6 +294,12 @@ fn credential(v: &mut Validator, path: &str, c: &Credential) {
     }
     if let Some(schedule) = &c.schedule {
         check_schedule(v, &format!("{path}.schedule"), schedule);
+    }
+    if let Some(gate) = &c.gate {
+        check_gate(v, &format!("{path}.gate"), gate);
+    }
+    if let Some(gate) = c.emergency.as_ref().and_then(|e| e.gate.as_ref()) {
+        check_gate(v, &format!("{path}.emergency.gate"), gate);
     }
     let gate_is_none = c.gate() == GateSpec::None;
     for (role, list, name) in [
@@ -431,6 +465,125 @@ fn kid(v: &mut Validator, path: &str, spec: &KidSpec) {
     }
 }
 
+fn check_gate(v: &mut Validator, path: &str, gate: &GateSpec) {
+    let GateSpec::PullRequest(pr) = gate else {
+        return;
+    };
+    if pr.approvals == 0 {
+        v.err(
+            &format!("{path}.pull_request.approvals"),
+            "a pull request gate needs at least one approval",
+            Some("use `gate: none` for no approval".into()),
+        );
+    }
+    for (i, r) in pr.reviewers.iter().enumerate() {
+        let ok = match r.strip_prefix('@') {
+            Some(team) => is_repo(team),
+            None => !r.is_empty() && r.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'),
+        };
+        if !ok {
+            v.err(
+                &format!("{path}.pull_request.reviewers[{i}]"),
+                format!("`{r}` is neither a user nor a team"),
+                Some("write users as `alice` and teams as `@org/team-slug`".into()),
+            );
+        }
+    }
+}
+
+fn repo(v: &mut Validator, path: &str, repo: &str) {
+    if !is_repo(repo) {
+        v.err(
+            path,
+            format!("`{repo}` is not a repository"),
+            Some("write it as owner/name".into()),
+        );
+    }
+}
+
+fn github_values(
+    v: &mut Validator,
+    scope: &Scope,
+    path: &str,
+    a: &GithubValuesAction,
+    secret: bool,
+) {
+    let scopes = usize::from(a.repo.is_some())
+        + usize::from(!a.repos.is_empty())
+        + usize::from(a.org.is_some());
+    if scopes != 1 {
+        v.err(path, "name exactly one of `repo`, `repos` or `org`", None);
+    }
+    for (i, r) in a.repo.iter().chain(a.repos.iter()).enumerate() {
+        let p = if a.repo.is_some() {
+            format!("{path}.repo")
+        } else {
+            format!("{path}.repos[{i}]")
+        };
+        repo(v, &p, r);
+    }
+    if let Some(org) = &a.org {
+        if org.is_empty() || org.contains('/') {
+            v.err(
+                &format!("{path}.org"),
+                format!("`{org}` is not an organisation"),
+                None,
+            );
+        }
+        if a.environment.is_some() {
+            v.err(
+                &format!("{path}.environment"),
+                "environments belong to repositories, not organisations",
+                None,
+            );
+        }
+        match (a.visibility, a.repositories.is_empty()) {
+            (Some(Visibility::Selected), true) => v.err(
+                &format!("{path}.repositories"),
+                "`visibility: selected` needs the repositories that may use it",
+                None,
+            ),
+            (Some(Visibility::All | Visibility::Private) | None, false) => v.err(
+                &format!("{path}.repositories"),
+                "repositories are only for `visibility: selected`",
+                None,
+            ),
+            _ => {}
+        }
+    } else if a.visibility.is_some() || !a.repositories.is_empty() {
+        v.err(
+            path,
+            "`visibility` and `repositories` are for organisation values",
+            None,
+        );
+    }
+    if a.set.is_empty() {
+        v.err(&format!("{path}.set"), "`set` names nothing", None);
+    }
+    for (name, value) in &a.set {
+        let p = format!("{path}.set.{name}");
+        let valid = name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid || name.to_ascii_uppercase().starts_with("GITHUB_") {
+            v.err_key(
+                &p,
+                format!("`{name}` is not a name GitHub accepts"),
+                Some("letters, digits and `_`, not starting with a digit or GITHUB_".into()),
+            );
+        }
+        template(
+            v,
+            scope,
+            &p,
+            value,
+            if secret { Slot::SetValue } else { Slot::Public },
+        );
+    }
+}
+
 fn check_schedule(v: &mut Validator, path: &str, s: &Schedule) {
     if let Some(expires) = &s.expires
         && parse_date(expires).is_err()
@@ -510,7 +663,47 @@ fn check_action(v: &mut Validator, scope: &Scope, path: &str, action: &ActionSpe
                 );
             }
         }
-        ActionSpec::JwksFile(j) => relative_path(v, &format!("{path}.jwks-file.path"), &j.path),
+        ActionSpec::JwksFile(j) => {
+            relative_path(v, &format!("{path}.jwks-file.path"), &j.path);
+            if let Some(r) = &j.repo {
+                repo(v, &format!("{path}.jwks-file.repo"), r);
+            }
+            if let Some(b) = &j.branch {
+                if j.repo.is_none() {
+                    v.err(
+                        &format!("{path}.jwks-file.branch"),
+                        "`branch` is for a file in a GitHub `repo`",
+                        None,
+                    );
+                } else if !is_branch_name(b) {
+                    v.err(
+                        &format!("{path}.jwks-file.branch"),
+                        format!("`{b}` is not a branch name"),
+                        None,
+                    );
+                }
+            }
+        }
+        ActionSpec::GithubSecret(a) => {
+            github_values(v, scope, &format!("{path}.github-secret"), a, true)
+        }
+        ActionSpec::GithubVariable(a) => {
+            github_values(v, scope, &format!("{path}.github-variable"), a, false)
+        }
+        ActionSpec::GithubWorkflow(w) => {
+            let p = format!("{path}.github-workflow");
+            repo(v, &format!("{p}.repo"), &w.repo);
+            if w.workflow.trim().is_empty() {
+                v.err(
+                    &format!("{p}.workflow"),
+                    "name the workflow file (deploy.yml) or its id",
+                    None,
+                );
+            }
+            for (k, t) in &w.inputs {
+                template(v, scope, &format!("{p}.inputs.{k}"), t, Slot::Public);
+            }
+        }
         ActionSpec::Command(c) => command(
             v,
             scope,
@@ -618,6 +811,7 @@ fn check_probe(v: &mut Validator, scope: &Scope, path: &str, probe: &ProbeSpec) 
             c.stdin.as_ref(),
             &c.env,
         ),
+        ProbeSpec::GithubWorkflow(w) => repo(v, &format!("{path}.github-workflow.repo"), &w.repo),
     }
 }
 

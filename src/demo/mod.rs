@@ -53,15 +53,15 @@ pub async fn run(dir: Option<&Path>) -> Result<u8, AppError> {
     make_executable(&script)?;
 
     let config = config::load(&config_path)?;
+    let rt = runtime(&config, Some(&[]))?;
     let mut vault = Vault::open(
-        open_store(&config)?,
+        open_store(&config, &rt)?,
         identity,
         parse_recipients(&config.config.state.recipients)?,
         RunIdentity::current(),
         Duration::from_secs(1800),
     )
     .await?;
-    let rt = runtime()?;
     let opts = RunOptions {
         max_wait: Duration::from_secs(60),
         ..RunOptions::default()

@@ -1,9 +1,12 @@
 //! Gates: what must happen before a gated stage runs. One trait; the pull-request gate
 //! (GitHub) and `none` implement it, chosen in [`build`].
 
+pub mod pull_request;
+
 use async_trait::async_trait;
 use serde_json::Value;
 
+use crate::actions::Providers;
 use crate::config::GateSpec;
 use crate::material::Material;
 
@@ -61,8 +64,26 @@ impl Gate for NoGate {
     }
 }
 
-pub fn build(spec: &GateSpec) -> Box<dyn Gate> {
+/// The registry: the gate a spec names, with what it needs.
+pub fn build(
+    spec: &GateSpec,
+    providers: &Providers,
+    repo: Option<&str>,
+) -> Result<Box<dyn Gate>, GateError> {
     match spec {
-        GateSpec::None => Box::new(NoGate),
+        GateSpec::None => Ok(Box::new(NoGate)),
+        GateSpec::PullRequest(pr) => {
+            let gh = providers
+                .github("the pull_request gate")
+                .map_err(|e| GateError(e.to_string()))?;
+            let repo = repo.ok_or_else(|| {
+                GateError("the pull_request gate needs a repository for its pull requests: set github.repo, or run in GitHub Actions (GITHUB_REPOSITORY)".into())
+            })?;
+            Ok(Box::new(pull_request::PullRequestGate::new(
+                pr.clone(),
+                gh,
+                repo.to_string(),
+            )))
+        }
     }
 }

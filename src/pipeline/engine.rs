@@ -13,7 +13,7 @@ use tracing::{info, warn};
 use super::outcome::Outcome;
 use super::rotation::{At, Failure, GateRecord, RollbackStage, Rotation, Stage};
 use super::{EngineError, EnvSource};
-use crate::actions::{self, Action, EnvValues, Op, StepContext, View};
+use crate::actions::{self, Action, EnvValues, Op, Providers, StepContext, View};
 use crate::clock::{Clock, show};
 use crate::config::{ActionSpec, Credential, GateSpec, Strategy, Template};
 use crate::gate::{GateRequest, GateStatus};
@@ -31,6 +31,8 @@ pub struct Runtime {
     pub http: HttpClient,
     pub env: Arc<dyn EnvSource>,
     pub gates: Arc<dyn GateFactory>,
+    /// Provider clients (GitHub, ...), handed to actions and probes unopened.
+    pub providers: Providers,
 }
 
 /// Builds the gate a credential's config names.
@@ -38,14 +40,21 @@ pub trait GateFactory: Send + Sync {
     fn gate(&self, spec: &GateSpec) -> Result<Box<dyn crate::gate::Gate>, crate::gate::GateError>;
 }
 
-/// The gates this build offers.
-pub struct StandardGates;
+/// The gates this build offers, with what they need to reach GitHub.
+pub struct StandardGates {
+    pub providers: Providers,
+    /// The repository approval pull requests go to.
+    pub repo: Option<String>,
+}
 
 impl GateFactory for StandardGates {
     fn gate(&self, spec: &GateSpec) -> Result<Box<dyn crate::gate::Gate>, crate::gate::GateError> {
-        Ok(crate::gate::build(spec))
+        crate::gate::build(spec, &self.providers, self.repo.as_deref())
     }
 }
+
+/// A stage's actions with their index in the config list.
+type Steps = Vec<(usize, Box<dyn Action>)>;
 
 pub(crate) enum Flow {
     Continue,
@@ -232,7 +241,67 @@ impl<'a> Driver<'a> {
             base_dir: self.base_dir,
             http: &self.rt.http,
             env: &self.env,
+            since: self.since(),
         }
+    }
+
+    /// When the work this stage checks began: the rollback request while rolling back,
+    /// else when the stage before the current one was reached (promote's effects are
+    /// verified from when promote started).
+    fn since(&self) -> OffsetDateTime {
+        let r = self.rot_ref();
+        if let Some(rb) = &r.rollback {
+            return rb
+                .times
+                .get(&RollbackStage::Requested)
+                .map_or_else(|| self.now(), |a| a.0);
+        }
+        r.times
+            .range(..r.stage)
+            .next_back()
+            .or_else(|| r.times.get_key_value(&r.stage))
+            .map_or_else(|| self.now(), |(_, a)| a.0)
+    }
+
+    /// Builds a stage's actions; a kind that cannot be built (missing credentials)
+    /// fails the stage.
+    fn steps(&self, list: &[ActionSpec]) -> Result<Steps, String> {
+        let mut steps = Vec::new();
+        for (i, spec) in list.iter().enumerate() {
+            if let Some(action) =
+                actions::build(spec, &self.rt.providers).map_err(|e| e.to_string())?
+            {
+                steps.push((i, action));
+            }
+        }
+        Ok(steps)
+    }
+
+    fn probe_for(&self, spec: &crate::config::ProbeSpec) -> Result<Box<dyn Probe>, String> {
+        probes::build(spec, &self.rt.providers).map_err(|e| e.to_string())
+    }
+
+    /// Records that a stage could not even begin, and stops.
+    async fn cannot_start(&mut self, step: &str, message: String) -> Result<Flow, EngineError> {
+        let message = self.record_failure_unjournaled(step, &message).await?;
+        Ok(Flow::Stop(self.outcome_failed(step, &message)))
+    }
+
+    async fn record_failure_unjournaled(
+        &mut self,
+        step: &str,
+        message: &str,
+    ) -> Result<String, EngineError> {
+        let now = self.now();
+        self.rot().error = Some(Failure {
+            step: step.to_string(),
+            message: message.to_string(),
+            at: At(now),
+        });
+        self.audit("step-failed", format!("{step}: {message}"));
+        self.save().await?;
+        warn!("{}: {step} failed: {message}", self.id);
+        Ok(message.to_string())
     }
 
     /// Runs one journaled action step: `started` is saved before it runs, `done` (with
@@ -303,17 +372,8 @@ impl<'a> Driver<'a> {
 
     async fn record_failure(&mut self, step: &str, message: &str) -> Result<String, EngineError> {
         let now = self.now();
-        let r = self.rot();
-        r.journal.fail(step, message, now);
-        r.error = Some(Failure {
-            step: step.to_string(),
-            message: message.to_string(),
-            at: At(now),
-        });
-        self.audit("step-failed", format!("{step}: {message}"));
-        self.save().await?;
-        warn!("{}: {step} failed: {message}", self.id);
-        Ok(message.to_string())
+        self.rot().journal.fail(step, message, now);
+        self.record_failure_unjournaled(step, message).await
     }
 
     /// Waits for `until` in-process when it falls within this run's `--max-wait`;
@@ -563,13 +623,6 @@ impl<'a> Driver<'a> {
             .collect()
     }
 
-    fn steps(list: &[ActionSpec]) -> Vec<(usize, Box<dyn Action>)> {
-        list.iter()
-            .enumerate()
-            .filter_map(|(i, spec)| actions::build(spec).map(|a| (i, a)))
-            .collect()
-    }
-
     async fn generate(&mut self) -> Result<Flow, EngineError> {
         let now = self.now();
         let (kid, role) = {
@@ -625,7 +678,11 @@ impl<'a> Driver<'a> {
 
     async fn publish(&mut self) -> Result<Flow, EngineError> {
         let (new, old) = self.materials();
-        for (i, action) in Self::steps(&self.cred.publish) {
+        let steps = match self.steps(&self.cred.publish) {
+            Ok(s) => s,
+            Err(m) => return self.cannot_start("publish", m).await,
+        };
+        for (i, action) in steps {
             let step = format!("publish/{i}");
             if self.rot_ref().journal.is_done(&step) {
                 continue;
@@ -668,7 +725,10 @@ impl<'a> Driver<'a> {
             if let Some(origin) = origin
                 && self.rot_ref().origin_seen_at.is_none()
             {
-                let probe = probes::build(&origin);
+                let probe = match self.probe_for(&origin) {
+                    Ok(p) => p,
+                    Err(m) => return self.cannot_start("origin", m).await,
+                };
                 let (new, old) = self.materials();
                 match self
                     .probe("origin", probe.as_ref(), new.as_ref(), old.as_ref())
@@ -722,7 +782,11 @@ impl<'a> Driver<'a> {
             return Ok(Flow::Stop(o));
         }
         let (new, old) = self.materials();
-        for (i, action) in Self::steps(&self.cred.promote) {
+        let steps = match self.steps(&self.cred.promote) {
+            Ok(s) => s,
+            Err(m) => return self.cannot_start("promote", m).await,
+        };
+        for (i, action) in steps {
             let step = format!("promote/{i}");
             if self.rot_ref().journal.is_done(&step) {
                 continue;
@@ -784,7 +848,10 @@ impl<'a> Driver<'a> {
     /// Used by compensation and rollback; each write is its own journaled step.
     async fn restore_values(&mut self, prefix: &str) -> Result<Result<(), String>, EngineError> {
         let (new, old) = self.materials();
-        let steps = Self::steps(&self.cred.promote);
+        let steps = match self.steps(&self.cred.promote) {
+            Ok(s) => s,
+            Err(m) => return Ok(Err(m)),
+        };
         let mut restored_any = false;
         for (i, action) in steps.iter().filter(|(_, a)| a.writes_values()) {
             let promote_step = format!("promote/{i}");
@@ -844,7 +911,10 @@ impl<'a> Driver<'a> {
             if self.rot_ref().journal.is_done(&step) {
                 continue;
             }
-            let probe = probes::build(spec);
+            let probe = match self.probe_for(spec) {
+                Ok(p) => p,
+                Err(m) => return self.cannot_start(&step, m).await,
+            };
             match self
                 .probe(&step, probe.as_ref(), new.as_ref(), old.as_ref())
                 .await?
@@ -936,7 +1006,10 @@ impl<'a> Driver<'a> {
         {
             return Ok(Flow::Stop(o));
         }
-        let publishers = Self::steps(&self.cred.publish);
+        let publishers = match self.steps(&self.cred.publish) {
+            Ok(s) => s,
+            Err(m) => return self.cannot_start("retire", m).await,
+        };
         if let Some(old) = &old {
             for (i, action) in &publishers {
                 let step = format!("retire/unpublish/{i}");
@@ -973,7 +1046,11 @@ impl<'a> Driver<'a> {
             }
         }
         if old.is_some() {
-            for (i, action) in Self::steps(&self.cred.retire) {
+            let retire_steps = match self.steps(&self.cred.retire) {
+                Ok(s) => s,
+                Err(m) => return self.cannot_start("retire", m).await,
+            };
+            for (i, action) in retire_steps {
                 let step = format!("retire/{i}");
                 if self.rot_ref().journal.is_done(&step) {
                     continue;
@@ -1054,7 +1131,10 @@ impl<'a> Driver<'a> {
                         if self.rot_ref().journal.is_done(&step) {
                             continue;
                         }
-                        let probe = probes::build(spec);
+                        let probe = match self.probe_for(spec) {
+                            Ok(p) => p,
+                            Err(m) => return self.cannot_start(&step, m).await,
+                        };
                         // Verify the old material as if it were the new one.
                         match self
                             .probe(&step, probe.as_ref(), old.as_ref(), new.as_ref())
@@ -1098,7 +1178,11 @@ impl<'a> Driver<'a> {
             }
             RollbackStage::Drained => {
                 if let Some(new) = &new {
-                    for (i, action) in Self::steps(&self.cred.publish) {
+                    let publishers = match self.steps(&self.cred.publish) {
+                        Ok(s) => s,
+                        Err(m) => return self.cannot_start("rollback/unpublish", m).await,
+                    };
+                    for (i, action) in publishers {
                         if !self.rot_ref().journal.touched(&format!("publish/{i}")) {
                             continue;
                         }

@@ -531,6 +531,69 @@ pub async fn adopt(
     .await
 }
 
+/// `gate reopen ID`: a rejected gate gets a fresh pull request on the next check.
+pub async fn reopen_gate(
+    config: &LoadedConfig,
+    vault: &mut Vault,
+    rt: &Runtime,
+    opts: &RunOptions,
+    id: &str,
+) -> Result<RunReport, EngineError> {
+    if config.credential(id).is_none() && !vault.doc.credentials.contains_key(id) {
+        return Err(unknown(config, id));
+    }
+    let deadline = rt.clock.now() + opts.max_wait;
+    let (outcome, notes) = leased(vault, rt, id, opts, async |vault| {
+        let now = rt.clock.now();
+        let entry = vault.doc.credentials.entry(id.to_string()).or_default();
+        let Some(rotation) = entry.rotation.as_mut() else {
+            return Err(refused(id, "no rotation is in flight"));
+        };
+        let Some((name, record)) = rotation
+            .gates
+            .iter_mut()
+            .find(|(_, g)| g.status == "rejected")
+        else {
+            return Err(refused(
+                id,
+                format!("rotation {} has no rejected gate to reopen", rotation.id),
+            ));
+        };
+        let name = name.clone();
+        let attempt = record
+            .data
+            .get("attempt")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(1)
+            + 1;
+        record.status = "waiting".into();
+        record.detail = "reopened".into();
+        record.link = None;
+        record.since = At(now);
+        record.data = serde_json::json!({ "attempt": attempt });
+        rotation.journal.undo(&format!("gate/{name}"));
+        rotation.error = None;
+        let rotation_id = rotation.id.clone();
+        entry.audit(
+            now,
+            Some(&rotation_id),
+            "gate-reopened",
+            format!("{name}: attempt {attempt}"),
+        );
+        vault.save(now).await?;
+        drive(config, vault, rt, id, deadline).await
+    })
+    .await?;
+    Ok(RunReport {
+        credentials: vec![CredentialReport {
+            id: id.to_string(),
+            owner: live(config, id).and_then(|c| c.owner),
+            outcome,
+            notes,
+        }],
+    })
+}
+
 /// Every credential the config and state know, for commands that take leases on all.
 pub fn all_ids(config: &LoadedConfig, vault: &Vault) -> Vec<String> {
     let mut ids: BTreeSet<String> = config

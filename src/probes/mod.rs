@@ -1,6 +1,7 @@
 //! Checks that pass or fail: one file per kind, one trait, one registry ([`build`]).
 
 mod command;
+mod github_workflow;
 mod http;
 mod jwks;
 
@@ -8,7 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::actions::{ActionError, StepContext, View};
+use crate::actions::{ActionError, Providers, StepContext, View};
 use crate::config::ProbeSpec;
 
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
@@ -47,12 +48,17 @@ impl From<crate::config::template::RenderError> for ProbeError {
     }
 }
 
-pub fn build(spec: &ProbeSpec) -> Box<dyn Probe> {
-    match spec {
+/// The registry: the one place a probe kind is chosen by name.
+pub fn build(spec: &ProbeSpec, providers: &Providers) -> Result<Box<dyn Probe>, ActionError> {
+    Ok(match spec {
         ProbeSpec::Http(p) => Box::new(http::HttpProbe::new(p.clone())),
         ProbeSpec::Jwks(p) => Box::new(jwks::JwksProbe::new(p.clone())),
         ProbeSpec::Command(p) => Box::new(command::CommandProbe::new(p.clone())),
-    }
+        ProbeSpec::GithubWorkflow(p) => Box::new(github_workflow::GithubWorkflowProbe::new(
+            p.clone(),
+            providers.github("the github-workflow probe")?,
+        )),
+    })
 }
 
 /// Shortens a value from a response for an error message, after redaction.

@@ -2,6 +2,7 @@
 
 mod envelope;
 mod file;
+mod github_branch;
 mod store;
 mod vault;
 
@@ -17,6 +18,7 @@ pub fn hex_digest(bytes: &[u8]) -> String {
     envelope::hex(bytes)
 }
 pub use file::FileStore;
+pub use github_branch::GithubBranchStore;
 pub use store::{StateStore, Stored, Version};
 pub use vault::{RunIdentity, Vault};
 

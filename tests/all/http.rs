@@ -66,13 +66,15 @@ async fn probe(yaml: &str, kid: &str, env: &[(&str, &str)]) -> Result<String, St
         base_dir: dir.path(),
         http: &http,
         env: &env,
+        since: time::OffsetDateTime::now_utc(),
     };
     let view = View {
         new: Some(&m),
         old: None,
         env: &env,
     };
-    probes::build(&spec)
+    probes::build(&spec, &Default::default())
+        .unwrap()
         .check(&view, &cx)
         .await
         .map_err(|e| e.to_string())
@@ -326,13 +328,15 @@ async fn a_body_is_never_resent_to_an_untrusted_host() {
         base_dir: dir.path(),
         http: &http,
         env: &env,
+        since: time::OffsetDateTime::now_utc(),
     };
     let view = View {
         new: Some(&m),
         old: None,
         env: &env,
     };
-    let err = rotagate::actions::build(&action)
+    let err = rotagate::actions::build(&action, &Default::default())
+        .unwrap()
         .unwrap()
         .execute(rotagate::actions::Op::Run(&view), &cx)
         .await

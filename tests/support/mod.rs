@@ -9,6 +9,7 @@ use std::process::{Command, Output};
 use std::sync::Arc;
 use std::time::Duration;
 
+use rotagate::actions::Providers;
 use rotagate::clock::ManualClock;
 use rotagate::config::LoadedConfig;
 use rotagate::http::{HttpClient, RetryPolicy};
@@ -182,7 +183,14 @@ pub fn make_executable(p: &Path) {
 
 /// A runtime on a manual clock, with a fixed environment.
 pub fn runtime(clock: Arc<ManualClock>, env: &[(&str, &str)]) -> Runtime {
-    runtime_with_gates(clock, env, Arc::new(StandardGates))
+    runtime_with_gates(
+        clock,
+        env,
+        Arc::new(StandardGates {
+            providers: Providers::default(),
+            repo: None,
+        }),
+    )
 }
 
 pub fn runtime_with_gates(
@@ -205,6 +213,7 @@ pub fn runtime_with_gates(
                 .collect::<BTreeMap<_, _>>(),
         )),
         gates,
+        providers: Providers::default(),
     }
 }
 

@@ -1,0 +1,924 @@
+//! The GitHub client: a GitHub App (installation tokens per owner) or a token, every
+//! request paced to the secondary limits and retried like every other provider's, and
+//! errors that name the permission or setting that is missing.
+//!
+//! octocrab carries the requests and mints installation tokens; routes are called
+//! raw, as GitHub's OpenAPI description spells them.
+
+mod pacing;
+mod seal;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use http::{HeaderMap, Method};
+use octocrab::Octocrab;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+pub use pacing::{Cost, Limits, Pacer};
+pub use seal::seal;
+
+use crate::http::RetryPolicy;
+use crate::secret::Secret;
+
+pub const DEFAULT_API: &str = "https://api.github.com";
+pub const DEFAULT_CONCURRENCY: usize = 16;
+
+/// How rotagate authenticates to GitHub.
+pub enum Credentials {
+    /// ROTAGATE_GITHUB_APP_ID and ROTAGATE_GITHUB_APP_KEY.
+    App { id: u64, key: Secret },
+    /// ROTAGATE_GITHUB_TOKEN: a personal or fine-grained token.
+    Token(Secret),
+    /// GITHUB_TOKEN: the workflow's own token, with its limits.
+    WorkflowToken(Secret),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthKind {
+    App,
+    Token,
+    WorkflowToken,
+}
+
+impl Credentials {
+    /// The first of: a GitHub App, ROTAGATE_GITHUB_TOKEN, GITHUB_TOKEN.
+    pub fn from_env(
+        var: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Option<Credentials>, GithubError> {
+        let get = |n: &str| var(n).filter(|v| !v.trim().is_empty());
+        match (
+            get("ROTAGATE_GITHUB_APP_ID"),
+            get("ROTAGATE_GITHUB_APP_KEY"),
+        ) {
+            (Some(id), Some(key)) => {
+                let id = id.trim().parse().map_err(|_| {
+                    GithubError::Auth("ROTAGATE_GITHUB_APP_ID is not a number (the App ID from the App's settings page)".into())
+                })?;
+                return Ok(Some(Credentials::App {
+                    id,
+                    key: Secret::new(key),
+                }));
+            }
+            (Some(_), None) | (None, Some(_)) => {
+                return Err(GithubError::Auth(
+                    "set both ROTAGATE_GITHUB_APP_ID and ROTAGATE_GITHUB_APP_KEY (the App's private key PEM)".into(),
+                ));
+            }
+            (None, None) => {}
+        }
+        if let Some(t) = get("ROTAGATE_GITHUB_TOKEN") {
+            return Ok(Some(Credentials::Token(Secret::new(t.trim()))));
+        }
+        Ok(get("GITHUB_TOKEN").map(|t| Credentials::WorkflowToken(Secret::new(t.trim()))))
+    }
+}
+
+pub struct Options {
+    /// The REST API root: `https://api.github.com`, or `https://HOST/api/v3`.
+    pub api: String,
+    /// `None`: do not pace (GitHub Enterprise Server, where limits are off by default).
+    pub limits: Option<Limits>,
+    /// Requests in flight at once for bulk writes.
+    pub concurrency: usize,
+    pub retry: RetryPolicy,
+}
+
+impl Options {
+    pub fn for_api(
+        api: &str,
+        secondary_limits: Option<bool>,
+        concurrency: Option<usize>,
+    ) -> Options {
+        let api = api.trim_end_matches('/').to_string();
+        let paced = secondary_limits.unwrap_or(api == DEFAULT_API);
+        Options {
+            limits: paced.then_some(Limits::GITHUB_COM),
+            concurrency: concurrency.unwrap_or(DEFAULT_CONCURRENCY),
+            retry: RetryPolicy::default(),
+            api,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GithubError {
+    #[error("GitHub credentials: {0}")]
+    Auth(String),
+    #[error("GitHub {endpoint}: {message}")]
+    Transport { endpoint: String, message: String },
+    #[error("GitHub answered {status} to {method} {path}: {message}{}", hint.as_deref().map(|h| format!(". {h}")).unwrap_or_default())]
+    Status {
+        status: u16,
+        method: String,
+        path: String,
+        message: String,
+        hint: Option<String>,
+    },
+    #[error("GitHub {0}: rate limited beyond what a step waits; the next run retries")]
+    RateLimited(String),
+    #[error("GitHub: {0}")]
+    Decode(String),
+}
+
+impl GithubError {
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            GithubError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// One request.
+pub struct Call<'a> {
+    pub method: Method,
+    /// The concrete path, `/repos/acme/api/actions/secrets/KEY`.
+    pub path: String,
+    /// The route template, `PUT /repos/{owner}/{repo}/actions/secrets/{secret_name}`:
+    /// pacing budgets and request counts are kept per template.
+    pub endpoint: &'static str,
+    pub body: Option<&'a Value>,
+    pub cost: Cost,
+}
+
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn ok(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, GithubError> {
+        serde_json::from_str(&self.body)
+            .map_err(|e| GithubError::Decode(format!("an unexpected answer ({e})")))
+    }
+
+    /// GitHub's own `message`.
+    pub fn message(&self) -> String {
+        serde_json::from_str::<Value>(&self.body)
+            .ok()
+            .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_string))
+            .unwrap_or_else(|| self.body.chars().take(200).collect())
+    }
+}
+
+enum Auth {
+    App {
+        app: Octocrab,
+        installations: tokio::sync::Mutex<HashMap<String, Octocrab>>,
+    },
+    Token(Octocrab),
+}
+
+struct Inner {
+    api: String,
+    auth: Auth,
+    kind: AuthKind,
+    pacer: Pacer,
+    retry: RetryPolicy,
+    concurrency: usize,
+    /// Per-run caches: secrets public keys per scope, repository ids, default branches.
+    cache: Mutex<HashMap<String, Value>>,
+    login: tokio::sync::OnceCell<String>,
+    requests: Mutex<BTreeMap<String, usize>>,
+}
+
+#[derive(Clone)]
+pub struct GitHub {
+    inner: Arc<Inner>,
+}
+
+/// What one attempt came back with.
+enum Attempt {
+    Retry {
+        reply: Option<Reply>,
+        error: Option<GithubError>,
+        wait: Option<Duration>,
+    },
+    Fatal(GithubError),
+}
+
+impl GitHub {
+    pub fn new(credentials: Credentials, options: Options) -> Result<GitHub, GithubError> {
+        let builder = || -> Result<octocrab::OctocrabBuilder<_, _, _, _>, GithubError> {
+            Octocrab::builder()
+                .base_uri(options.api.as_str())
+                .map_err(|e| {
+                    GithubError::Auth(format!(
+                        "GITHUB_API_URL `{}` is not a URL ({e})",
+                        options.api
+                    ))
+                })
+                .map(|b| {
+                    b.set_connect_timeout(Some(Duration::from_secs(10)))
+                        .set_read_timeout(Some(Duration::from_secs(30)))
+                        .set_write_timeout(Some(Duration::from_secs(30)))
+                })
+        };
+        let build_err =
+            |e: octocrab::Error| GithubError::Auth(format!("cannot set up the GitHub client: {e}"));
+        let (auth, kind) = match credentials {
+            Credentials::App { id, key } => {
+                let key = jsonwebtoken::EncodingKey::from_rsa_pem(key.expose().as_bytes()).map_err(|_| {
+                    GithubError::Auth(
+                        "ROTAGATE_GITHUB_APP_KEY is not an RSA private key PEM (download one from the App's settings page)".into(),
+                    )
+                })?;
+                let app = builder()?
+                    .app(octocrab::models::AppId(id), key)
+                    .build()
+                    .map_err(build_err)?;
+                (
+                    Auth::App {
+                        app,
+                        installations: Default::default(),
+                    },
+                    AuthKind::App,
+                )
+            }
+            Credentials::Token(t) => (
+                Auth::Token(
+                    builder()?
+                        .personal_token(t.expose().to_string())
+                        .build()
+                        .map_err(build_err)?,
+                ),
+                AuthKind::Token,
+            ),
+            Credentials::WorkflowToken(t) => (
+                Auth::Token(
+                    builder()?
+                        .personal_token(t.expose().to_string())
+                        .build()
+                        .map_err(build_err)?,
+                ),
+                AuthKind::WorkflowToken,
+            ),
+        };
+        Ok(GitHub {
+            inner: Arc::new(Inner {
+                api: options.api,
+                auth,
+                kind,
+                pacer: Pacer::new(options.limits),
+                retry: options.retry,
+                concurrency: options.concurrency.max(1),
+                cache: Default::default(),
+                login: Default::default(),
+                requests: Default::default(),
+            }),
+        })
+    }
+
+    pub fn kind(&self) -> AuthKind {
+        self.inner.kind
+    }
+
+    pub fn api(&self) -> &str {
+        &self.inner.api
+    }
+
+    pub fn concurrency(&self) -> usize {
+        self.inner.concurrency
+    }
+
+    /// Requests sent per route template (retries included).
+    pub fn request_counts(&self) -> BTreeMap<String, usize> {
+        self.inner
+            .requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn cached(&self, key: &str) -> Option<Value> {
+        self.inner
+            .cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .cloned()
+    }
+
+    pub fn remember(&self, key: &str, value: Value) {
+        self.inner
+            .cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.to_string(), value);
+    }
+
+    /// The client acting for `owner`: with an App, that owner's installation.
+    async fn client_for(&self, path: &str) -> Result<Octocrab, GithubError> {
+        match &self.inner.auth {
+            Auth::Token(c) => Ok(c.clone()),
+            Auth::App { app, .. } if path.starts_with("/app") => Ok(app.clone()),
+            Auth::App { app, installations } => {
+                let owner = owner_of(path)
+                    .ok_or_else(|| GithubError::Auth(format!("no owner in {path}")))?;
+                let mut cached = installations.lock().await;
+                if let Some(c) = cached.get(&owner) {
+                    return Ok(c.clone());
+                }
+                let mut id = None;
+                for (endpoint, route) in [
+                    (
+                        "GET /orgs/{org}/installation",
+                        format!("/orgs/{owner}/installation"),
+                    ),
+                    (
+                        "GET /users/{username}/installation",
+                        format!("/users/{owner}/installation"),
+                    ),
+                ] {
+                    let reply = self
+                        .send(
+                            app,
+                            &Call {
+                                method: Method::GET,
+                                path: route,
+                                endpoint,
+                                body: None,
+                                cost: Cost::Read,
+                            },
+                        )
+                        .await?;
+                    if reply.ok() {
+                        id = reply.json::<Value>()?.get("id").and_then(Value::as_u64);
+                        break;
+                    }
+                    if reply.status != 404 {
+                        return Err(status_error(&Method::GET, endpoint, &reply, self.kind()));
+                    }
+                }
+                let id = id.ok_or_else(|| {
+                    GithubError::Auth(format!(
+                        "the GitHub App is not installed on {owner}: install it there (the App's settings → Install App) with access to the repositories rotagate writes"
+                    ))
+                })?;
+                tracing::debug!("GitHub App installation {id} for {owner}");
+                let client = app
+                    .installation(octocrab::models::InstallationId(id))
+                    .map_err(|e| GithubError::Auth(format!("installation {id}: {e}")))?;
+                cached.insert(owner, client.clone());
+                Ok(client)
+            }
+        }
+    }
+
+    /// Sends `call`, retrying transient failures; every status comes back as a reply.
+    pub async fn call(&self, call: &Call<'_>) -> Result<Reply, GithubError> {
+        let client = self.client_for(&call.path).await?;
+        self.send(&client, call).await
+    }
+
+    /// Like [`GitHub::call`], but a status outside 2xx (and `allow`) is an error that
+    /// names the missing permission.
+    pub async fn expect(&self, call: &Call<'_>, allow: &[u16]) -> Result<Reply, GithubError> {
+        let reply = self.call(call).await?;
+        if reply.ok() || allow.contains(&reply.status) {
+            Ok(reply)
+        } else {
+            Err(
+                status_error(&call.method, call.endpoint, &reply, self.kind())
+                    .with_path(&call.path),
+            )
+        }
+    }
+
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        endpoint: &'static str,
+        path: String,
+    ) -> Result<T, GithubError> {
+        self.expect(
+            &Call {
+                method: Method::GET,
+                path,
+                endpoint,
+                body: None,
+                cost: Cost::Read,
+            },
+            &[],
+        )
+        .await?
+        .json()
+    }
+
+    async fn send(&self, client: &Octocrab, call: &Call<'_>) -> Result<Reply, GithubError> {
+        let retry = &self.inner.retry;
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(retry.min_delay)
+            .with_max_delay(retry.max_delay)
+            .with_max_times(retry.attempts.saturating_sub(1))
+            .with_jitter();
+        let max_wait = retry.max_server_wait;
+        let outcome = (|| async { self.attempt(client, call).await })
+            .retry(backoff)
+            .when(|a| matches!(a, Attempt::Retry { .. }))
+            .adjust(|a, delay| match a {
+                Attempt::Retry { wait: Some(w), .. } if *w <= max_wait => delay.map(|d| d.max(*w)),
+                Attempt::Retry { wait: Some(_), .. } => None,
+                _ => delay,
+            })
+            .notify(|a, delay| {
+                if let Attempt::Retry { reply, error, .. } = a {
+                    let why = reply
+                        .as_ref()
+                        .map(|r| format!("status {}", r.status))
+                        .or_else(|| error.as_ref().map(ToString::to_string))
+                        .unwrap_or_default();
+                    tracing::debug!(endpoint = call.endpoint, %why, ?delay, "retrying GitHub request");
+                }
+            })
+            .await;
+        match outcome {
+            Ok(reply) => Ok(reply),
+            Err(Attempt::Fatal(e)) => Err(e),
+            Err(Attempt::Retry { wait: Some(w), .. }) if w > max_wait => {
+                Err(GithubError::RateLimited(call.endpoint.to_string()))
+            }
+            Err(Attempt::Retry { reply: Some(r), .. }) => Ok(r),
+            Err(Attempt::Retry { error: Some(e), .. }) => Err(e),
+            Err(Attempt::Retry { .. }) => Err(GithubError::Transport {
+                endpoint: call.endpoint.into(),
+                message: "failed after retries".into(),
+            }),
+        }
+    }
+
+    async fn attempt(&self, client: &Octocrab, call: &Call<'_>) -> Result<Reply, Attempt> {
+        let _permit = self.inner.pacer.admit(call.endpoint, call.cost).await;
+        *self
+            .inner
+            .requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(call.endpoint.to_string())
+            .or_default() += 1;
+        tracing::trace!(endpoint = call.endpoint, path = %call.path, "GitHub request");
+        let path = call.path.as_str();
+        let body = call.body;
+        let sent = match call.method {
+            Method::GET => client._get(path).await,
+            Method::POST => client._post(path, body).await,
+            Method::PUT => client._put(path, body).await,
+            Method::PATCH => client._patch(path, body).await,
+            Method::DELETE => client._delete(path, body).await,
+            ref other => {
+                return Err(Attempt::Fatal(GithubError::Decode(format!(
+                    "method {other} is not used"
+                ))));
+            }
+        };
+        let transport = |e: octocrab::Error| Attempt::Retry {
+            reply: None,
+            error: Some(GithubError::Transport {
+                endpoint: call.endpoint.into(),
+                message: transport_message(&e),
+            }),
+            wait: None,
+        };
+        let response = sent.map_err(transport)?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = client.body_to_string(response).await.map_err(transport)?;
+        let reply = Reply {
+            status,
+            headers,
+            body,
+        };
+        let limited = (status == 403 || status == 429)
+            && (reply.headers.contains_key("retry-after")
+                || reply
+                    .headers
+                    .get("x-ratelimit-remaining")
+                    .and_then(|v| v.to_str().ok())
+                    == Some("0"));
+        if status >= 500 || status == 429 || limited {
+            let wait = crate::http::server_wait(&reply.headers, time::OffsetDateTime::now_utc());
+            return Err(Attempt::Retry {
+                reply: Some(reply),
+                error: None,
+                wait,
+            });
+        }
+        Ok(reply)
+    }
+
+    /// The login rotagate acts as (an App acts as `slug[bot]`).
+    pub async fn login(&self) -> Result<String, GithubError> {
+        self.inner
+            .login
+            .get_or_try_init(|| async {
+                match &self.inner.auth {
+                    Auth::App { app, .. } => {
+                        let reply = self
+                            .send(
+                                app,
+                                &Call {
+                                    method: Method::GET,
+                                    path: "/app".into(),
+                                    endpoint: "GET /app",
+                                    body: None,
+                                    cost: Cost::Read,
+                                },
+                            )
+                            .await?;
+                        let v: Value = reply.json()?;
+                        let slug = v
+                            .get("slug")
+                            .and_then(Value::as_str)
+                            .ok_or_else(|| GithubError::Decode("GET /app has no slug".into()))?;
+                        Ok(format!("{slug}[bot]"))
+                    }
+                    Auth::Token(_) if self.kind() == AuthKind::WorkflowToken => {
+                        Ok("github-actions[bot]".to_string())
+                    }
+                    Auth::Token(_) => {
+                        let v: Value = self.get("GET /user", "/user".into()).await?;
+                        v.get("login")
+                            .and_then(Value::as_str)
+                            .map(str::to_string)
+                            .ok_or_else(|| GithubError::Decode("GET /user has no login".into()))
+                    }
+                }
+            })
+            .await
+            .cloned()
+    }
+
+    /// A repository's default branch (cached for the run).
+    pub async fn default_branch(&self, repo: &str) -> Result<String, GithubError> {
+        let v = self.repository(repo).await?;
+        v.get("default_branch")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| GithubError::Decode(format!("{repo} has no default branch")))
+    }
+
+    /// GET /repos/{owner}/{repo}, cached for the run.
+    pub async fn repository(&self, repo: &str) -> Result<Value, GithubError> {
+        let key = format!("repo:{repo}");
+        if let Some(v) = self.cached(&key) {
+            return Ok(v);
+        }
+        let v: Value = self
+            .get("GET /repos/{owner}/{repo}", format!("/repos/{repo}"))
+            .await?;
+        self.remember(&key, v.clone());
+        Ok(v)
+    }
+
+    /// Runs `f` over `items` with the configured number in flight.
+    pub async fn concurrently<T, F, Fut, R>(&self, items: Vec<T>, f: F) -> Vec<R>
+    where
+        F: Fn(T) -> Fut,
+        Fut: std::future::Future<Output = R>,
+    {
+        use futures::StreamExt;
+        futures::stream::iter(items.into_iter().map(f))
+            .buffer_unordered(self.concurrency())
+            .collect()
+            .await
+    }
+}
+
+impl GithubError {
+    fn with_path(self, path: &str) -> GithubError {
+        match self {
+            GithubError::Status {
+                status,
+                method,
+                message,
+                hint,
+                ..
+            } => GithubError::Status {
+                status,
+                method,
+                path: path.to_string(),
+                message,
+                hint,
+            },
+            other => other,
+        }
+    }
+}
+
+/// `/repos/{owner}/...`, `/orgs/{org}/...`, `/users/{user}/...` → the owner.
+fn owner_of(path: &str) -> Option<String> {
+    let mut parts = path.trim_start_matches('/').split('/');
+    match parts.next()? {
+        "repos" | "orgs" | "users" => parts.next().map(str::to_string),
+        _ => None,
+    }
+}
+
+fn transport_message(e: &octocrab::Error) -> String {
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        message = s.to_string();
+        source = s.source();
+    }
+    message
+}
+
+/// A non-2xx answer, with what to change.
+pub fn status_error(method: &Method, endpoint: &str, reply: &Reply, kind: AuthKind) -> GithubError {
+    GithubError::Status {
+        status: reply.status,
+        method: method.to_string(),
+        path: endpoint
+            .split_once(' ')
+            .map_or(endpoint, |(_, p)| p)
+            .to_string(),
+        message: reply.message(),
+        hint: hint(endpoint, reply.status, kind),
+    }
+}
+
+/// The permission or setting a 403/404 (or 422) most likely means.
+pub fn hint(endpoint: &str, status: u16, kind: AuthKind) -> Option<String> {
+    if !matches!(status, 401 | 403 | 404 | 422) {
+        return None;
+    }
+    if status == 401 {
+        return Some("the credential was refused: check ROTAGATE_GITHUB_APP_ID and ROTAGATE_GITHUB_APP_KEY, or the token".into());
+    }
+    let perm = |app: &str, fine: &str| -> String {
+        match kind {
+            AuthKind::App => format!(
+                "the GitHub App needs {app} (App settings → Permissions; then accept the new permissions on the installation) and must be installed on this repository"
+            ),
+            AuthKind::Token => format!("the token needs {fine}"),
+            AuthKind::WorkflowToken => String::new(),
+        }
+    };
+    let text = if endpoint.contains("/actions/secrets") {
+        match kind {
+            AuthKind::WorkflowToken => "GITHUB_TOKEN cannot write Actions secrets at all: give rotagate a GitHub App (ROTAGATE_GITHUB_APP_ID, ROTAGATE_GITHUB_APP_KEY) or ROTAGATE_GITHUB_TOKEN".into(),
+            _ if endpoint.starts_with("PUT /orgs") || endpoint.starts_with("GET /orgs") => perm("the organization permission \"Secrets: Read and write\"", "the admin:org scope (classic) or the organization permission \"Secrets: Read and write\""),
+            _ => perm("the repository permission \"Secrets: Read and write\"", "the repo scope (classic) or the repository permission \"Secrets: Read and write\""),
+        }
+    } else if endpoint.contains("/actions/variables") {
+        match kind {
+            AuthKind::WorkflowToken => "GITHUB_TOKEN cannot write Actions variables: give rotagate a GitHub App or ROTAGATE_GITHUB_TOKEN".into(),
+            _ => perm("the repository (or organization) permission \"Variables: Read and write\"", "the permission \"Variables: Read and write\""),
+        }
+    } else if endpoint.contains("/environments/") && status == 404 {
+        "the environment does not exist: create it in the repository's Settings → Environments"
+            .into()
+    } else if endpoint.contains("/dispatches") {
+        if status == 422 {
+            "the workflow has no workflow_dispatch trigger, or the inputs do not match its inputs"
+                .into()
+        } else {
+            perm(
+                "the repository permission \"Actions: Read and write\"",
+                "the permission \"Actions: Read and write\"",
+            )
+        }
+    } else if endpoint.contains("/actions/") {
+        perm(
+            "the repository permission \"Actions: Read\"",
+            "the permission \"Actions: Read\"",
+        )
+    } else if endpoint.contains("/contents/") || endpoint.contains("/git/") {
+        if status == 409 || status == 422 {
+            "the branch moved or is protected against this push".into()
+        } else {
+            match kind {
+                AuthKind::WorkflowToken => "give the job `permissions: contents: write`".into(),
+                _ => perm(
+                    "the repository permission \"Contents: Read and write\"",
+                    "the permission \"Contents: Read and write\"",
+                ),
+            }
+        }
+    } else if endpoint.contains("/pulls") {
+        match kind {
+            AuthKind::WorkflowToken if endpoint.starts_with("POST") => "allow GitHub Actions to create pull requests (Settings → Actions → General → Workflow permissions) and give the job `permissions: pull-requests: write`".into(),
+            _ => perm("the repository permission \"Pull requests: Read and write\"", "the permission \"Pull requests: Read and write\""),
+        }
+    } else if endpoint.contains("/issues") || endpoint.contains("/labels") {
+        match kind {
+            AuthKind::WorkflowToken => "give the job `permissions: issues: write`".into(),
+            _ => perm(
+                "the repository permission \"Issues: Read and write\"",
+                "the permission \"Issues: Read and write\"",
+            ),
+        }
+    } else if endpoint.contains("/collaborators/") {
+        perm(
+            "the repository permission \"Metadata: Read\"",
+            "read access to the repository",
+        )
+    } else if endpoint.contains("/teams/") {
+        perm(
+            "the organization permission \"Members: Read\"",
+            "the read:org scope",
+        )
+    } else {
+        String::new()
+    };
+    let text = if status == 404 && !text.is_empty() {
+        format!("{text} (GitHub answers 404, not 403, when a credential may not see a resource)")
+    } else {
+        text
+    };
+    (!text.is_empty()).then_some(text)
+}
+
+/// What the config asks of GitHub, checked before any step runs so a credential that
+/// cannot do it fails the run up front, with the reason.
+/// `only`: the credentials the command touches (all when empty).
+pub fn check_capabilities(
+    config: &crate::config::Config,
+    kind: Option<AuthKind>,
+    home: Option<&str>,
+    only: &[String],
+) -> Result<(), String> {
+    use crate::config::{ActionSpec, GateSpec, ProbeSpec, StoreSpec};
+    let mut needs: Vec<(String, &'static str, Option<String>)> = Vec::new();
+    if matches!(
+        StoreSpec::parse(&config.state.store),
+        Ok(StoreSpec::GithubBranch(_))
+    ) {
+        needs.push(("state".into(), "the github-branch state store", None));
+    }
+    for c in config
+        .credentials
+        .iter()
+        .filter(|c| only.is_empty() || only.contains(&c.id))
+    {
+        let c = c.resolved(&config.defaults);
+        for a in c.publish.iter().chain(&c.promote).chain(&c.retire) {
+            match a {
+                ActionSpec::GithubSecret(s) => needs.push((
+                    c.id.clone(),
+                    "github-secret",
+                    s.repo.clone().or(s.repos.first().cloned()),
+                )),
+                ActionSpec::GithubVariable(s) => needs.push((
+                    c.id.clone(),
+                    "github-variable",
+                    s.repo.clone().or(s.repos.first().cloned()),
+                )),
+                ActionSpec::GithubWorkflow(w) => {
+                    needs.push((c.id.clone(), "github-workflow", Some(w.repo.clone())))
+                }
+                ActionSpec::JwksFile(j) if j.repo.is_some() => {
+                    needs.push((c.id.clone(), "jwks-file in a repository", j.repo.clone()))
+                }
+                _ => {}
+            }
+        }
+        for p in &c.verify {
+            if let ProbeSpec::GithubWorkflow(w) = p {
+                needs.push((
+                    c.id.clone(),
+                    "the github-workflow probe",
+                    Some(w.repo.clone()),
+                ));
+            }
+        }
+        if matches!(c.gate(), GateSpec::PullRequest(_))
+            || matches!(c.emergency_gate(), GateSpec::PullRequest(_))
+        {
+            needs.push((
+                c.id.clone(),
+                "the pull_request gate",
+                home.map(str::to_string),
+            ));
+        }
+    }
+    let Some((who, what, _)) = needs.first() else {
+        return Ok(());
+    };
+    let Some(kind) = kind else {
+        return Err(format!(
+            "{who}: {what} needs GitHub credentials: set ROTAGATE_GITHUB_APP_ID and ROTAGATE_GITHUB_APP_KEY (a GitHub App), or ROTAGATE_GITHUB_TOKEN"
+        ));
+    };
+    if kind != AuthKind::WorkflowToken {
+        return Ok(());
+    }
+    for (who, what, repo) in &needs {
+        if matches!(*what, "github-secret" | "github-variable") {
+            return Err(format!(
+                "{who}: {what} cannot work with GITHUB_TOKEN, which cannot write Actions secrets or variables; give rotagate a GitHub App (ROTAGATE_GITHUB_APP_ID, ROTAGATE_GITHUB_APP_KEY) or ROTAGATE_GITHUB_TOKEN"
+            ));
+        }
+        if let (Some(repo), Some(home)) = (repo, home)
+            && repo != home
+        {
+            return Err(format!(
+                "{who}: {what} targets {repo}, but GITHUB_TOKEN only reaches {home}; give rotagate a GitHub App or ROTAGATE_GITHUB_TOKEN"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Percent-encodes a query or path value.
+pub fn encode(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_prefer_the_app_then_a_token_then_github_token() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |n: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == n)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let app = env(&[
+            ("ROTAGATE_GITHUB_APP_ID", "42"),
+            ("ROTAGATE_GITHUB_APP_KEY", "pem"),
+            ("GITHUB_TOKEN", "t"),
+        ]);
+        assert!(matches!(
+            Credentials::from_env(&app).unwrap(),
+            Some(Credentials::App { id: 42, .. })
+        ));
+        let half = env(&[("ROTAGATE_GITHUB_APP_ID", "42")]);
+        assert!(Credentials::from_env(&half).is_err());
+        let token = env(&[("ROTAGATE_GITHUB_TOKEN", "pat"), ("GITHUB_TOKEN", "t")]);
+        assert!(matches!(
+            Credentials::from_env(&token).unwrap(),
+            Some(Credentials::Token(_))
+        ));
+        let workflow = env(&[("GITHUB_TOKEN", "t")]);
+        assert!(matches!(
+            Credentials::from_env(&workflow).unwrap(),
+            Some(Credentials::WorkflowToken(_))
+        ));
+        assert!(Credentials::from_env(&env(&[])).unwrap().is_none());
+    }
+
+    #[test]
+    fn hints_name_the_permission() {
+        let h = hint(
+            "PUT /repos/{owner}/{repo}/actions/secrets/{secret_name}",
+            403,
+            AuthKind::App,
+        )
+        .unwrap();
+        assert!(h.contains("\"Secrets: Read and write\""), "{h}");
+        let h = hint(
+            "PUT /repos/{owner}/{repo}/actions/secrets/{secret_name}",
+            403,
+            AuthKind::WorkflowToken,
+        )
+        .unwrap();
+        assert!(
+            h.contains("GITHUB_TOKEN cannot write Actions secrets"),
+            "{h}"
+        );
+        let h = hint(
+            "POST /repos/{owner}/{repo}/pulls",
+            403,
+            AuthKind::WorkflowToken,
+        )
+        .unwrap();
+        assert!(h.contains("Workflow permissions"), "{h}");
+        let h = hint(
+            "GET /repos/{owner}/{repo}/environments/{environment_name}/secrets/public-key",
+            404,
+            AuthKind::App,
+        )
+        .unwrap();
+        assert!(h.contains("Settings → Environments"), "{h}");
+        assert_eq!(hint("GET /x", 500, AuthKind::App), None);
+    }
+
+    #[test]
+    fn owners_come_from_the_path() {
+        assert_eq!(
+            owner_of("/repos/acme/api/actions/secrets"),
+            Some("acme".into())
+        );
+        assert_eq!(
+            owner_of("/orgs/acme/actions/secrets/X"),
+            Some("acme".into())
+        );
+        assert_eq!(owner_of("/app/installations/1"), None);
+    }
+}

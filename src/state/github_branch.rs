@@ -1,0 +1,237 @@
+//! `github-branch:BRANCH`: the sealed state committed to `state.age` on a branch through
+//! the contents API, compare-and-swap on the blob sha. The branch starts as an orphan
+//! holding only the state and a README. Its history lets a load check the head against
+//! the state before it, so an old state put back as a new commit is refused.
+
+use async_trait::async_trait;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use http::Method;
+use serde_json::{Value, json};
+
+use super::{StateError, StateStore, Stored, Version};
+use crate::github::{Call, Cost, GitHub, GithubError, encode};
+
+const FILE: &str = "state.age";
+const README: &str = "This branch holds rotagate's state: `state.age`, age-encrypted and MAC-chained.\nOnly rotagate writes it. Protect the branch against force pushes and deletion.\nBreak-glass: `age -d -i identity.txt state.age`.\n";
+
+pub struct GithubBranchStore {
+    gh: GitHub,
+    repo: String,
+    branch: String,
+}
+
+impl GithubBranchStore {
+    pub fn new(gh: GitHub, repo: String, branch: String) -> Self {
+        GithubBranchStore { gh, repo, branch }
+    }
+
+    fn err(&self, e: GithubError) -> StateError {
+        StateError::Store {
+            store: self.describe(),
+            message: e.to_string(),
+        }
+    }
+
+    /// `state.age` as of `git_ref` (a branch or a commit), with its blob sha.
+    async fn read_at(&self, git_ref: &str) -> Result<Option<(Vec<u8>, String)>, StateError> {
+        let reply = self
+            .gh
+            .expect(
+                &Call {
+                    method: Method::GET,
+                    path: format!(
+                        "/repos/{}/contents/{FILE}?ref={}",
+                        self.repo,
+                        encode(git_ref)
+                    ),
+                    endpoint: "GET /repos/{owner}/{repo}/contents/{path}",
+                    body: None,
+                    cost: Cost::Read,
+                },
+                &[404],
+            )
+            .await
+            .map_err(|e| self.err(e))?;
+        if reply.status == 404 {
+            return Ok(None);
+        }
+        let v: Value = reply.json().map_err(|e| self.err(e))?;
+        let sha = v["sha"].as_str().unwrap_or_default().to_string();
+        let mut content: String = v["content"]
+            .as_str()
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect();
+        if content.is_empty() {
+            // Over 1 MB the contents API leaves the content out; the blob has it.
+            let blob: Value = self
+                .gh
+                .get(
+                    "GET /repos/{owner}/{repo}/git/blobs/{file_sha}",
+                    format!("/repos/{}/git/blobs/{sha}", self.repo),
+                )
+                .await
+                .map_err(|e| self.err(e))?;
+            content = blob["content"]
+                .as_str()
+                .unwrap_or_default()
+                .split_whitespace()
+                .collect();
+        }
+        let bytes = STANDARD.decode(content).map_err(|_| {
+            StateError::Malformed(format!(
+                "{} holds content that is not base64",
+                self.describe()
+            ))
+        })?;
+        Ok(Some((bytes, sha)))
+    }
+
+    /// Creates the branch as an orphan commit holding a README.
+    async fn create_branch(&self) -> Result<(), StateError> {
+        let repo = &self.repo;
+        let post = |endpoint: &'static str, path: String, body: Value| async move {
+            self.gh
+                .expect(
+                    &Call {
+                        method: Method::POST,
+                        path,
+                        endpoint,
+                        body: Some(&body),
+                        cost: Cost::Create,
+                    },
+                    &[],
+                )
+                .await
+                .and_then(|r| r.json::<Value>())
+                .map_err(|e| self.err(e))
+        };
+        let tree = post(
+            "POST /repos/{owner}/{repo}/git/trees",
+            format!("/repos/{repo}/git/trees"),
+            json!({ "tree": [{ "path": "README.md", "mode": "100644", "type": "blob", "content": README }] }),
+        )
+        .await?;
+        let commit = post(
+            "POST /repos/{owner}/{repo}/git/commits",
+            format!("/repos/{repo}/git/commits"),
+            json!({ "message": "rotagate: start the state branch", "tree": tree["sha"], "parents": [] }),
+        )
+        .await?;
+        self.gh
+            .expect(
+                &Call {
+                    method: Method::POST,
+                    path: format!("/repos/{repo}/git/refs"),
+                    endpoint: "POST /repos/{owner}/{repo}/git/refs",
+                    body: Some(&json!({ "ref": format!("refs/heads/{}", self.branch), "sha": commit["sha"] })),
+                    cost: Cost::Create,
+                },
+                &[422],
+            )
+            .await
+            .map_err(|e| self.err(e))?;
+        // A 422 means another run created it first, which is as good.
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl StateStore for GithubBranchStore {
+    fn describe(&self) -> String {
+        format!("github-branch:{} of {}", self.branch, self.repo)
+    }
+
+    async fn load(&self) -> Result<Option<Stored>, StateError> {
+        Ok(self
+            .read_at(&self.branch)
+            .await?
+            .map(|(bytes, sha)| Stored {
+                bytes,
+                version: Version(sha),
+            }))
+    }
+
+    async fn load_parent(&self, _head: &Version) -> Result<Option<Vec<u8>>, StateError> {
+        let commits: Value = self
+            .gh
+            .get(
+                "GET /repos/{owner}/{repo}/commits",
+                format!(
+                    "/repos/{}/commits?sha={}&path={FILE}&per_page=2",
+                    self.repo,
+                    encode(&self.branch)
+                ),
+            )
+            .await
+            .map_err(|e| self.err(e))?;
+        match commits
+            .as_array()
+            .and_then(|c| c.get(1))
+            .and_then(|c| c["sha"].as_str())
+        {
+            Some(parent) => Ok(self.read_at(parent).await?.map(|(bytes, _)| bytes)),
+            None => Ok(None),
+        }
+    }
+
+    async fn save(&self, bytes: &[u8], expected: Option<&Version>) -> Result<Version, StateError> {
+        if expected.is_none() {
+            let head = self
+                .gh
+                .expect(
+                    &Call {
+                        method: Method::GET,
+                        path: format!("/repos/{}/git/ref/heads/{}", self.repo, self.branch),
+                        endpoint: "GET /repos/{owner}/{repo}/git/ref/{ref}",
+                        body: None,
+                        cost: Cost::Read,
+                    },
+                    &[404],
+                )
+                .await
+                .map_err(|e| self.err(e))?;
+            if head.status == 404 {
+                self.create_branch().await?;
+            }
+        }
+        let mut body = json!({
+            "message": "rotagate: save state",
+            "content": STANDARD.encode(bytes),
+            "branch": self.branch,
+        });
+        if let Some(Version(sha)) = expected {
+            body["sha"] = sha.clone().into();
+        }
+        let reply = self
+            .gh
+            .expect(
+                &Call {
+                    method: Method::PUT,
+                    path: format!("/repos/{}/contents/{FILE}", self.repo),
+                    endpoint: "PUT /repos/{owner}/{repo}/contents/{path}",
+                    body: Some(&body),
+                    cost: Cost::Create,
+                },
+                &[409, 422],
+            )
+            .await
+            .map_err(|e| self.err(e))?;
+        if matches!(reply.status, 409 | 422) {
+            return Err(StateError::Conflict(format!(
+                "{} moved on ({}): another run wrote it",
+                self.describe(),
+                reply.message()
+            )));
+        }
+        let v: Value = reply.json().map_err(|e| self.err(e))?;
+        v["content"]["sha"]
+            .as_str()
+            .map(|s| Version(s.to_string()))
+            .ok_or_else(|| StateError::Store {
+                store: self.describe(),
+                message: "the contents API answered without a blob sha".into(),
+            })
+    }
+}
