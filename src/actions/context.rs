@@ -100,6 +100,7 @@ pub struct StepContext<'a> {
     pub base_dir: &'a Path,
     pub http: &'a HttpClient,
     pub env: &'a EnvValues,
-    /// When the stage this step belongs to began: a probe looks for effects after it.
-    pub since: time::OffsetDateTime,
+    /// What earlier steps of this rotation journaled, oldest first (a dispatched
+    /// workflow's run, for the probe that waits on it).
+    pub produced: &'a [serde_json::Value],
 }

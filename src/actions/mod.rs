@@ -21,7 +21,7 @@ pub use command::{CommandOutput, CommandSpec, DEFAULT_COMMAND_TIMEOUT, run_comma
 pub use context::{EnvValues, StepContext, View};
 pub use envfile::{parse_env_value, read_env_file};
 pub use github_secret::scopes;
-pub use github_workflow::latest_run_since;
+pub use github_workflow::{dispatch_runs, run_after};
 pub use jwks_file::read_jwks;
 
 use crate::config::ActionSpec;

@@ -59,10 +59,11 @@ fn material_line(m: Option<&Material>) -> String {
     }
 }
 
-/// The approval file: only public facts, so merging it reveals nothing.
-pub fn approval_file(req: &GateRequest) -> String {
+/// The approval file: only public facts, so merging it reveals nothing. The attempt
+/// makes a reopened gate's file differ from the one already merged.
+pub fn approval_file(req: &GateRequest, attempt: u64) -> String {
     format!(
-        "# Merging the pull request that adds this file approves gate `{gate}` of rotation\n# {rotation} of credential {credential}. rotagate checks it on the default branch;\n# do not edit it.\ncredential: {credential}\nrotation: \"{rotation}\"\ngate: {gate}\nold: {old}\nnew: {new}\n",
+        "# Merging the pull request that adds this file approves gate `{gate}` of rotation\n# {rotation} of credential {credential}. rotagate checks it on the default branch;\n# do not edit it.\ncredential: {credential}\nrotation: \"{rotation}\"\ngate: {gate}\nattempt: {attempt}\nold: {old}\nnew: {new}\n",
         gate = req.gate,
         rotation = req.rotation,
         credential = req.credential,
@@ -156,6 +157,7 @@ impl PullRequestGate {
         req: &GateRequest<'_>,
         branch: &str,
         default: &str,
+        attempt: u64,
     ) -> Result<Value, GateError> {
         let repo = &self.repo;
         let path = approval_path(req.credential, req.gate);
@@ -214,7 +216,7 @@ impl PullRequestGate {
             .map_err(err)?;
         let mut put = json!({
             "message": format!("rotagate: approve gate {} of {} ({})", req.gate, req.credential, req.rotation),
-            "content": STANDARD.encode(approval_file(req)),
+            "content": STANDARD.encode(approval_file(req, attempt)),
             "branch": branch,
         });
         if existing.ok() {
@@ -272,6 +274,7 @@ impl PullRequestGate {
         pull: &Value,
         me: &str,
         default: &str,
+        attempt: u64,
     ) -> Result<GateStatus, GateError> {
         let repo = &self.repo;
         let number = pull["number"].as_u64().unwrap_or_default();
@@ -304,7 +307,10 @@ impl PullRequestGate {
                 }
             )));
         }
-        if let Some(problem) = self.approval_file_problem(req, &path, default).await? {
+        if let Some(problem) = self
+            .approval_file_problem(req, &path, default, attempt)
+            .await?
+        {
             return Ok(GateStatus::Rejected(format!(
                 "the approval file on {default} {problem}"
             )));
@@ -341,6 +347,7 @@ impl PullRequestGate {
         req: &GateRequest<'_>,
         path: &str,
         default: &str,
+        attempt: u64,
     ) -> Result<Option<String>, GateError> {
         let reply = self
             .gh
@@ -397,6 +404,14 @@ impl PullRequestGate {
             ),
             ("rotation", field("rotation"), req.rotation.to_string()),
             ("gate", field("gate"), req.gate.to_string()),
+            (
+                "attempt",
+                doc.get("attempt")
+                    .and_then(Value::as_u64)
+                    .map(|a| a.to_string())
+                    .unwrap_or_default(),
+                attempt.to_string(),
+            ),
             (
                 "old fingerprint",
                 fp("old").unwrap_or_default(),
@@ -534,7 +549,7 @@ impl Gate for PullRequestGate {
             None => {
                 let found = match self.find_by_branch(&branch).await? {
                     Some(found) => found,
-                    None => self.open(req, &branch, &default).await?,
+                    None => self.open(req, &branch, &default, attempt).await?,
                 };
                 found["number"]
                     .as_u64()
@@ -575,7 +590,7 @@ impl Gate for PullRequestGate {
             (_, false) => Ok(GateStatus::Rejected(format!(
                 "pull request #{number} was closed without merging"
             ))),
-            (_, true) => self.verify_merged(req, &pull, &me, &default).await,
+            (_, true) => self.verify_merged(req, &pull, &me, &default, attempt).await,
         }
     }
 }

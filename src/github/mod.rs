@@ -173,10 +173,12 @@ impl Reply {
 
 enum Auth {
     App {
-        app: Octocrab,
-        installations: tokio::sync::Mutex<HashMap<String, Octocrab>>,
+        app: Arc<Octocrab>,
+        // Shared, not cloned: an Octocrab clone does not share its token cache, and each
+        // clone would mint a new installation token.
+        installations: tokio::sync::Mutex<HashMap<String, Arc<Octocrab>>>,
     },
-    Token(Octocrab),
+    Token(Arc<Octocrab>),
 }
 
 struct Inner {
@@ -239,28 +241,28 @@ impl GitHub {
                     .map_err(build_err)?;
                 (
                     Auth::App {
-                        app,
+                        app: Arc::new(app),
                         installations: Default::default(),
                     },
                     AuthKind::App,
                 )
             }
             Credentials::Token(t) => (
-                Auth::Token(
+                Auth::Token(Arc::new(
                     builder()?
                         .personal_token(t.expose().to_string())
                         .build()
                         .map_err(build_err)?,
-                ),
+                )),
                 AuthKind::Token,
             ),
             Credentials::WorkflowToken(t) => (
-                Auth::Token(
+                Auth::Token(Arc::new(
                     builder()?
                         .personal_token(t.expose().to_string())
                         .build()
                         .map_err(build_err)?,
-                ),
+                )),
                 AuthKind::WorkflowToken,
             ),
         };
@@ -318,7 +320,7 @@ impl GitHub {
     }
 
     /// The client acting for `owner`: with an App, that owner's installation.
-    async fn client_for(&self, path: &str) -> Result<Octocrab, GithubError> {
+    async fn client_for(&self, path: &str) -> Result<Arc<Octocrab>, GithubError> {
         match &self.inner.auth {
             Auth::Token(c) => Ok(c.clone()),
             Auth::App { app, .. } if path.starts_with("/app") => Ok(app.clone()),
@@ -366,9 +368,10 @@ impl GitHub {
                     ))
                 })?;
                 tracing::debug!("GitHub App installation {id} for {owner}");
-                let client = app
-                    .installation(octocrab::models::InstallationId(id))
-                    .map_err(|e| GithubError::Auth(format!("installation {id}: {e}")))?;
+                let client = Arc::new(
+                    app.installation(octocrab::models::InstallationId(id))
+                        .map_err(|e| GithubError::Auth(format!("installation {id}: {e}")))?,
+                );
                 cached.insert(owner, client.clone());
                 Ok(client)
             }
@@ -813,12 +816,15 @@ pub fn check_capabilities(
     if kind != AuthKind::WorkflowToken {
         return Ok(());
     }
+    if let Some((who, what, _)) = needs
+        .iter()
+        .find(|(_, what, _)| matches!(*what, "github-secret" | "github-variable"))
+    {
+        return Err(format!(
+            "{who}: {what} cannot work with GITHUB_TOKEN, which cannot write Actions secrets or variables; give rotagate a GitHub App (ROTAGATE_GITHUB_APP_ID, ROTAGATE_GITHUB_APP_KEY) or ROTAGATE_GITHUB_TOKEN"
+        ));
+    }
     for (who, what, repo) in &needs {
-        if matches!(*what, "github-secret" | "github-variable") {
-            return Err(format!(
-                "{who}: {what} cannot work with GITHUB_TOKEN, which cannot write Actions secrets or variables; give rotagate a GitHub App (ROTAGATE_GITHUB_APP_ID, ROTAGATE_GITHUB_APP_KEY) or ROTAGATE_GITHUB_TOKEN"
-            ));
-        }
         if let (Some(repo), Some(home)) = (repo, home)
             && repo != home
         {

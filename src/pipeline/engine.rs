@@ -85,6 +85,9 @@ pub(crate) struct Driver<'a> {
     env: EnvValues,
     deadline: OffsetDateTime,
     pub notes: Vec<String>,
+    /// A promote failed in this run (its compensation then ends the run); a
+    /// compensation resumed from an earlier run carries on once done.
+    promote_failed_here: bool,
 }
 
 impl<'a> Driver<'a> {
@@ -111,6 +114,7 @@ impl<'a> Driver<'a> {
             env,
             deadline,
             notes: Vec::new(),
+            promote_failed_here: false,
         }
     }
 
@@ -234,33 +238,25 @@ impl<'a> Driver<'a> {
         Ok(())
     }
 
-    fn step_context<'s>(&'s self, step: &'s str) -> StepContext<'s> {
+    fn step_context<'s>(&'s self, step: &'s str, produced: &'s [Value]) -> StepContext<'s> {
         StepContext {
             credential: &self.id,
             step,
             base_dir: self.base_dir,
             http: &self.rt.http,
             env: &self.env,
-            since: self.since(),
+            produced,
         }
     }
 
-    /// When the work this stage checks began: the rollback request while rolling back,
-    /// else when the stage before the current one was reached (promote's effects are
-    /// verified from when promote started).
-    fn since(&self) -> OffsetDateTime {
-        let r = self.rot_ref();
-        if let Some(rb) = &r.rollback {
-            return rb
-                .times
-                .get(&RollbackStage::Requested)
-                .map_or_else(|| self.now(), |a| a.0);
-        }
-        r.times
-            .range(..r.stage)
-            .next_back()
-            .or_else(|| r.times.get_key_value(&r.stage))
-            .map_or_else(|| self.now(), |(_, a)| a.0)
+    /// Outputs of this rotation's finished steps, oldest first.
+    fn produced(&self) -> Vec<Value> {
+        self.rot_ref()
+            .journal
+            .outputs("")
+            .into_iter()
+            .map(|(_, v)| v.clone())
+            .collect()
     }
 
     /// Builds a stage's actions; a kind that cannot be built (missing credentials)
@@ -323,7 +319,11 @@ impl<'a> Driver<'a> {
                 old,
                 env: &self.env,
             };
-            match action.capture(&view, &self.step_context(step)).await {
+            let produced = self.produced();
+            match action
+                .capture(&view, &self.step_context(step, &produced))
+                .await
+            {
                 Ok(before) => before,
                 Err(e) => return self.record_failure(step, &e.to_string()).await.map(Err),
             }
@@ -343,13 +343,14 @@ impl<'a> Driver<'a> {
             self.id,
             action.describe()
         );
+        let produced = self.produced();
         let result = {
             let view = View {
                 new,
                 old,
                 env: &self.env,
             };
-            let cx = self.step_context(step);
+            let cx = self.step_context(step, &produced);
             let op = match &op {
                 OpKind::Publish => Op::Publish(&view),
                 OpKind::Unpublish => Op::Unpublish(&view),
@@ -433,13 +434,16 @@ impl<'a> Driver<'a> {
             let now = self.now();
             self.rot().journal.begin(step, false, None, now);
             self.save().await?;
+            let produced = self.produced();
             let result = {
                 let view = View {
                     new,
                     old,
                     env: &self.env,
                 };
-                probe.check(&view, &self.step_context(step)).await
+                probe
+                    .check(&view, &self.step_context(step, &produced))
+                    .await
             };
             let now = self.now();
             match result {
@@ -806,6 +810,7 @@ impl<'a> Driver<'a> {
                     message,
                     at: At(now),
                 });
+                self.promote_failed_here = true;
                 self.save().await?;
                 return Ok(Flow::Continue);
             }
@@ -838,6 +843,11 @@ impl<'a> Driver<'a> {
             format!("{}: old values put back", failure.step),
         );
         self.save().await?;
+        if !self.promote_failed_here {
+            // That failure was reported by the run that met it: try promote again.
+            info!("{}: the old values are back; promoting again", self.id);
+            return Ok(Flow::Continue);
+        }
         Ok(Flow::Stop(self.outcome_failed(
             &failure.step,
             &format!("{} (the values promote had written were put back and the hooks re-run; the next run tries promote again)", failure.message),

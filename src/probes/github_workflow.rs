@@ -1,12 +1,12 @@
-//! `github-workflow` probe: the newest run of a workflow dispatched since the stage
-//! began concluded with success.
+//! `github-workflow` probe: the run a `github-workflow` step of this rotation dispatched
+//! concluded with success.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 
 use super::{DEFAULT_INTERVAL, Probe, ProbeError};
-use crate::actions::{StepContext, View, latest_run_since};
+use crate::actions::{StepContext, View, dispatch_runs, run_after};
 use crate::config;
 use crate::github::GitHub;
 
@@ -20,9 +20,6 @@ impl GithubWorkflowProbe {
         GithubWorkflowProbe { spec, gh }
     }
 }
-
-/// Runners' and GitHub's clocks disagree a little.
-const CLOCK_SLACK: time::Duration = time::Duration::minutes(2);
 
 #[async_trait]
 impl Probe for GithubWorkflowProbe {
@@ -39,33 +36,43 @@ impl Probe for GithubWorkflowProbe {
     }
 
     async fn check(&self, _view: &View<'_>, cx: &StepContext<'_>) -> Result<String, ProbeError> {
-        let since = cx.since - CLOCK_SLACK;
-        let run = latest_run_since(&self.gh, &self.spec.repo, &self.spec.workflow, since)
-            .await
-            .map_err(|e| ProbeError::Action(e.into()))?
+        let wf = &self.spec.workflow;
+        let dispatched = cx
+            .produced
+            .iter()
+            .rev()
+            .filter_map(|v| v.get("workflow_dispatch"))
+            .find(|d| d["repo"] == self.spec.repo.as_str() && d["workflow"] == wf.as_str())
             .ok_or_else(|| {
                 ProbeError::Failed(format!(
-                    "no run of {} in {} was dispatched since {} yet",
-                    self.spec.workflow,
-                    self.spec.repo,
-                    crate::clock::show(cx.since)
+                    "no github-workflow step of this rotation dispatched {wf} in {}; list one under promote",
+                    self.spec.repo
                 ))
             })?;
+        let runs = dispatch_runs(&self.gh, &self.spec.repo, wf)
+            .await
+            .map_err(|e| ProbeError::Action(e.into()))?;
+        let run = match dispatched["run_id"].as_u64() {
+            Some(id) => runs.iter().find(|r| r["id"].as_u64() == Some(id)),
+            None => run_after(&runs, dispatched["after_run"].as_u64().unwrap_or(0)),
+        }
+        .ok_or_else(|| {
+            ProbeError::Failed(format!(
+                "the {wf} run dispatched by this rotation has not started yet"
+            ))
+        })?;
         let number = run["run_number"].as_u64().unwrap_or_default();
         let url = run["html_url"].as_str().unwrap_or_default();
         match (run["status"].as_str(), run["conclusion"].as_str()) {
-            (Some("completed"), Some("success")) => Ok(format!(
-                "{} run #{number} succeeded ({url})",
-                self.spec.workflow
-            )),
+            (Some("completed"), Some("success")) => {
+                Ok(format!("{wf} run #{number} succeeded ({url})"))
+            }
             (Some("completed"), conclusion) => Err(ProbeError::Failed(format!(
-                "{} run #{number} concluded {} ({url})",
-                self.spec.workflow,
+                "{wf} run #{number} concluded {} ({url})",
                 conclusion.unwrap_or("without a conclusion")
             ))),
             (status, _) => Err(ProbeError::Failed(format!(
-                "{} run #{number} is still {} ({url})",
-                self.spec.workflow,
+                "{wf} run #{number} is still {} ({url})",
                 status.unwrap_or("pending")
             ))),
         }

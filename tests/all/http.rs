@@ -66,7 +66,7 @@ async fn probe(yaml: &str, kid: &str, env: &[(&str, &str)]) -> Result<String, St
         base_dir: dir.path(),
         http: &http,
         env: &env,
-        since: time::OffsetDateTime::now_utc(),
+        produced: &[],
     };
     let view = View {
         new: Some(&m),
@@ -328,7 +328,7 @@ async fn a_body_is_never_resent_to_an_untrusted_host() {
         base_dir: dir.path(),
         http: &http,
         env: &env,
-        since: time::OffsetDateTime::now_utc(),
+        produced: &[],
     };
     let view = View {
         new: Some(&m),

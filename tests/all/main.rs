@@ -9,6 +9,7 @@ mod crash;
 mod engine;
 mod examples;
 mod fuzz;
+mod github;
 mod http;
 mod hygiene;
 mod material;

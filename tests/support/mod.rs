@@ -17,6 +17,7 @@ use rotagate::pipeline::{FixedEnv, GateFactory, Runtime, StandardGates};
 use rotagate::secret::Secret;
 use rotagate::state::{FileStore, RunIdentity, StateIdentity, Vault, parse_recipients};
 
+pub mod github;
 pub mod server;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_rotagate");
@@ -250,3 +251,34 @@ credentials:
     drain: 0s
     gate: none
 "#;
+
+impl Ws {
+    /// The binary, talking to `fake` as the GitHub App, working in `repo`.
+    pub fn gh_cmd(&self, fake: &github::FakeGitHub, repo: &str, args: &[&str]) -> Command {
+        let mut c = self.cmd(args);
+        c.env("GITHUB_API_URL", fake.url())
+            .env("ROTAGATE_GITHUB_APP_ID", github::APP_ID.to_string())
+            .env("ROTAGATE_GITHUB_APP_KEY", &fake.app_key_pem)
+            .env("GITHUB_REPOSITORY", repo);
+        c
+    }
+
+    /// Runs the binary without blocking the runtime the fake server lives on.
+    pub async fn gh(&self, fake: &github::FakeGitHub, repo: &str, args: &[&str]) -> Run {
+        self.gh_env(fake, repo, args, &[]).await
+    }
+
+    pub async fn gh_env(
+        &self,
+        fake: &github::FakeGitHub,
+        repo: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Run {
+        let mut cmd = tokio::process::Command::from(self.gh_cmd(fake, repo, args));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().await.unwrap().into()
+    }
+}
