@@ -13,8 +13,8 @@ pub fn init(verbose: u8) {
     };
     let directives = match std::env::var("ROTAGATE_LOG") {
         Ok(v) if v.contains('=') => v,
-        Ok(v) if !v.trim().is_empty() => format!("warn,rotagate={}", v.trim()),
-        _ => format!("warn,rotagate={level}"),
+        Ok(v) if !v.trim().is_empty() => format!("warn,octocrab=off,rotagate={}", v.trim()),
+        _ => format!("warn,octocrab=off,rotagate={level}"),
     };
     let filter =
         EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new("warn,rotagate=info"));

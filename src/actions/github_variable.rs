@@ -1,6 +1,7 @@
 //! `github-variable`: Actions variables (plain text) of repositories, environments or an
-//! organisation. Values before the first write are captured, so a first issuance can be
-//! put back.
+//! organisation. Whether a variable exists is read from the scope's list (GitHub
+//! documents no 404 for a missing one); values before the first write are captured, so
+//! a first issuance can be put back.
 
 use std::collections::BTreeMap;
 
@@ -18,22 +19,23 @@ pub struct GithubVariable {
     gh: GitHub,
 }
 
+/// List, update, create and delete routes of a scope's variables.
 fn endpoints(scope: &Scope) -> [&'static str; 4] {
     match scope {
         Scope::Repo(_) => [
-            "GET /repos/{owner}/{repo}/actions/variables/{name}",
+            "GET /repos/{owner}/{repo}/actions/variables",
             "PATCH /repos/{owner}/{repo}/actions/variables/{name}",
             "POST /repos/{owner}/{repo}/actions/variables",
             "DELETE /repos/{owner}/{repo}/actions/variables/{name}",
         ],
         Scope::Environment(..) => [
-            "GET /repos/{owner}/{repo}/environments/{environment_name}/variables/{name}",
+            "GET /repos/{owner}/{repo}/environments/{environment_name}/variables",
             "PATCH /repos/{owner}/{repo}/environments/{environment_name}/variables/{name}",
             "POST /repos/{owner}/{repo}/environments/{environment_name}/variables",
             "DELETE /repos/{owner}/{repo}/environments/{environment_name}/variables/{name}",
         ],
         Scope::Org(_) => [
-            "GET /orgs/{org}/actions/variables/{name}",
+            "GET /orgs/{org}/actions/variables",
             "PATCH /orgs/{org}/actions/variables/{name}",
             "POST /orgs/{org}/actions/variables",
             "DELETE /orgs/{org}/actions/variables/{name}",
@@ -41,114 +43,118 @@ fn endpoints(scope: &Scope) -> [&'static str; 4] {
     }
 }
 
+/// The most GitHub lists in one page of variables.
+const PAGE: usize = 30;
+
 impl GithubVariable {
     pub fn new(spec: GithubValuesAction, gh: GitHub) -> Self {
         GithubVariable { spec, gh }
     }
 
-    async fn read(&self, scope: &Scope, name: &str) -> Result<Option<String>, GithubError> {
-        let reply = self
-            .gh
-            .expect(
-                &Call {
-                    method: Method::GET,
-                    path: format!("{}/{name}", scope.base("variables")),
-                    endpoint: endpoints(scope)[0],
-                    body: None,
-                    cost: Cost::Read,
-                },
-                &[404],
-            )
-            .await?;
-        if reply.status == 404 {
-            return Ok(None);
-        }
-        Ok(reply.json::<Value>()?["value"].as_str().map(str::to_string))
-    }
-
-    /// Updates `name`, creating it when it does not exist yet.
-    async fn set(
-        &self,
-        scope: &Scope,
-        name: &str,
-        value: &str,
-        org: &Value,
-    ) -> Result<(), GithubError> {
-        let [_, patch, post, _] = endpoints(scope);
-        let mut body = json!({ "name": name, "value": value });
-        if let (Scope::Org(_), Value::Object(extra)) = (scope, org) {
-            for (k, v) in extra {
-                body[k] = v.clone();
-            }
-        }
-        let updated = self
-            .gh
-            .expect(
-                &Call {
-                    method: Method::PATCH,
-                    path: format!("{}/{name}", scope.base("variables")),
-                    endpoint: patch,
-                    body: Some(&body),
-                    cost: Cost::Write,
-                },
-                &[404],
-            )
-            .await?;
-        if updated.status == 404 {
-            self.gh
-                .expect(
-                    &Call {
-                        method: Method::POST,
-                        path: scope.base("variables"),
-                        endpoint: post,
-                        body: Some(&body),
-                        cost: Cost::Write,
-                    },
-                    &[],
+    /// Every variable of the scope, by name.
+    async fn existing(&self, scope: &Scope) -> Result<BTreeMap<String, String>, GithubError> {
+        let mut all = BTreeMap::new();
+        for page in 1.. {
+            let v: Value = self
+                .gh
+                .get(
+                    endpoints(scope)[0],
+                    format!("{}?per_page={PAGE}&page={page}", scope.base("variables")),
                 )
                 .await?;
+            let listed = v["variables"].as_array().cloned().unwrap_or_default();
+            for var in &listed {
+                if let Some(name) = var["name"].as_str() {
+                    let value = match &var["value"] {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    all.insert(name.to_string(), value);
+                }
+            }
+            let total = v["total_count"].as_u64().unwrap_or(0) as usize;
+            if listed.len() < PAGE || all.len() >= total {
+                break;
+            }
         }
-        Ok(())
+        Ok(all)
     }
 
-    async fn delete(&self, scope: &Scope, name: &str) -> Result<(), GithubError> {
+    async fn send(
+        &self,
+        method: Method,
+        endpoint: &'static str,
+        path: String,
+        body: Option<&Value>,
+    ) -> Result<(), GithubError> {
         self.gh
             .expect(
                 &Call {
-                    method: Method::DELETE,
-                    path: format!("{}/{name}", scope.base("variables")),
-                    endpoint: endpoints(scope)[3],
-                    body: None,
+                    method,
+                    path,
+                    endpoint,
+                    body,
                     cost: Cost::Write,
                 },
-                &[404],
+                &[],
             )
             .await
             .map(|_| ())
     }
 
-    /// Applies `(scope, name, Some(value) | None=delete)` for every scope and name.
+    /// Applies, per scope, `name → Some(value) | None (delete)`.
     async fn apply(
         &self,
-        changes: Vec<(Scope, String, Option<String>)>,
+        plan: Vec<(Scope, BTreeMap<String, Option<String>>)>,
     ) -> Result<Value, ActionError> {
         let org = match self.spec.org {
             Some(_) => org_fields(&self.gh, &self.spec).await?,
             None => Value::Null,
         };
-        let count = changes.len();
+        let mut jobs = Vec::new();
+        for (scope, changes) in plan {
+            let existing = self.existing(&scope).await?;
+            for (name, value) in &changes {
+                let present = existing.contains_key(name);
+                if value.is_none() && !present {
+                    continue;
+                }
+                jobs.push((scope.clone(), name.clone(), value.clone(), present));
+            }
+        }
+        let count = jobs.len();
         let results = self
             .gh
             .concurrently(
-                changes,
-                |(scope, name, value): (Scope, String, Option<String>)| {
+                jobs,
+                |(scope, name, value, present): (Scope, String, Option<String>, bool)| {
                     let org = &org;
                     async move {
-                        let r = match &value {
-                            Some(v) => self.set(&scope, &name, v, org).await,
-                            None => self.delete(&scope, &name).await,
+                        let [_, patch, post, delete] = endpoints(&scope);
+                        let item = format!("{}/{name}", scope.base("variables"));
+                        let result = match value {
+                            None => self.send(Method::DELETE, delete, item, None).await,
+                            Some(value) => {
+                                let mut body = json!({ "name": name, "value": value });
+                                if let (Scope::Org(_), Value::Object(extra)) = (&scope, org) {
+                                    for (k, v) in extra {
+                                        body[k] = v.clone();
+                                    }
+                                }
+                                if present {
+                                    self.send(Method::PATCH, patch, item, Some(&body)).await
+                                } else {
+                                    self.send(
+                                        Method::POST,
+                                        post,
+                                        scope.base("variables"),
+                                        Some(&body),
+                                    )
+                                    .await
+                                }
+                            }
                         };
-                        r.map_err(|e| format!("{} {name}: {e}", scope.show()))
+                        result.map_err(|e| format!("{} {name}: {e}", scope.show()))
                     }
                 },
             )
@@ -188,13 +194,14 @@ impl Action for GithubVariable {
     ) -> Result<Option<Value>, ActionError> {
         let mut before: BTreeMap<String, BTreeMap<String, Option<String>>> = BTreeMap::new();
         for scope in scopes(&self.spec) {
-            for name in self.spec.set.keys() {
-                let value = self.read(&scope, name).await?;
-                before
-                    .entry(format!("{scope:?}"))
-                    .or_default()
-                    .insert(name.clone(), value);
-            }
+            let existing = self.existing(&scope).await?;
+            let values = self
+                .spec
+                .set
+                .keys()
+                .map(|name| (name.clone(), existing.get(name).cloned()))
+                .collect();
+            before.insert(format!("{scope:?}"), values);
         }
         Ok(Some(json!({ "variables": before })))
     }
@@ -202,37 +209,43 @@ impl Action for GithubVariable {
     async fn execute(&self, op: Op<'_>, _cx: &StepContext<'_>) -> Result<Value, ActionError> {
         match op {
             Op::Write(view) => {
-                let mut changes = Vec::new();
-                for scope in scopes(&self.spec) {
-                    for (name, t) in &self.spec.set {
-                        changes.push((
-                            scope.clone(),
-                            name.clone(),
-                            Some(t.render(view)?.expose().to_string()),
-                        ));
-                    }
+                let mut changes = BTreeMap::new();
+                for (name, t) in &self.spec.set {
+                    changes.insert(name.clone(), Some(t.render(view)?.expose().to_string()));
                 }
-                self.apply(changes).await
+                let plan = scopes(&self.spec)
+                    .into_iter()
+                    .map(|s| (s, changes.clone()))
+                    .collect();
+                self.apply(plan).await
             }
             Op::Restore(before) => {
                 let recorded = before
                     .get("variables")
                     .and_then(Value::as_object)
                     .ok_or_else(|| ActionError::Failed("nothing was recorded to restore".into()))?;
-                let mut changes = Vec::new();
-                for scope in scopes(&self.spec) {
-                    let values = recorded
-                        .get(&format!("{scope:?}"))
-                        .and_then(Value::as_object);
-                    for name in self.spec.set.keys() {
-                        let previous = values
-                            .and_then(|v| v.get(name))
-                            .and_then(Value::as_str)
-                            .map(str::to_string);
-                        changes.push((scope.clone(), name.clone(), previous));
-                    }
-                }
-                self.apply(changes).await
+                let plan = scopes(&self.spec)
+                    .into_iter()
+                    .map(|scope| {
+                        let values = recorded
+                            .get(&format!("{scope:?}"))
+                            .and_then(Value::as_object);
+                        let changes = self
+                            .spec
+                            .set
+                            .keys()
+                            .map(|name| {
+                                let previous = values
+                                    .and_then(|v| v.get(name))
+                                    .and_then(Value::as_str)
+                                    .map(str::to_string);
+                                (name.clone(), previous)
+                            })
+                            .collect();
+                        (scope, changes)
+                    })
+                    .collect();
+                self.apply(plan).await
             }
             Op::Publish(_) | Op::Unpublish(_) | Op::Run(_) => Err(ActionError::Failed(
                 "a github-variable step only writes values".into(),

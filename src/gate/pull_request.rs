@@ -161,45 +161,31 @@ impl PullRequestGate {
     ) -> Result<Value, GateError> {
         let repo = &self.repo;
         let path = approval_path(req.credential, req.gate);
-        let head = self
+        // Branch from the default branch's head; a 422 means an interrupted run made the
+        // branch already.
+        let base: Value = self
             .gh
-            .expect(
-                &Call {
-                    method: Method::GET,
-                    path: format!("/repos/{repo}/git/ref/heads/{branch}"),
-                    endpoint: "GET /repos/{owner}/{repo}/git/ref/{ref}",
-                    body: None,
-                    cost: Cost::Read,
-                },
-                &[404],
+            .get(
+                "GET /repos/{owner}/{repo}/branches/{branch}",
+                format!("/repos/{repo}/branches/{}", encode(default)),
             )
             .await
             .map_err(err)?;
-        if head.status == 404 {
-            let base: Value = self
-                .gh
-                .get(
-                    "GET /repos/{owner}/{repo}/git/ref/{ref}",
-                    format!("/repos/{repo}/git/ref/heads/{default}"),
-                )
-                .await
-                .map_err(err)?;
-            let body =
-                json!({ "ref": format!("refs/heads/{branch}"), "sha": base["object"]["sha"] });
-            self.gh
-                .expect(
-                    &Call {
-                        method: Method::POST,
-                        path: format!("/repos/{repo}/git/refs"),
-                        endpoint: "POST /repos/{owner}/{repo}/git/refs",
-                        body: Some(&body),
-                        cost: Cost::Create,
-                    },
-                    &[422],
-                )
-                .await
-                .map_err(err)?;
-        }
+        let new_ref =
+            json!({ "ref": format!("refs/heads/{branch}"), "sha": base["commit"]["sha"] });
+        self.gh
+            .expect(
+                &Call {
+                    method: Method::POST,
+                    path: format!("/repos/{repo}/git/refs"),
+                    endpoint: "POST /repos/{owner}/{repo}/git/refs",
+                    body: Some(&new_ref),
+                    cost: Cost::Create,
+                },
+                &[422],
+            )
+            .await
+            .map_err(err)?;
         let existing = self
             .gh
             .expect(

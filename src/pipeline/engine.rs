@@ -88,6 +88,11 @@ pub(crate) struct Driver<'a> {
     /// A promote failed in this run (its compensation then ends the run); a
     /// compensation resumed from an earlier run carries on once done.
     promote_failed_here: bool,
+    /// A step failed in this run.
+    failed_here: bool,
+    /// This run is an operator's `rollback`: finishing it is a success, whatever
+    /// failure led to it in an earlier run.
+    pub(crate) operator_rollback: bool,
 }
 
 impl<'a> Driver<'a> {
@@ -115,6 +120,8 @@ impl<'a> Driver<'a> {
             deadline,
             notes: Vec::new(),
             promote_failed_here: false,
+            failed_here: false,
+            operator_rollback: false,
         }
     }
 
@@ -289,6 +296,7 @@ impl<'a> Driver<'a> {
         message: &str,
     ) -> Result<String, EngineError> {
         let now = self.now();
+        self.failed_here = true;
         self.rot().error = Some(Failure {
             step: step.to_string(),
             message: message.to_string(),
@@ -1153,7 +1161,14 @@ impl<'a> Driver<'a> {
                             ProbeFlow::Passed => {}
                             ProbeFlow::Waiting(o) => return Ok(Flow::Stop(o)),
                             ProbeFlow::Exhausted(reason) => {
-                                self.rot().journal.undo("rollback/verify/");
+                                // The next attempt re-runs the hooks (a redeploy, say) before
+                                // verifying again: probing the same failed run would never pass.
+                                let rot = self.rot();
+                                rot.journal.undo("rollback/verify/");
+                                rot.journal.undo("rollback/hook/");
+                                if let Some(rb) = rot.rollback.as_mut() {
+                                    rb.stage = RollbackStage::Requested;
+                                }
                                 let message = self
                                     .record_failure(&step, &format!("the old material does not verify after rollback: {reason}"))
                                     .await?;
@@ -1255,7 +1270,7 @@ impl<'a> Driver<'a> {
         );
         Ok(Flow::Stop(Outcome::RolledBack {
             rotation: rotation.id,
-            failed: rotation.error.is_some(),
+            failed: self.failed_here || (rotation.error.is_some() && !self.operator_rollback),
             reason,
         }))
     }

@@ -144,7 +144,7 @@ pub async fn run(
             start_rotation(entry, cred, trigger, &reason, Vec::new(), now);
             vault.save(now).await?;
         }
-        let (outcome, notes) = drive(config, vault, rt, &id, deadline).await?;
+        let (outcome, notes) = drive(config, vault, rt, &id, deadline, false).await?;
         vault.release(rt.clock.now()).await?;
         report.credentials.push(CredentialReport {
             id,
@@ -213,6 +213,7 @@ async fn drive(
     rt: &Runtime,
     id: &str,
     deadline: OffsetDateTime,
+    operator_rollback: bool,
 ) -> Result<(Outcome, Vec<String>), EngineError> {
     let snapshot = vault.doc.credentials[id]
         .rotation
@@ -224,6 +225,7 @@ async fn drive(
         message: format!("the config snapshot of the rotation in flight does not load ({e}); this state was written by another rotagate version"),
     })?;
     let mut driver = Driver::new(rt, vault, &config.dir, id, cred, deadline);
+    driver.operator_rollback = operator_rollback;
     let outcome = driver.drive().await?;
     Ok((outcome, std::mem::take(&mut driver.notes)))
 }
@@ -343,7 +345,7 @@ pub async fn rotate(
         };
         start_rotation(entry, &cred, trigger, reason, abandoned, now);
         vault.save(now).await?;
-        drive(config, vault, rt, id, deadline).await
+        drive(config, vault, rt, id, deadline, false).await
     })
     .await?;
     Ok(RunReport {
@@ -444,7 +446,7 @@ pub async fn rollback(
             entry.audit(now, Some(&rotation_id), "rollback-requested", "requested by an operator");
             vault.save(now).await?;
         }
-        drive(config, vault, rt, id, deadline).await
+        drive(config, vault, rt, id, deadline, true).await
     })
     .await?;
     Ok(RunReport {
@@ -581,7 +583,7 @@ pub async fn reopen_gate(
             format!("{name}: attempt {attempt}"),
         );
         vault.save(now).await?;
-        drive(config, vault, rt, id, deadline).await
+        drive(config, vault, rt, id, deadline, false).await
     })
     .await?;
     Ok(RunReport {

@@ -177,25 +177,29 @@ impl StateStore for GithubBranchStore {
     }
 
     async fn save(&self, bytes: &[u8], expected: Option<&Version>) -> Result<Version, StateError> {
-        if expected.is_none() {
-            let head = self
-                .gh
-                .expect(
-                    &Call {
-                        method: Method::GET,
-                        path: format!("/repos/{}/git/ref/heads/{}", self.repo, self.branch),
-                        endpoint: "GET /repos/{owner}/{repo}/git/ref/{ref}",
-                        body: None,
-                        cost: Cost::Read,
-                    },
-                    &[404],
-                )
-                .await
-                .map_err(|e| self.err(e))?;
-            if head.status == 404 {
+        match self.put(bytes, expected).await? {
+            Some(version) => Ok(version),
+            // The first write finds no branch: start it, then write.
+            None => {
                 self.create_branch().await?;
+                self.put(bytes, expected)
+                    .await?
+                    .ok_or_else(|| StateError::Store {
+                        store: self.describe(),
+                        message: "the branch is still missing after creating it".into(),
+                    })
             }
         }
+    }
+}
+
+impl GithubBranchStore {
+    /// One compare-and-swap write; `None` when the branch does not exist.
+    async fn put(
+        &self,
+        bytes: &[u8],
+        expected: Option<&Version>,
+    ) -> Result<Option<Version>, StateError> {
         let mut body = json!({
             "message": "rotagate: save state",
             "content": STANDARD.encode(bytes),
@@ -214,11 +218,14 @@ impl StateStore for GithubBranchStore {
                     body: Some(&body),
                     cost: Cost::Create,
                 },
-                &[409, 422],
+                &[404, 409, 422],
             )
             .await
             .map_err(|e| self.err(e))?;
-        if matches!(reply.status, 409 | 422) {
+        if reply.status == 404 && expected.is_none() {
+            return Ok(None);
+        }
+        if matches!(reply.status, 404 | 409 | 422) {
             return Err(StateError::Conflict(format!(
                 "{} moved on ({}): another run wrote it",
                 self.describe(),
@@ -228,7 +235,7 @@ impl StateStore for GithubBranchStore {
         let v: Value = reply.json().map_err(|e| self.err(e))?;
         v["content"]["sha"]
             .as_str()
-            .map(|s| Version(s.to_string()))
+            .map(|s| Some(Version(s.to_string())))
             .ok_or_else(|| StateError::Store {
                 store: self.describe(),
                 message: "the contents API answered without a blob sha".into(),

@@ -540,6 +540,52 @@ async fn hold_leaves_the_new_material_and_rollback_puts_the_old_back_in_order() 
 }
 
 #[tokio::test]
+async fn a_rollback_whose_verify_failed_redeploys_before_verifying_again() {
+    let ws = Ws::new();
+    config(
+        &ws,
+        r#"    key: { type: rsa }
+    promote:
+      - file: { path: a.env, set: { KID: "{{ new.kid }}" } }
+      - command: { run: ./log.sh, args: [deploy], stdin: "{{ new.kid }}" }
+    verify: [ { command: { run: ./verify.sh } } ]
+    gate: none
+"#,
+    );
+    ws.script("log.sh", "#!/bin/sh\necho \"$1 $(cat)\" >> events.log\n");
+    // The deploy breaks: every verify fails until a deploy runs after the fix.
+    ws.script(
+        "verify.sh",
+        "#!/bin/sh\necho verify >> events.log\nif [ -e broken ]; then echo broken >&2; exit 1; fi\n",
+    );
+    let clock = clock();
+    let rt = runtime(clock.clone(), &[]);
+    assert!(matches!(run(&ws, &rt, M).await, Outcome::Completed { .. }));
+    let old = ws.env_value("a.env", "KID").unwrap();
+    ws.write("broken", "");
+    let failed = rotate(&ws, &rt, M, false).await.unwrap();
+    assert!(
+        matches!(&failed, Outcome::Failed { step, .. } if step == "rollback/verify/0"),
+        "{failed:?}"
+    );
+    assert!(failed.failed());
+    assert_eq!(ws.env_value("a.env", "KID").unwrap(), old);
+    std::fs::remove_file(ws.path("events.log")).unwrap();
+
+    std::fs::remove_file(ws.path("broken")).unwrap();
+    let done = rollback(&ws, &rt, M).await.unwrap();
+    assert!(
+        matches!(&done, Outcome::RolledBack { failed: false, .. }),
+        "an operator's rollback that finishes is a success: {done:?}"
+    );
+    assert_eq!(
+        ws.read("events.log"),
+        format!("deploy {old}\nverify\n"),
+        "the deploy hook ran again before the old material was verified"
+    );
+}
+
+#[tokio::test]
 async fn rollback_is_refused_once_retired_and_with_nothing_in_flight() {
     let ws = Ws::new();
     config(

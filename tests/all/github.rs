@@ -864,3 +864,204 @@ async fn github_enterprise_server_paths_work() {
     ok(&out);
     assert!(fake.secret("acme/api", "SIGNING_KID").is_some());
 }
+
+fn client(fake: &FakeGitHub, limits: Option<rotagate::github::Limits>) -> rotagate::github::GitHub {
+    rotagate::github::GitHub::new(
+        rotagate::github::Credentials::App {
+            id: crate::support::github::APP_ID,
+            key: rotagate::secret::Secret::new(fake.app_key_pem.clone()),
+        },
+        rotagate::github::Options {
+            api: fake.url(),
+            limits,
+            concurrency: 16,
+            retry: rotagate::http::RetryPolicy {
+                attempts: 6,
+                min_delay: Duration::from_millis(50),
+                max_delay: Duration::from_secs(2),
+                max_server_wait: Duration::from_secs(5),
+            },
+        },
+    )
+    .unwrap()
+}
+
+/// Writes `value` as SECRET_0..n into each repository, as one github-secret step.
+async fn write_secrets(gh: rotagate::github::GitHub, repos: &[&str], names: usize) {
+    let set: String = (0..names)
+        .map(|i| format!("S_{i}: \"{{{{ new.value }}}}\", "))
+        .collect();
+    let yaml = format!(
+        "github-secret: {{ repos: [{}], set: {{ {} }} }}",
+        repos.join(", "),
+        set.trim_end_matches(", ")
+    );
+    let spec: rotagate::config::ActionSpec =
+        serde_yaml::with::singleton_map_recursive::deserialize(serde_yaml::Deserializer::from_str(
+            &yaml,
+        ))
+        .unwrap();
+    let providers = rotagate::actions::Providers { github: Some(gh) };
+    let action = rotagate::actions::build(&spec, &providers)
+        .unwrap()
+        .unwrap();
+    let material = rotagate::material::generate(
+        &rotagate::config::KeySpec::Secret {
+            length: 32,
+            alphabet: Default::default(),
+            prefix: String::new(),
+            kid: Default::default(),
+        },
+        "k".into(),
+        None,
+        time::OffsetDateTime::now_utc(),
+    )
+    .unwrap();
+    let env = rotagate::actions::EnvValues::default();
+    let http = rotagate::http::HttpClient::new(Default::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cx = rotagate::actions::StepContext {
+        credential: "c",
+        step: "promote/0",
+        base_dir: dir.path(),
+        http: &http,
+        env: &env,
+        produced: &[],
+    };
+    let view = rotagate::actions::View {
+        new: Some(&material),
+        old: None,
+        env: &env,
+    };
+    action
+        .execute(rotagate::actions::Op::Write(&view), &cx)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pacing_keeps_to_the_secondary_limits_without_a_single_limit_answer() {
+    // github.com's limits with the minute scaled to 2s: 100 points per endpoint (20
+    // secret writes), 80 content-creating requests, 100 in flight.
+    let scaled = |window| crate::support::github::SimLimits {
+        window,
+        points_per_endpoint: 100,
+        content_per_window: 80,
+        concurrency: 100,
+    };
+    let window = Duration::from_secs(2);
+    let repos = ["acme/api", "acme/worker", "acme/site"];
+
+    let fake = world().await;
+    fake.enforce_limits(Some(scaled(window)));
+    let paced = rotagate::github::Limits {
+        window,
+        points_per_endpoint: 100,
+        content_per_window: 80,
+        concurrency: 100,
+    };
+    let started = std::time::Instant::now();
+    write_secrets(client(&fake, Some(paced)), &repos, 20).await;
+    let elapsed = started.elapsed();
+    assert_eq!(
+        fake.limit_responses(),
+        0,
+        "paced requests never meet the limit"
+    );
+    assert!(
+        elapsed >= Duration::from_secs(4),
+        "60 writes at 20 per window start at 0, 2.1s and 4.2s: {elapsed:?}"
+    );
+    assert!(elapsed < Duration::from_secs(9), "{elapsed:?}");
+    for repo in repos {
+        assert!(fake.secret(repo, "S_19").is_some());
+    }
+
+    // Unpaced, the same writes meet the limit (and recover through Retry-After).
+    let fake = world().await;
+    fake.enforce_limits(Some(scaled(window)));
+    write_secrets(client(&fake, None), &repos, 20).await;
+    assert!(
+        fake.limit_responses() > 0,
+        "the fake enforces the limits it advertises"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_writers_on_the_state_branch_merge_or_meet_a_clear_lease() {
+    use rotagate::state::{
+        GithubBranchStore, RunIdentity, StateError, StateIdentity, Vault, parse_recipients,
+    };
+    let fake = world().await;
+    let identity = StateIdentity::generate();
+    let secret = identity.to_secret();
+    let open = |run: &str| {
+        let gh = client(&fake, None);
+        let identity = StateIdentity::parse(&secret).unwrap();
+        let recipients = parse_recipients(&[identity.recipient()]).unwrap();
+        let run = RunIdentity {
+            run_id: run.into(),
+            holder: run.into(),
+            host: format!("host-{run}"),
+            pid: 1,
+        };
+        async move {
+            Vault::open(
+                Box::new(GithubBranchStore::new(
+                    gh,
+                    HOME.into(),
+                    "rotagate-state".into(),
+                )),
+                identity,
+                recipients,
+                run,
+                Duration::from_secs(600),
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let mut a = open("a").await;
+    a.acquire(&["one".into()], now).await.unwrap();
+    let mut b = open("b").await;
+    let mut c = open("c").await;
+    b.acquire(&["two".into()], now).await.unwrap();
+    // c read the state before b wrote: its write is refused (409), it re-reads, and it
+    // keeps b's entry.
+    c.acquire(&["three".into()], now).await.unwrap();
+    let check = open("d").await;
+    assert_eq!(check.doc.credentials.len(), 3);
+    assert!(fake.count("PUT /repos/{owner}/{repo}/contents/{path}") >= 4);
+    let mut d = open("d").await;
+    match d.acquire(&["one".into()], now).await {
+        Err(StateError::LeaseHeld {
+            credential, run, ..
+        }) => assert_eq!((credential.as_str(), run.as_str()), ("one", "a")),
+        other => panic!("{:?}", other.err()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_gate_waiting_past_its_timeout_fails_check_and_pages_the_owner() {
+    let fake = world().await;
+    let ws = Ws::new();
+    ws.config(&SIGNING.replace(
+        "gate: { pull_request: { approvals: 1 } }",
+        "gate: { pull_request: { approvals: 1, timeout: 1s } }",
+    ));
+    ok(&ws.gh(&fake, HOME, &["run"]).await);
+    ok(&ws
+        .gh(&fake, HOME, &["rotate", "api-signing", "--reason", "r"])
+        .await);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let check = ws.gh(&fake, HOME, &["check"]).await;
+    assert_eq!(check.code, 1, "{}", check.all());
+    assert!(
+        check.stdout.contains("gate-timeout") && check.stdout.contains("longer than 1s"),
+        "{}",
+        check.stdout
+    );
+    let issue = fake.issues(HOME).into_iter().next().unwrap();
+    assert!(issue.body.contains("**gate-timeout**"), "{}", issue.body);
+}

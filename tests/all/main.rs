@@ -13,4 +13,5 @@ mod github;
 mod http;
 mod hygiene;
 mod material;
+mod openapi;
 mod state;

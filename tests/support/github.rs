@@ -300,14 +300,19 @@ fn user_object(login: &str, id: u64) -> Value {
     let mut u = example("GET /repos/{owner}/{repo}/pulls/{pull_number}")["user"].clone();
     u["login"] = login.into();
     u["id"] = id.into();
-    u["type"] = if login.ends_with("[bot]") {
-        "Bot"
-    } else {
-        "User"
+    // As GitHub spells them: a bot's URLs encode the brackets; its page is the App's.
+    let encoded = login.replace('[', "%5B").replace(']', "%5D");
+    u["url"] = format!("https://api.github.com/users/{encoded}").into();
+    match login.strip_suffix("[bot]") {
+        Some(app) => {
+            u["type"] = "Bot".into();
+            u["html_url"] = format!("https://github.com/apps/{app}").into();
+        }
+        None => {
+            u["type"] = "User".into();
+            u["html_url"] = format!("https://github.com/{login}").into();
+        }
     }
-    .into();
-    u["html_url"] = format!("https://github.com/{login}").into();
-    u["url"] = format!("https://api.github.com/users/{login}").into();
     u
 }
 
@@ -538,6 +543,19 @@ impl FakeGitHub {
         let t = format!("ghp_{}", sha_of(login.as_bytes()));
         w.users.insert(login.to_string());
         w.tokens.insert(t.clone(), Actor::User(login.to_string()));
+        t
+    }
+
+    /// An installation token for `owner` (as the App would get one).
+    pub fn installation_token(&self, owner: &str) -> String {
+        let mut w = self.w();
+        let t = format!("ghs_{}", sha_of(format!("installation {owner}").as_bytes()));
+        w.tokens.insert(
+            t.clone(),
+            Actor::Installation {
+                owner: owner.to_string(),
+            },
+        );
         t
     }
 
@@ -918,8 +936,8 @@ fn template(method: &Method, segs: &[&str]) -> (String, bool) {
         ("PUT", ["orgs", _, "actions", "secrets", _]) => {
             "PUT /orgs/{org}/actions/secrets/{secret_name}"
         }
-        ("GET", ["repos", _, _, "actions", "variables", _]) => {
-            "GET /repos/{owner}/{repo}/actions/variables/{name}"
+        ("GET", ["repos", _, _, "actions", "variables"]) => {
+            "GET /repos/{owner}/{repo}/actions/variables"
         }
         ("PATCH", ["repos", _, _, "actions", "variables", _]) => {
             "PATCH /repos/{owner}/{repo}/actions/variables/{name}"
@@ -930,8 +948,8 @@ fn template(method: &Method, segs: &[&str]) -> (String, bool) {
         ("POST", ["repos", _, _, "actions", "variables"]) => {
             "POST /repos/{owner}/{repo}/actions/variables"
         }
-        ("GET", ["repos", _, _, "environments", _, "variables", _]) => {
-            "GET /repos/{owner}/{repo}/environments/{environment_name}/variables/{name}"
+        ("GET", ["repos", _, _, "environments", _, "variables"]) => {
+            "GET /repos/{owner}/{repo}/environments/{environment_name}/variables"
         }
         ("PATCH", ["repos", _, _, "environments", _, "variables", _]) => {
             "PATCH /repos/{owner}/{repo}/environments/{environment_name}/variables/{name}"
@@ -942,9 +960,7 @@ fn template(method: &Method, segs: &[&str]) -> (String, bool) {
         ("POST", ["repos", _, _, "environments", _, "variables"]) => {
             "POST /repos/{owner}/{repo}/environments/{environment_name}/variables"
         }
-        ("GET", ["orgs", _, "actions", "variables", _]) => {
-            "GET /orgs/{org}/actions/variables/{name}"
-        }
+        ("GET", ["orgs", _, "actions", "variables"]) => "GET /orgs/{org}/actions/variables",
         ("PATCH", ["orgs", _, "actions", "variables", _]) => {
             "PATCH /orgs/{org}/actions/variables/{name}"
         }
@@ -960,7 +976,7 @@ fn template(method: &Method, segs: &[&str]) -> (String, bool) {
         }
         ("GET", ["repos", _, _, "contents", ..]) => "GET /repos/{owner}/{repo}/contents/{path}",
         ("PUT", ["repos", _, _, "contents", ..]) => "PUT /repos/{owner}/{repo}/contents/{path}",
-        ("GET", ["repos", _, _, "git", "ref", ..]) => "GET /repos/{owner}/{repo}/git/ref/{ref}",
+        ("GET", ["repos", _, _, "branches", ..]) => "GET /repos/{owner}/{repo}/branches/{branch}",
         ("POST", ["repos", _, _, "git", "refs"]) => "POST /repos/{owner}/{repo}/git/refs",
         ("POST", ["repos", _, _, "git", "trees"]) => "POST /repos/{owner}/{repo}/git/trees",
         ("POST", ["repos", _, _, "git", "commits"]) => "POST /repos/{owner}/{repo}/git/commits",
@@ -1380,7 +1396,7 @@ fn route(
         (_, ["repos", _, _, "actions", "variables", ..])
         | (_, ["repos", _, _, "environments", _, "variables", ..])
         | (_, ["orgs", _, "actions", "variables", ..]) => {
-            variables(w, method, segs, body, endpoint)
+            variables(w, method, segs, body, query, endpoint)
         }
         ("POST", ["repos", _, _, "actions", "workflows", wf, "dispatches"]) => {
             let key = repo_key(segs);
@@ -1529,17 +1545,16 @@ fn route(
             a["commit"]["message"] = message.into();
             answer(if existing.is_some() { 200 } else { 201 }, a)
         }
-        ("GET", ["repos", _, _, "git", "ref", "heads", branch @ ..]) => {
+        ("GET", ["repos", _, _, "branches", branch @ ..]) => {
             let branch = branch.join("/");
             match w.repos[&repo_key(segs)].refs.get(&branch) {
                 Some(sha) => {
-                    let mut a = example("GET /repos/{owner}/{repo}/git/ref/{ref}");
-                    a["ref"] = format!("refs/heads/{branch}").into();
-                    a["object"]["sha"] = sha.clone().into();
-                    a["object"]["type"] = "commit".into();
+                    let mut a = example("GET /repos/{owner}/{repo}/branches/{branch}");
+                    a["name"] = branch.into();
+                    a["commit"]["sha"] = sha.clone().into();
                     answer(200, a)
                 }
-                None => not_found(),
+                None => error(404, "Branch not found"),
             }
         }
         ("POST", ["repos", _, _, "git", "refs"]) => {
@@ -1793,6 +1808,7 @@ fn variables(
     method: &Method,
     segs: &[&str],
     body: &Value,
+    query: &BTreeMap<String, String>,
     endpoint: &str,
 ) -> Answer {
     let scope = scope_of(segs);
@@ -1801,23 +1817,41 @@ fn variables(
     {
         return error(404, "Not Found");
     }
-    let get_example = endpoint
-        .replacen("PATCH", "GET", 1)
-        .replacen("DELETE", "GET", 1);
     let Some(values) = w.values_mut(&scope) else {
         return error(404, "Not Found");
     };
     let last = *segs.last().unwrap();
     match (method.as_str(), last) {
-        ("GET", name) => match values.variables.get(name) {
-            Some(v) => {
-                let mut a = example(&get_example);
-                a["name"] = name.into();
-                a["value"] = v.clone().into();
-                answer(200, a)
-            }
-            None => error(404, "Not Found"),
-        },
+        ("GET", "variables") => {
+            let mut a = example(endpoint);
+            let template = a["variables"][0].clone();
+            // Documented: per_page defaults to 10, at most 30; pages count from 1.
+            let per_page = query
+                .get("per_page")
+                .and_then(|p| p.parse::<usize>().ok())
+                .unwrap_or(10)
+                .clamp(1, 30);
+            let page = query
+                .get("page")
+                .and_then(|p| p.parse::<usize>().ok())
+                .unwrap_or(1)
+                .max(1);
+            a["total_count"] = values.variables.len().into();
+            let list: Vec<Value> = values
+                .variables
+                .iter()
+                .skip((page - 1) * per_page)
+                .take(per_page)
+                .map(|(name, value)| {
+                    let mut v = template.clone();
+                    v["name"] = name.clone().into();
+                    v["value"] = value.clone().into();
+                    v
+                })
+                .collect();
+            a["variables"] = list.into();
+            answer(200, a)
+        }
         ("PATCH", name) => match values.variables.get_mut(name) {
             Some(v) => {
                 *v = body["value"].as_str().unwrap_or_default().to_string();
