@@ -1,8 +1,20 @@
 //! Every config in examples/ loads, and runs its lifecycle here.
 
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
-use crate::support::Ws;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::get;
+use rotagate::actions::Providers;
+use rotagate::clock::Clock;
+use rotagate::pipeline::{self, Outcome, RunOptions, StandardGates};
+use rotagate::secret::Secret;
+use rotagate::state::{GithubBranchStore, RunIdentity, StateIdentity, Vault, parse_recipients};
+use serde_json::json;
+
+use crate::support::github::FakeGitHub;
+use crate::support::{Ws, clock, runtime_with_gates, server};
 
 const EXAMPLE_RECIPIENT: &str = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p";
 
@@ -28,7 +40,7 @@ pub fn example(name: &str) -> Ws {
 
 #[test]
 fn every_example_loads_and_is_exercised_below() {
-    let exercised = ["01-local-jwks.yaml"];
+    let exercised = ["01-local-jwks.yaml", "github-jwks.yaml"];
     for entry in std::fs::read_dir(examples_dir()).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "yaml") {
@@ -68,4 +80,179 @@ fn local_jwks_rotates_and_rolls_back() {
     assert!(out.stderr.contains("rolled back"), "{}", out.stderr);
     assert_eq!(ws.env_value(".env", "SIGNING_KID").unwrap(), second);
     assert_eq!(ws.kids_served("public/jwks.json"), vec![second]);
+}
+
+const HOME: &str = "acme/ops";
+const READINESS_TOKEN: &str = "internal-probe-token";
+
+/// Stands in for GitHub Pages (the JWKS as committed to acme/site) and for the API,
+/// whose readiness endpoint reports the kid of its last deploy.
+async fn pages_and_api(fake: Arc<FakeGitHub>) -> String {
+    let pages = fake.clone();
+    let router = axum::Router::new()
+        .route(
+            "/site/.well-known/jwks.json",
+            get(move || {
+                let fake = pages.clone();
+                async move {
+                    match fake.file("acme/site", "main", ".well-known/jwks.json") {
+                        Some(text) => (StatusCode::OK, text),
+                        None => (StatusCode::NOT_FOUND, String::new()),
+                    }
+                }
+            }),
+        )
+        .route(
+            "/internal/readiness",
+            get(move |headers: HeaderMap| {
+                let fake = fake.clone();
+                async move {
+                    if headers.get("authorization").and_then(|v| v.to_str().ok())
+                        != Some(&format!("Bearer {READINESS_TOKEN}"))
+                    {
+                        return (StatusCode::UNAUTHORIZED, "{}".to_string());
+                    }
+                    // A deploy reads the secrets as they are when its run starts.
+                    let deployed = fake
+                        .runs("acme/api", "deploy.yml")
+                        .last()
+                        .and(fake.secret("acme/api", "SIGNING_KID"));
+                    let body = json!({ "status": "ready", "signing": { "kid": deployed } });
+                    (StatusCode::OK, body.to_string())
+                }
+            }),
+        );
+    format!("http://{}", server::serve(router).await)
+}
+
+async fn github_vault(ws: &Ws, fake: &FakeGitHub) -> Vault {
+    let config = ws.loaded();
+    Vault::open(
+        Box::new(GithubBranchStore::new(
+            fake.client(None),
+            HOME.into(),
+            "rotagate-state".into(),
+        )),
+        StateIdentity::parse(&Secret::new(ws.identity.clone())).unwrap(),
+        parse_recipients(&config.config.state.recipients).unwrap(),
+        RunIdentity::current(),
+        Duration::from_secs(3600),
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn github_jwks_runs_to_its_gate_and_retires_once_the_approval_is_merged() {
+    let fake = Arc::new(FakeGitHub::start().await);
+    for repo in [HOME, "acme/api", "acme/site"] {
+        fake.add_repo(repo);
+    }
+    fake.add_org("acme");
+    fake.install("acme");
+    fake.set_permission(HOME, "alice", "write");
+    fake.set_permission(HOME, "bob", "write");
+    fake.add_team_member("acme", "security", "alice");
+    let origin = pages_and_api(fake.clone()).await;
+
+    let ws = example("github-jwks.yaml");
+    let text = ws.read("rotagate.yaml");
+    ws.write(
+        "rotagate.yaml",
+        &text
+            .replace("https://acme.github.io", &origin)
+            .replace("https://api.acme.example", &origin),
+    );
+    let clock = clock();
+    let providers = Providers {
+        github: Some(fake.client(None)),
+    };
+    let mut rt = runtime_with_gates(
+        clock.clone(),
+        &[("READINESS_TOKEN", READINESS_TOKEN)],
+        Arc::new(StandardGates {
+            providers: providers.clone(),
+            repo: Some(HOME.into()),
+        }),
+    );
+    rt.providers = providers;
+    let run = async || {
+        let config = ws.loaded();
+        let mut vault = github_vault(&ws, &fake).await;
+        let opts = RunOptions {
+            max_wait: Duration::ZERO,
+            ..RunOptions::default()
+        };
+        let report = pipeline::run(&config, &mut vault, &rt, &opts)
+            .await
+            .unwrap();
+        report.credentials[0].outcome.clone()
+    };
+    let kids = || -> Vec<String> {
+        fake.file("acme/site", "main", ".well-known/jwks.json")
+            .map(|t| serde_json::from_str::<serde_json::Value>(&t).unwrap())
+            .map(|d| {
+                d["keys"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|k| k["kid"].as_str().unwrap().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+
+    // First issuance: published, then promoted once Pages serves the key.
+    let waiting = run().await;
+    assert!(
+        matches!(&waiting, Outcome::Waiting { what, .. } if what.contains("propagat")),
+        "{waiting:?}"
+    );
+    clock.advance(Duration::from_secs(10 * 60));
+    assert!(matches!(run().await, Outcome::Completed { .. }));
+    let kid1 = fake.secret("acme/api", "SIGNING_KID").unwrap();
+    assert_eq!(kids(), vec![kid1.clone()]);
+
+    // Due after 90 days: runs until the retire gate, one wait at a time.
+    clock.advance(Duration::from_secs(90 * 86_400));
+    let mut outcome = run().await;
+    let mut runs = 1;
+    while let Outcome::Waiting { until, .. } = &outcome {
+        clock.advance((*until - clock.now()).unsigned_abs());
+        outcome = run().await;
+        runs += 1;
+        assert!(runs < 10, "{outcome:?}");
+    }
+    let Outcome::AwaitingGate { gate, .. } = &outcome else {
+        panic!("{outcome:?}");
+    };
+    assert_eq!(gate, "retire");
+    let kid2 = fake.secret("acme/api", "SIGNING_KID").unwrap();
+    assert_ne!(kid1, kid2);
+    assert_eq!(
+        kids(),
+        vec![kid1.clone(), kid2.clone()],
+        "both served at the gate"
+    );
+    assert_eq!(
+        fake.runs("acme/api", "deploy.yml").len(),
+        2,
+        "one redeploy per promote"
+    );
+
+    // A scheduled run before the merge leaves it waiting, with one pull request.
+    assert!(matches!(run().await, Outcome::AwaitingGate { .. }));
+    let pulls = fake.pulls(HOME);
+    assert_eq!(pulls.len(), 1);
+    fake.approve(HOME, pulls[0].number, "alice");
+    fake.merge(HOME, pulls[0].number, "bob");
+    let done = run().await;
+    assert!(
+        matches!(&done, Outcome::Completed { kid, .. } if *kid == kid2),
+        "{done:?}"
+    );
+    assert_eq!(kids(), vec![kid2.clone()], "the old key is gone");
+    assert!(fake.branch_head(HOME, "rotagate-state").is_some());
+    let now = clock.now();
+    assert!(matches!(run().await, Outcome::Idle { next_due: Some(at) } if at > now));
 }

@@ -865,27 +865,6 @@ async fn github_enterprise_server_paths_work() {
     assert!(fake.secret("acme/api", "SIGNING_KID").is_some());
 }
 
-fn client(fake: &FakeGitHub, limits: Option<rotagate::github::Limits>) -> rotagate::github::GitHub {
-    rotagate::github::GitHub::new(
-        rotagate::github::Credentials::App {
-            id: crate::support::github::APP_ID,
-            key: rotagate::secret::Secret::new(fake.app_key_pem.clone()),
-        },
-        rotagate::github::Options {
-            api: fake.url(),
-            limits,
-            concurrency: 16,
-            retry: rotagate::http::RetryPolicy {
-                attempts: 6,
-                min_delay: Duration::from_millis(50),
-                max_delay: Duration::from_secs(2),
-                max_server_wait: Duration::from_secs(5),
-            },
-        },
-    )
-    .unwrap()
-}
-
 /// Writes `value` as SECRET_0..n into each repository, as one github-secret step.
 async fn write_secrets(gh: rotagate::github::GitHub, repos: &[&str], names: usize) {
     let set: String = (0..names)
@@ -961,7 +940,7 @@ async fn pacing_keeps_to_the_secondary_limits_without_a_single_limit_answer() {
         concurrency: 100,
     };
     let started = std::time::Instant::now();
-    write_secrets(client(&fake, Some(paced)), &repos, 20).await;
+    write_secrets(fake.client(Some(paced)), &repos, 20).await;
     let elapsed = started.elapsed();
     assert_eq!(
         fake.limit_responses(),
@@ -980,7 +959,7 @@ async fn pacing_keeps_to_the_secondary_limits_without_a_single_limit_answer() {
     // Unpaced, the same writes meet the limit (and recover through Retry-After).
     let fake = world().await;
     fake.enforce_limits(Some(scaled(window)));
-    write_secrets(client(&fake, None), &repos, 20).await;
+    write_secrets(fake.client(None), &repos, 20).await;
     assert!(
         fake.limit_responses() > 0,
         "the fake enforces the limits it advertises"
@@ -996,7 +975,7 @@ async fn two_writers_on_the_state_branch_merge_or_meet_a_clear_lease() {
     let identity = StateIdentity::generate();
     let secret = identity.to_secret();
     let open = |run: &str| {
-        let gh = client(&fake, None);
+        let gh = fake.client(None);
         let identity = StateIdentity::parse(&secret).unwrap();
         let recipients = parse_recipients(&[identity.recipient()]).unwrap();
         let run = RunIdentity {

@@ -463,6 +463,28 @@ impl FakeGitHub {
         }
     }
 
+    /// A client of this fake as the test GitHub App, with quick retries.
+    pub fn client(&self, limits: Option<rotagate::github::Limits>) -> rotagate::github::GitHub {
+        rotagate::github::GitHub::new(
+            rotagate::github::Credentials::App {
+                id: APP_ID,
+                key: rotagate::secret::Secret::new(self.app_key_pem.clone()),
+            },
+            rotagate::github::Options {
+                api: self.url(),
+                limits,
+                concurrency: 16,
+                retry: rotagate::http::RetryPolicy {
+                    attempts: 6,
+                    min_delay: Duration::from_millis(50),
+                    max_delay: Duration::from_secs(2),
+                    max_server_wait: Duration::from_secs(5),
+                },
+            },
+        )
+        .unwrap()
+    }
+
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
