@@ -14,14 +14,14 @@ use crate::config::{self, ConfigError, Diagnostic, LoadedConfig, StoreSpec};
 use crate::github::{self, Credentials, GitHub};
 use crate::http::{HttpClient, RetryPolicy};
 use crate::pipeline::{
-    self, EngineError, ProcessEnv, RunOptions, RunReport, Runtime, StandardGates,
+    self, EngineError, ProcessEnv, Progress, Quiet, RunOptions, RunReport, Runtime, StandardGates,
 };
 use crate::secret::Secret;
 use crate::state::{
     FileStore, GithubBranchStore, RunIdentity, StateError, StateIdentity, StateStore, Vault,
     parse_recipients,
 };
-use crate::{inventory, state};
+use crate::{ci, inventory, state};
 
 /// Everything that ends a command early, with its exit code.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +36,8 @@ pub enum AppError {
     Engine(#[from] EngineError),
     #[error(transparent)]
     Github(#[from] github::GithubError),
+    #[error(transparent)]
+    Workflow(#[from] ci::WorkflowError),
     #[error("{0}")]
     Failed(String),
 }
@@ -57,6 +59,12 @@ pub const EXIT_FAILED: u8 = 1;
 /// Loads the config and prints its warnings.
 fn load(cli: &Cli) -> Result<LoadedConfig, AppError> {
     let config = config::load(&cli.config)?;
+    // Values the credentials read from the environment may be secrets: masked before
+    // anything from the config is printed.
+    for c in &config.config.credentials {
+        let names: Vec<&str> = c.env.iter().map(String::as_str).collect();
+        ci::mask_env(&names);
+    }
     for w in &config.warnings {
         eprintln!("warning: {w}");
     }
@@ -73,8 +81,59 @@ async fn prepare(
 ) -> Result<(LoadedConfig, Runtime, Vault), AppError> {
     let config = load(cli)?;
     let rt = runtime(&config, acting)?;
-    let vault = open_vault(&config, cli, &rt, max_wait).await?;
+    if acting.is_some() {
+        ensure_default_branch(&rt).await?;
+    }
+    let mut vault = open_vault(&config, cli, &rt, max_wait).await?;
+    if let Some(path) = &cli.state_copy {
+        vault.keep_copy(path.clone())?;
+    }
     Ok((config, rt, vault))
+}
+
+/// `prepare` for commands that change the state without acting on a credential's
+/// targets (adopt, rekey): the same branch rule, no GitHub capability check.
+async fn prepare_changing(
+    cli: &Cli,
+    max_wait: Duration,
+) -> Result<(LoadedConfig, Runtime, Vault), AppError> {
+    let config = load(cli)?;
+    let rt = runtime(&config, None)?;
+    ensure_default_branch(&rt).await?;
+    let mut vault = open_vault(&config, cli, &rt, max_wait).await?;
+    if let Some(path) = &cli.state_copy {
+        vault.keep_copy(path.clone())?;
+    }
+    Ok((config, rt, vault))
+}
+
+/// Under Actions, a command that changes anything runs only on the default branch and
+/// never for a pull request, before the state identity or any secret is used.
+async fn ensure_default_branch(rt: &Runtime) -> Result<(), AppError> {
+    let Some(wf) = ci::Workflow::detect()? else {
+        return Ok(());
+    };
+    let default = match wf.default_branch() {
+        Some(b) => b,
+        None => match (&rt.providers.github, &wf.repository) {
+            (Some(gh), Some(repo)) => {
+                let v: serde_json::Value = gh
+                    .get("GET /repos/{owner}/{repo}", format!("/repos/{repo}"))
+                    .await?;
+                v["default_branch"].as_str().unwrap_or_default().to_string()
+            }
+            _ => String::new(),
+        },
+    };
+    if default.is_empty() {
+        return Err(AppError::Usage(
+            "cannot tell this repository's default branch (no repository in the event payload, no GitHub credentials to ask): rotagate changes nothing without knowing it runs on it".into(),
+        ));
+    }
+    match wf.refusal(&default) {
+        Some(reason) => Err(AppError::Usage(reason)),
+        None => Ok(()),
+    }
 }
 
 pub async fn execute(cli: Cli) -> Result<u8, AppError> {
@@ -89,7 +148,13 @@ pub async fn execute(cli: Cli) -> Result<u8, AppError> {
         Command::Plan(args) => {
             let (config, _, vault) = prepare(&cli, None, Duration::ZERO).await?;
             let items = pipeline::plan(&config, &vault.doc, now(), args.bootstrap);
-            if args.output.json {
+            if args.matrix {
+                let matrix = ci::plan_matrix(&items);
+                print_stdout(&format!("{matrix}\n"));
+                if let Some(wf) = ci::Workflow::detect()? {
+                    wf.set_outputs(&[("matrix", matrix)])?;
+                }
+            } else if args.output.json {
                 print_json(&items);
             } else {
                 let mut out = String::new();
@@ -101,11 +166,66 @@ pub async fn execute(cli: Cli) -> Result<u8, AppError> {
             Ok(EXIT_OK)
         }
         Command::Run(args) => {
-            let opts = options(&args.waits, args.only.clone(), args.bootstrap);
-            let (config, rt, mut vault) = prepare(&cli, Some(&args.only), opts.max_wait).await?;
+            let mut opts = options(&args.waits, args.only.clone(), args.bootstrap);
+            // Under Actions the event may narrow or redirect the run; flags win.
+            let trigger = match ci::Workflow::detect()? {
+                Some(wf) if args.only.is_empty() => wf.trigger(),
+                _ => ci::Trigger::Routine,
+            };
+            match trigger {
+                ci::Trigger::Incident {
+                    credential,
+                    reason,
+                    emergency,
+                } => {
+                    if reason.is_empty() {
+                        return Err(AppError::Usage(format!(
+                            "the workflow_dispatch names credential {credential} but no reason: an incident rotation needs one (the `reason` input)"
+                        )));
+                    }
+                    eprintln!(
+                        "workflow_dispatch: rotating {credential}{}: {reason}",
+                        if emergency { " (emergency)" } else { "" }
+                    );
+                    let (config, rt, mut vault) =
+                        prepare(&cli, Some(std::slice::from_ref(&credential)), opts.max_wait)
+                            .await?;
+                    let report = pipeline::rotate(
+                        &config,
+                        &mut vault,
+                        &rt,
+                        &opts,
+                        &credential,
+                        &reason,
+                        emergency,
+                    )
+                    .await?;
+                    return finish(
+                        &config,
+                        &vault,
+                        &rt,
+                        "rotate",
+                        &report,
+                        args.waits.output.json,
+                    )
+                    .await;
+                }
+                ci::Trigger::Approvals(ids) => {
+                    eprintln!("push merged approval files: running {}", ids.join(", "));
+                    opts.only = ids;
+                }
+                ci::Trigger::Routine => {}
+            }
+            let (config, rt, mut vault) = prepare(&cli, Some(&opts.only), opts.max_wait).await?;
+            opts.only.retain(|id| {
+                let known = config.credential(id).is_some() || vault.doc.credentials.contains_key(id);
+                if !known {
+                    eprintln!("warning: an approval file names {id}, which is neither in the config nor in the state");
+                }
+                known || args.only.contains(id)
+            });
             let report = pipeline::run(&config, &mut vault, &rt, &opts).await?;
-            notify(&config, &vault, &rt).await;
-            Ok(report_exit(&report, args.waits.output.json))
+            finish(&config, &vault, &rt, "run", &report, args.waits.output.json).await
         }
         Command::Rotate(args) => {
             let opts = options(&args.waits, Vec::new(), args.bootstrap);
@@ -121,24 +241,45 @@ pub async fn execute(cli: Cli) -> Result<u8, AppError> {
                 args.emergency,
             )
             .await?;
-            notify(&config, &vault, &rt).await;
-            Ok(report_exit(&report, args.waits.output.json))
+            finish(
+                &config,
+                &vault,
+                &rt,
+                "rotate",
+                &report,
+                args.waits.output.json,
+            )
+            .await
         }
         Command::Rollback(args) => {
             let opts = options(&args.waits, Vec::new(), false);
             let (config, rt, mut vault) =
                 prepare(&cli, Some(std::slice::from_ref(&args.id)), opts.max_wait).await?;
             let report = pipeline::rollback(&config, &mut vault, &rt, &opts, &args.id).await?;
-            notify(&config, &vault, &rt).await;
-            Ok(report_exit(&report, args.waits.output.json))
+            finish(
+                &config,
+                &vault,
+                &rt,
+                "rollback",
+                &report,
+                args.waits.output.json,
+            )
+            .await
         }
         Command::Gate(GateCommand::Reopen(args)) => {
             let opts = options(&args.waits, Vec::new(), false);
             let (config, rt, mut vault) =
                 prepare(&cli, Some(std::slice::from_ref(&args.id)), opts.max_wait).await?;
             let report = pipeline::reopen_gate(&config, &mut vault, &rt, &opts, &args.id).await?;
-            notify(&config, &vault, &rt).await;
-            Ok(report_exit(&report, args.waits.output.json))
+            finish(
+                &config,
+                &vault,
+                &rt,
+                "gate reopen",
+                &report,
+                args.waits.output.json,
+            )
+            .await
         }
         Command::Adopt(args) => {
             let input =
@@ -161,7 +302,7 @@ pub async fn execute(cli: Cli) -> Result<u8, AppError> {
                     }
                 };
             let opts = RunOptions::default();
-            let (config, rt, mut vault) = prepare(&cli, None, opts.max_wait).await?;
+            let (config, rt, mut vault) = prepare_changing(&cli, opts.max_wait).await?;
             let message = pipeline::adopt(
                 &config,
                 &mut vault,
@@ -213,6 +354,17 @@ pub async fn execute(cli: Cli) -> Result<u8, AppError> {
                 print_stdout(&out);
             }
             notify(&config, &vault, &rt).await;
+            if let Some(wf) = ci::Workflow::detect()? {
+                let summary = ci::check_summary(&findings);
+                wf.append_summary(&summary)?;
+                let mut failed: Vec<&str> = findings
+                    .iter()
+                    .filter(|f| f.severity == inventory::Severity::Error)
+                    .map(|f| f.credential.as_str())
+                    .collect();
+                failed.dedup();
+                wf.set_outputs(&[("failed", failed.join(",")), ("summary", summary)])?;
+            }
             let failing = findings
                 .iter()
                 .any(|f| f.severity == inventory::Severity::Error);
@@ -240,7 +392,7 @@ pub async fn execute(cli: Cli) -> Result<u8, AppError> {
             Ok(EXIT_OK)
         }
         Command::State(StateCommand::Rekey(args)) => {
-            let (config, _, mut vault) = prepare(&cli, None, Duration::ZERO).await?;
+            let (config, _, mut vault) = prepare_changing(&cli, Duration::ZERO).await?;
             let text = std::fs::read_to_string(&args.new_identity_file).map_err(|e| {
                 AppError::Usage(format!(
                     "cannot read {}: {e}",
@@ -286,6 +438,11 @@ pub fn runtime(config: &LoadedConfig, acting: Option<&[String]>) -> Result<Runti
         .map_err(AppError::Usage)?;
     }
     let providers = Providers { github };
+    let progress: Arc<dyn Progress> = if ci::masking_enabled() {
+        Arc::new(ci::LogGroups)
+    } else {
+        Arc::new(Quiet)
+    };
     Ok(Runtime {
         clock: Arc::new(SystemClock),
         http: HttpClient::new(RetryPolicy::default())
@@ -296,6 +453,7 @@ pub fn runtime(config: &LoadedConfig, acting: Option<&[String]>) -> Result<Runti
             repo: home,
         }),
         providers,
+        progress,
     })
 }
 
@@ -424,6 +582,34 @@ async fn open_vault(
     Ok(state::Vault::open(store, identity, recipients, RunIdentity::current(), lease).await?)
 }
 
+/// After a command that drove rotations: owner notifications, then under Actions the
+/// step summary, outputs and annotations; the exit code.
+async fn finish(
+    config: &LoadedConfig,
+    vault: &Vault,
+    rt: &Runtime,
+    command: &str,
+    report: &RunReport,
+    json: bool,
+) -> Result<u8, AppError> {
+    notify(config, vault, rt).await;
+    if let Some(wf) = ci::Workflow::detect()? {
+        let stages = vault
+            .doc
+            .credentials
+            .iter()
+            .filter_map(|(id, e)| e.rotation.as_ref().map(|r| (id.clone(), r.stage)))
+            .collect();
+        let summary = ci::run_summary(command, report, &stages);
+        wf.append_summary(&summary)?;
+        wf.set_outputs(&ci::run_outputs(report, &summary))?;
+        for c in report.credentials.iter().filter(|c| c.outcome.failed()) {
+            ci::error(&format!("rotagate: {}", c.id), &c.outcome.describe(), None);
+        }
+    }
+    Ok(report_exit(report, json))
+}
+
 fn report_exit(report: &RunReport, json: bool) -> u8 {
     if json {
         print_json(report);
@@ -454,6 +640,31 @@ pub fn print_stdout(text: &str) {
     // A closed pipe (`rotagate status | head`) is not an error worth reporting.
     let _ = out.write_all(text.as_bytes());
     let _ = out.flush();
+}
+
+/// Under Actions, each config error as an annotation on its file, line and column.
+fn annotate_config_error(e: &ConfigError) {
+    let Ok(Some(wf)) = ci::Workflow::detect() else {
+        return;
+    };
+    match e {
+        ConfigError::Invalid { diagnostics, .. } => {
+            for d in diagnostics {
+                let file = wf.relative(&d.file).display().to_string();
+                let message = if d.path.is_empty() {
+                    d.message.clone()
+                } else {
+                    format!("{}: {}", d.path, d.message)
+                };
+                let message = match &d.hint {
+                    Some(hint) => format!("{message} ({hint})"),
+                    None => message,
+                };
+                ci::error("rotagate.yaml", &message, Some((&file, d.line, d.column)));
+            }
+        }
+        other => ci::error("rotagate.yaml", &other.to_string(), None),
+    }
 }
 
 /// Config errors with a snippet of the line each one is on.
@@ -519,13 +730,30 @@ fn byte_span(text: &str, line: usize, column: usize) -> std::ops::Range<usize> {
     text.len()..text.len()
 }
 
+/// Under Actions, masks rotagate's own secrets (and the identity file's content)
+/// before anything else is printed.
+pub fn mask_startup(cli: &Cli) {
+    if !ci::masking_enabled() {
+        return;
+    }
+    ci::mask_env(ci::SECRET_ENV);
+    if let Some(path) = &cli.identity_file
+        && let Ok(text) = std::fs::read_to_string(path)
+    {
+        ci::mask(&zeroize::Zeroizing::new(text));
+    }
+}
+
 /// Runs `execute` and turns the result into the process exit code, printing errors.
 pub async fn main_with(cli: Cli) -> ExitCode {
     match execute(cli).await {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             match &e {
-                AppError::Config(c) => eprint!("{}", render_config_error(c)),
+                AppError::Config(c) => {
+                    annotate_config_error(c);
+                    eprint!("{}", render_config_error(c));
+                }
                 other => eprintln!("error: {other}"),
             }
             ExitCode::from(e.exit_code())

@@ -28,6 +28,11 @@ pub struct Cli {
     #[arg(long, global = true, env = "ROTAGATE_IDENTITY_FILE")]
     pub identity_file: Option<PathBuf>,
 
+    /// Keep a copy of the encrypted state here, written after every save (the action
+    /// uploads it as an artifact).
+    #[arg(long, global = true, env = "ROTAGATE_STATE_COPY")]
+    pub state_copy: Option<PathBuf>,
+
     /// More log detail (-v debug, -vv trace). ROTAGATE_LOG takes a level or filter.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -81,9 +86,12 @@ pub struct InitArgs {
         default_value = "rotagate-identity.txt"
     )]
     pub identity_out: PathBuf,
-    /// Overwrite an existing rotagate.yaml.
+    /// Overwrite an existing rotagate.yaml and workflow files.
     #[arg(long, env = "ROTAGATE_FORCE")]
     pub force: bool,
+    /// Write rotate-matrix.yml (one job per credential) instead of rotate-scheduled.yml.
+    #[arg(long, env = "ROTAGATE_INIT_MATRIX")]
+    pub matrix: bool,
 }
 
 #[derive(Debug, Args)]
@@ -100,6 +108,10 @@ pub struct PlanArgs {
     /// Plan as if `run --bootstrap` were given.
     #[arg(long, env = "ROTAGATE_BOOTSTRAP")]
     pub bootstrap: bool,
+    /// Print a GitHub Actions job matrix, one entry per credential with work
+    /// (`{"include":[{"credential":"..."}]}`); under Actions also the `matrix` output.
+    #[arg(long, env = "ROTAGATE_MATRIX", conflicts_with = "json")]
+    pub matrix: bool,
 }
 
 #[derive(Debug, Args)]

@@ -34,14 +34,39 @@ pub fn mask(value: &str) {
     if !seen.insert(digest) {
         return;
     }
-    let lines = mask_lines(value);
+    let mut text = String::new();
+    for line in mask_lines(value) {
+        text.push_str(&format!("::add-mask::{}\n", escape_command_data(&line)));
+    }
+    // On both streams: the runner reads them on separate threads, so a mask is only
+    // sure to precede the later lines of its own stream. A failed write leaves nothing
+    // more useful to do than carry on.
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    for line in lines {
-        // A failed write to stdout leaves nothing more useful to do than carry on.
-        let _ = writeln!(out, "::add-mask::{}", escape_command_data(&line));
-    }
+    let _ = out.write_all(text.as_bytes());
     let _ = out.flush();
+    let stderr = std::io::stderr();
+    let mut err = stderr.lock();
+    let _ = err.write_all(text.as_bytes());
+    let _ = err.flush();
+}
+
+/// rotagate's own secrets, read from the environment: masked before anything else is
+/// printed. Credentials' `env:` values are masked once the config names them.
+pub const SECRET_ENV: &[&str] = &[
+    "ROTAGATE_AGE_IDENTITY",
+    "ROTAGATE_GITHUB_APP_KEY",
+    "ROTAGATE_GITHUB_TOKEN",
+    "GITHUB_TOKEN",
+];
+
+/// Masks the values of `names` that are set.
+pub fn mask_env(names: &[&str]) {
+    for name in names {
+        if let Ok(value) = std::env::var(name) {
+            mask(&value);
+        }
+    }
 }
 
 /// Every form of `value` the runner must hide, one line each.

@@ -9,6 +9,27 @@ use crate::state::StateIdentity;
 
 const CONFIG_TEMPLATE: &str = include_str!("rotagate.yaml");
 
+/// The workflows of workflows/, written to .github/workflows/. The matrix one replaces
+/// the scheduled one with `--matrix` (both run on the same cron).
+const WORKFLOWS: &[(&str, &str)] = &[
+    (
+        "rotate-scheduled.yml",
+        include_str!("../../workflows/rotate-scheduled.yml"),
+    ),
+    (
+        "rotate-incident.yml",
+        include_str!("../../workflows/rotate-incident.yml"),
+    ),
+    (
+        "rotate-approval.yml",
+        include_str!("../../workflows/rotate-approval.yml"),
+    ),
+    (
+        "rotate-matrix.yml",
+        include_str!("../../workflows/rotate-matrix.yml"),
+    ),
+];
+
 pub fn init(args: &InitArgs) -> Result<(), AppError> {
     let config_path = args.dir.join("rotagate.yaml");
     if config_path.exists() && !args.force {
@@ -34,6 +55,24 @@ pub fn init(args: &InitArgs) -> Result<(), AppError> {
         CONFIG_TEMPLATE.replace("{RECIPIENT}", &identity.recipient()),
     )
     .map_err(|e| io(&config_path, e))?;
+    let workflows_dir = args.dir.join(".github/workflows");
+    let mut written = Vec::new();
+    for (name, text) in WORKFLOWS {
+        let wanted = if *name == "rotate-scheduled.yml" {
+            !args.matrix
+        } else if *name == "rotate-matrix.yml" {
+            args.matrix
+        } else {
+            true
+        };
+        let path = workflows_dir.join(name);
+        if !wanted || (path.exists() && !args.force) {
+            continue;
+        }
+        std::fs::create_dir_all(&workflows_dir).map_err(|e| io(&workflows_dir, e))?;
+        std::fs::write(&path, text).map_err(|e| io(&path, e))?;
+        written.push(path.display().to_string());
+    }
     let ignore = args.dir.join(".gitignore");
     let mut lines = vec!["/.rotagate/*.lock", "/.rotagate/.state-*.tmp", "/secrets/"];
     let identity_name = args.identity_out.to_string_lossy().to_string();
@@ -41,8 +80,13 @@ pub fn init(args: &InitArgs) -> Result<(), AppError> {
         lines.push(&identity_name);
     }
     append_missing(&ignore, &lines).map_err(|e| io(&ignore, e))?;
+    let workflows = if written.is_empty() {
+        String::new()
+    } else {
+        format!("wrote {}\n", written.join(", "))
+    };
     eprintln!(
-        "wrote {config}\nwrote the state identity to {id} (mode 0600; its recipient {r} is in the config)\n\nnext:\n  1. store {id}'s content as the ROTAGATE_AGE_IDENTITY secret of a GitHub environment named `rotation`, then delete the file\n  2. edit {config}: one entry per credential (README has one per runbook)\n  3. rotagate plan --identity-file {id}",
+        "wrote {config}\n{workflows}wrote the state identity to {id} (mode 0600; its recipient {r} is in the config)\n\nnext:\n  1. store {id}'s content as the ROTAGATE_AGE_IDENTITY secret of a GitHub environment named `rotation` (deployable from the default branch only), then delete the file\n  2. edit {config}: one entry per credential (README has one per runbook); on GitHub Actions set state.store to github-branch:rotagate-state\n  3. rotagate plan --identity-file {id}\n  4. README \"On GitHub Actions\": the GitHub App, its secrets, CODEOWNERS",
         config = config_path.display(),
         id = args.identity_out.display(),
         r = identity.recipient(),

@@ -33,6 +33,21 @@ pub struct Runtime {
     pub gates: Arc<dyn GateFactory>,
     /// Provider clients (GitHub, ...), handed to actions and probes unopened.
     pub providers: Providers,
+    pub progress: Arc<dyn Progress>,
+}
+
+/// Told when a run starts and stops working on a credential (CI log groups).
+pub trait Progress: Send + Sync {
+    fn begin(&self, credential: &str);
+    fn end(&self, credential: &str);
+}
+
+/// Reports nothing.
+pub struct Quiet;
+
+impl Progress for Quiet {
+    fn begin(&self, _credential: &str) {}
+    fn end(&self, _credential: &str) {}
 }
 
 /// Builds the gate a credential's config names.

@@ -10,7 +10,7 @@ pub mod schedule;
 
 use std::collections::BTreeMap;
 
-pub use engine::{GateFactory, Runtime, StandardGates};
+pub use engine::{GateFactory, Progress, Quiet, Runtime, StandardGates};
 pub use journal::{Entry, Journal, Status};
 pub use outcome::{CredentialReport, Outcome, RunReport};
 pub use plan::{PlanItem, plan};

@@ -110,42 +110,10 @@ pub async fn run(
             });
             continue;
         }
-        if let Some(busy) = lease(vault, rt, &id, opts).await? {
-            report.credentials.push(CredentialReport {
-                id,
-                owner,
-                outcome: busy,
-                notes: Vec::new(),
-            });
-            continue;
-        }
-        // Decide again on the state as it is now that this run holds the lease.
-        let now = rt.clock.now();
-        let start = match decide(
-            cred.as_ref(),
-            vault.doc.credentials.get(&id),
-            now,
-            opts.bootstrap,
-        ) {
-            Decision::Idle(outcome) => {
-                vault.release(now).await?;
-                report.credentials.push(CredentialReport {
-                    id,
-                    owner,
-                    outcome,
-                    notes: Vec::new(),
-                });
-                continue;
-            }
-            Decision::Work(start) => start,
-        };
-        if let (Some((trigger, reason)), Some(cred)) = (start, &cred) {
-            let entry = vault.doc.credentials.entry(id.clone()).or_default();
-            start_rotation(entry, cred, trigger, &reason, Vec::new(), now);
-            vault.save(now).await?;
-        }
-        let (outcome, notes) = drive(config, vault, rt, &id, deadline, false).await?;
-        vault.release(rt.clock.now()).await?;
+        rt.progress.begin(&id);
+        let worked = work_on(config, vault, rt, &id, cred.as_ref(), opts, deadline).await;
+        rt.progress.end(&id);
+        let (outcome, notes) = worked?;
         report.credentials.push(CredentialReport {
             id,
             owner,
@@ -154,6 +122,38 @@ pub async fn run(
         });
     }
     Ok(report)
+}
+
+/// Leases `id`, decides again, and drives its rotation.
+async fn work_on(
+    config: &LoadedConfig,
+    vault: &mut Vault,
+    rt: &Runtime,
+    id: &str,
+    cred: Option<&Credential>,
+    opts: &RunOptions,
+    deadline: OffsetDateTime,
+) -> Result<(Outcome, Vec<String>), EngineError> {
+    if let Some(busy) = lease(vault, rt, id, opts).await? {
+        return Ok((busy, Vec::new()));
+    }
+    // Decide again on the state as it is now that this run holds the lease.
+    let now = rt.clock.now();
+    let start = match decide(cred, vault.doc.credentials.get(id), now, opts.bootstrap) {
+        Decision::Idle(outcome) => {
+            vault.release(now).await?;
+            return Ok((outcome, Vec::new()));
+        }
+        Decision::Work(start) => start,
+    };
+    if let (Some((trigger, reason)), Some(cred)) = (start, cred) {
+        let entry = vault.doc.credentials.entry(id.to_string()).or_default();
+        start_rotation(entry, cred, trigger, &reason, Vec::new(), now);
+        vault.save(now).await?;
+    }
+    let driven = drive(config, vault, rt, id, deadline, false).await?;
+    vault.release(rt.clock.now()).await?;
+    Ok(driven)
 }
 
 enum Decision {
@@ -301,7 +301,9 @@ async fn leased<T>(
     if let Some(Outcome::Busy { detail }) = lease(vault, rt, id, opts).await? {
         return Err(refused(id, detail));
     }
+    rt.progress.begin(id);
     let result = f(vault).await;
+    rt.progress.end(id);
     let released = vault.release(rt.clock.now()).await;
     let value = result?;
     released?;

@@ -50,6 +50,10 @@ pub struct Vault {
     run: RunIdentity,
     owned: BTreeSet<String>,
     lease_ttl: time::Duration,
+    /// The encrypted state as last read or written.
+    sealed: Option<Vec<u8>>,
+    /// Where a copy of the encrypted state is kept after every write (a CI artifact).
+    copy: Option<std::path::PathBuf>,
 }
 
 /// Attempts at a save that keeps losing the compare-and-swap to other runs.
@@ -82,12 +86,41 @@ impl Vault {
             run,
             owned: BTreeSet::new(),
             lease_ttl: time::Duration::try_from(lease_ttl).unwrap_or(time::Duration::MINUTE * 30),
+            sealed: None,
+            copy: None,
         };
-        if let Some((doc, head)) = vault.load_verified().await? {
+        if let Some((doc, head, sealed)) = vault.load_verified().await? {
             vault.doc = doc;
             vault.head = Some(head);
+            vault.sealed = Some(sealed);
         }
         Ok(vault)
+    }
+
+    /// Keeps a copy of the encrypted state at `path`, now and after every write. It is
+    /// as safe to keep as the state itself: encrypted and authenticated.
+    pub fn keep_copy(&mut self, path: std::path::PathBuf) -> Result<(), StateError> {
+        self.copy = Some(path);
+        self.write_copy()
+    }
+
+    fn write_copy(&self) -> Result<(), StateError> {
+        let (Some(path), Some(bytes)) = (&self.copy, &self.sealed) else {
+            return Ok(());
+        };
+        let fail = |e: std::io::Error| StateError::Store {
+            store: format!("copy {}", path.display()),
+            message: e.to_string(),
+        };
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        std::fs::create_dir_all(dir).map_err(fail)?;
+        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(fail)?;
+        std::io::Write::write_all(&mut tmp, bytes).map_err(fail)?;
+        tmp.persist(path).map_err(|e| fail(e.error))?;
+        Ok(())
     }
 
     pub fn store_name(&self) -> String {
@@ -102,7 +135,9 @@ impl Vault {
         &self.run
     }
 
-    async fn load_verified(&self) -> Result<Option<(StateDoc, (Chain, Version))>, StateError> {
+    async fn load_verified(
+        &self,
+    ) -> Result<Option<(StateDoc, (Chain, Version), Vec<u8>)>, StateError> {
         let Some(stored) = self.store.load().await? else {
             tracing::debug!("{} holds no state yet", self.store.describe());
             return Ok(None);
@@ -118,7 +153,11 @@ impl Vault {
             opened.chain.generation,
             opened.chain.writer
         );
-        Ok(Some((opened.doc, (opened.chain, stored.version))))
+        Ok(Some((
+            opened.doc,
+            (opened.chain, stored.version),
+            stored.bytes,
+        )))
     }
 
     /// Takes leases on `ids` (all or nothing) and saves. Fails with
@@ -159,8 +198,9 @@ impl Vault {
             match self.acquire(ids, clock.now()).await {
                 Err(StateError::LeaseHeld { .. }) if clock.now() < deadline => {
                     clock.sleep(std::time::Duration::from_secs(2)).await;
-                    if let Some((doc, head)) = self.load_verified().await? {
+                    if let Some((doc, head, sealed)) = self.load_verified().await? {
                         self.merge_from(doc, head)?;
+                        self.sealed = Some(sealed);
                     }
                 }
                 other => return other,
@@ -203,18 +243,20 @@ impl Vault {
                         chain.generation
                     );
                     self.head = Some((chain, version));
-                    return Ok(());
+                    self.sealed = Some(bytes);
+                    return self.write_copy();
                 }
                 Err(StateError::Conflict(_)) => {
                     tracing::debug!(
                         "another run wrote the state first; merging this run's entries"
                     );
-                    let Some((doc, head)) = self.load_verified().await? else {
+                    let Some((doc, head, sealed)) = self.load_verified().await? else {
                         return Err(StateError::Conflict(
                             "the state disappeared while this run was writing it".into(),
                         ));
                     };
                     self.merge_from(doc, head)?;
+                    self.sealed = Some(sealed);
                 }
                 Err(e) => return Err(e),
             }

@@ -197,6 +197,21 @@ fn init_scaffolds_a_config_that_runs() {
         0o600
     );
     assert!(ws.read(".gitignore").lines().any(|l| l == "id.txt"));
+    for name in [
+        "rotate-scheduled.yml",
+        "rotate-incident.yml",
+        "rotate-approval.yml",
+    ] {
+        let written = ws.read(&format!(".github/workflows/{name}"));
+        let shipped =
+            std::fs::read_to_string(format!("{}/workflows/{name}", env!("CARGO_MANIFEST_DIR")))
+                .unwrap();
+        assert_eq!(written, shipped, "{name}");
+    }
+    assert!(
+        !ws.exists(".github/workflows/rotate-matrix.yml"),
+        "the matrix replaces the scheduled workflow only with --matrix"
+    );
     let again = ws.run(&["init", "--identity-out", "id2.txt"]);
     assert_eq!(again.code, 2, "an existing config is not overwritten");
     let run = ws

@@ -3,6 +3,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod actions;
 mod cli;
 mod config;
 mod crash;

@@ -215,6 +215,7 @@ pub fn runtime_with_gates(
         )),
         gates,
         providers: Providers::default(),
+        progress: Arc::new(rotagate::pipeline::Quiet),
     }
 }
 

@@ -1,0 +1,198 @@
+#!/usr/bin/env bash
+# The steps of rotagate's composite action (action.yml):
+#   install  put the release binary for this runner on PATH, its sha256 checked against
+#            sums/<version> committed in this action's repository at this ref
+#   build    fallback when there is no release binary: cargo build, with a cleared
+#            environment so no secret of the job is in reach of build scripts
+#   run      validate the inputs (they arrive only as INPUT_* environment variables)
+#            and run rotagate
+set -euo pipefail
+
+action_dir="${GITHUB_ACTION_PATH:-$(cd "$(dirname "$0")" && pwd)}"
+bin_dir="${RUNNER_TEMP:?RUNNER_TEMP is not set: run this as a GitHub Action}/rotagate-bin"
+
+die() {
+  # Messages name inputs, never their values: some are secrets.
+  echo "::error title=rotagate action::$*" >&2
+  exit 1
+}
+
+output() {
+  printf '%s=%s\n' "$1" "$2" >>"${GITHUB_OUTPUT:?}"
+}
+
+# The release asset target for this runner, or nothing.
+target() {
+  case "${RUNNER_OS:-}/${RUNNER_ARCH:-}" in
+    Linux/X64) echo x86_64-unknown-linux-gnu ;;
+    Linux/ARM64) echo aarch64-unknown-linux-gnu ;;
+    macOS/ARM64) echo aarch64-apple-darwin ;;
+    *) echo "" ;;
+  esac
+}
+
+sha256_of() {
+  if command -v sha256sum >/dev/null; then
+    sha256sum "$1" | cut -d' ' -f1
+  else
+    shasum -a 256 "$1" | cut -d' ' -f1
+  fi
+}
+
+# owner/name of this action when it was fetched as `uses: owner/name@ref`
+# (.../_actions/<owner>/<name>/<ref>); nothing for `uses: ./`.
+action_repository() {
+  case "$action_dir" in
+    */_actions/*/*/*)
+      local rest="${action_dir#*/_actions/}"
+      local owner="${rest%%/*}"
+      rest="${rest#*/}"
+      echo "$owner/${rest%%/*}"
+      ;;
+    *) echo "" ;;
+  esac
+}
+
+install() {
+  local version="${INPUT_VERSION:-}" listed="" file
+  for file in "$action_dir"/sums/*; do
+    [ -f "$file" ] && listed+="${file##*/}"$'\n'
+  done
+  # Oldest first; BSD sort (macOS) has no -V.
+  listed="$(printf '%s' "$listed" | sort -t. -k1,1n -k2,2n -k3,3n)"
+  if [ -n "$version" ]; then
+    [[ "$version" =~ ^[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.]+)?$ ]] ||
+      die "input version is not a version number (like 1.2.3)"
+    grep -qxF "$version" <<<"$listed" ||
+      die "version $version is not listed in this action's sums/ directory; listed: ${listed//$'\n'/ }"
+  else
+    version="$(tail -n 1 <<<"$listed")"
+  fi
+  local target repo
+  target="$(target)"
+  repo="$(action_repository)"
+  if [ -z "$version" ] || [ -z "$target" ] || [ -z "$repo" ]; then
+    echo "no release binary for this runner (version '${version:-none listed}', target '${target:-unsupported}', action '${repo:-local}'): building from source" >&2
+    output installed false
+    return
+  fi
+  local asset="rotagate-$target" expected
+  expected="$(awk -v a="$asset" '$2 == a { print $1 }' "$action_dir/sums/$version")"
+  if [ -z "$expected" ]; then
+    echo "sums/$version lists no $asset: building from source" >&2
+    output installed false
+    return
+  fi
+  mkdir -p "$bin_dir"
+  local url="${GITHUB_SERVER_URL:-https://github.com}/$repo/releases/download/v$version/$asset"
+  curl --fail --silent --show-error --location --proto '=https' --tlsv1.2 \
+    --retry 4 --retry-all-errors --output "$bin_dir/rotagate.download" "$url" ||
+    die "cannot download $url"
+  local actual
+  actual="$(sha256_of "$bin_dir/rotagate.download")"
+  if [ "$actual" != "$expected" ]; then
+    rm -f "$bin_dir/rotagate.download"
+    die "checksum mismatch for $asset $version: sums/$version says $expected, the download is $actual; refusing to run it"
+  fi
+  chmod 0755 "$bin_dir/rotagate.download"
+  mv "$bin_dir/rotagate.download" "$bin_dir/rotagate"
+  echo "$bin_dir" >>"${GITHUB_PATH:?}"
+  echo "rotagate $version ($asset, sha256 $actual verified against sums/$version)" >&2
+  output installed true
+}
+
+build() {
+  mkdir -p "$bin_dir"
+  local target_dir="${RUNNER_TEMP}/rotagate-build"
+  # A cleared environment: the job's secrets stay out of reach of build scripts.
+  env -i HOME="$HOME" PATH="$HOME/.cargo/bin:$PATH" \
+    cargo build --locked --release --quiet \
+    --manifest-path "$action_dir/Cargo.toml" --target-dir "$target_dir"
+  cp "$target_dir/release/rotagate" "$bin_dir/rotagate"
+  echo "$bin_dir" >>"${GITHUB_PATH:?}"
+}
+
+valid_id() {
+  [[ "$1" =~ ^[a-z0-9][a-z0-9._-]{0,63}$ ]]
+}
+
+no_control_chars() {
+  [[ "$1" != *[[:cntrl:]]* ]]
+}
+
+run() {
+  local command="${INPUT_COMMAND:-run}" only="${INPUT_ONLY:-}" reason="${INPUT_REASON:-}"
+  local emergency="${INPUT_EMERGENCY:-false}" config="${INPUT_CONFIG:-rotagate.yaml}"
+  local -a args
+  case "$emergency" in
+    true | false) ;;
+    *) die "input emergency must be true or false" ;;
+  esac
+  if [ -z "$config" ] || ! no_control_chars "$config"; then
+    die "input config must be a path on one line"
+  fi
+  no_control_chars "$reason" || die "input reason must be one line"
+  local -a ids=()
+  if [ -n "$only" ]; then
+    IFS=',' read -r -a ids <<<"${only// /}"
+    for id in "${ids[@]}"; do
+      valid_id "$id" || die "input only: '$id' is not a credential id"
+    done
+  fi
+  one_id() {
+    [ "${#ids[@]}" -eq 1 ] || die "command $command needs exactly one credential id in input only"
+  }
+  case "$command" in
+    run) args=(run) ;;
+    rotate)
+      one_id
+      [ -n "$reason" ] || die "command rotate needs input reason"
+      args=(rotate "${ids[0]}")
+      export ROTAGATE_REASON="$reason"
+      [ "$emergency" = true ] && args+=(--emergency)
+      ;;
+    rollback) one_id; args=(rollback "${ids[0]}") ;;
+    gate-reopen) one_id; args=(gate reopen "${ids[0]}") ;;
+    plan) args=(plan) ;;
+    matrix) args=(plan --matrix) ;;
+    status) args=(status) ;;
+    check) args=(check) ;;
+    audit)
+      [ "${#ids[@]}" -le 1 ] || die "command audit takes at most one credential id"
+      args=(audit "${ids[@]}")
+      ;;
+    *) die "input command must be one of run, rotate, rollback, gate-reopen, plan, matrix, status, check, audit" ;;
+  esac
+  if [ "$command" = run ] && [ "${#ids[@]}" -gt 0 ]; then
+    export ROTAGATE_ONLY="${only// /}"
+  fi
+
+  if [ -n "${INPUT_AGE_IDENTITY:-}" ]; then
+    grep -q '^AGE-SECRET-KEY-1' <<<"$INPUT_AGE_IDENTITY" ||
+      die "input age-identity holds no AGE-SECRET-KEY-1... line"
+    export ROTAGATE_AGE_IDENTITY="$INPUT_AGE_IDENTITY"
+  fi
+  if [ -n "${INPUT_GITHUB_TOKEN:-}" ]; then
+    export GITHUB_TOKEN="$INPUT_GITHUB_TOKEN"
+  fi
+  unset INPUT_AGE_IDENTITY INPUT_GITHUB_TOKEN
+  export ROTAGATE_CONFIG="$config"
+
+  # The encrypted state, copied after every save, for the artifact step.
+  local slug suffix copy
+  slug="${GITHUB_JOB:-job}-${command}-${only//[^a-z0-9._-]/_}"
+  suffix="$(od -An -N4 -tx4 /dev/urandom | tr -d ' \n')"
+  copy="${RUNNER_TEMP}/rotagate-state/${slug}-${suffix}.age"
+  export ROTAGATE_STATE_COPY="$copy"
+  output state-copy "$copy"
+  output artifact "rotagate-state-${GITHUB_RUN_ID:-0}-${GITHUB_RUN_ATTEMPT:-1}-${slug}-${suffix}"
+
+  exec rotagate "${args[@]}"
+}
+
+case "${1:-}" in
+  install) install ;;
+  build) build ;;
+  run) run ;;
+  *) die "usage: action.sh install|build|run" ;;
+esac

@@ -1,0 +1,62 @@
+//! Workflow commands: log groups and error annotations. They go to stderr, where the
+//! logs are, because the runner reads stdout and stderr on separate threads and a
+//! command is only ordered with the lines of its own stream.
+
+use std::io::Write;
+
+use super::mask::escape_command_data;
+use crate::pipeline::Progress;
+
+/// Property values escape `:` and `,` as well as the data escapes.
+fn escape_property(value: &str) -> String {
+    escape_command_data(value)
+        .replace(':', "%3A")
+        .replace(',', "%2C")
+}
+
+fn command(line: &str) {
+    let stderr = std::io::stderr();
+    let mut err = stderr.lock();
+    // Nothing more useful to do when stderr is gone.
+    let _ = writeln!(err, "{line}");
+    let _ = err.flush();
+}
+
+/// An `::error` annotation, attached to a file position when one is given.
+pub fn error(title: &str, message: &str, at: Option<(&str, usize, usize)>) {
+    let mut props = vec![format!("title={}", escape_property(title))];
+    if let Some((file, line, col)) = at {
+        props.insert(
+            0,
+            format!("file={},line={line},col={col}", escape_property(file)),
+        );
+    }
+    command(&format!(
+        "::error {}::{}",
+        props.join(","),
+        escape_command_data(message)
+    ));
+}
+
+/// One collapsible log group per credential the run works on.
+pub struct LogGroups;
+
+impl Progress for LogGroups {
+    fn begin(&self, credential: &str) {
+        command(&format!("::group::{}", escape_command_data(credential)));
+    }
+
+    fn end(&self, _credential: &str) {
+        command("::endgroup::");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn properties_escape_separators() {
+        assert_eq!(escape_property("a:b,c%\n"), "a%3Ab%2Cc%25%0A");
+    }
+}

@@ -1,0 +1,282 @@
+//! What a run tells the job: the Markdown step summary, the step outputs, the matrix
+//! `plan --matrix` prints.
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+
+use crate::clock::show;
+use crate::inventory::{Finding, Severity};
+use crate::pipeline::{Outcome, PlanItem, RunReport, Stage};
+
+/// A table cell: one line, pipes escaped.
+fn cell(text: &str) -> String {
+    let one_line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.is_empty() {
+        "–".into()
+    } else {
+        one_line.replace('|', "\\|")
+    }
+}
+
+/// The step summary of a run: per credential, the outcome, the stage it is at, the
+/// next step, what it waits on until when, and the pull request to approve.
+/// `stages`: each rotation in flight's stage after the run.
+pub fn run_summary(command: &str, report: &RunReport, stages: &BTreeMap<String, Stage>) -> String {
+    let mut md = format!(
+        "### rotagate {command}\n\n| credential | outcome | stage | next step | waiting on | until | pull request |\n|---|---|---|---|---|---|---|\n"
+    );
+    for c in &report.credentials {
+        let stage = stages
+            .get(&c.id)
+            .map(|s| s.name().to_string())
+            .unwrap_or_default();
+        let none = String::new;
+        let (outcome, stage, next, waiting, until, link) = match &c.outcome {
+            Outcome::Idle { next_due } => (
+                "idle".to_string(),
+                none(),
+                next_due.map_or("no schedule".into(), |at| {
+                    format!("next rotation due {}", show(at))
+                }),
+                none(),
+                none(),
+                none(),
+            ),
+            Outcome::NoKey => (
+                "no key".into(),
+                none(),
+                "adopt the live material (`rotagate adopt`) or bootstrap".into(),
+                none(),
+                none(),
+                none(),
+            ),
+            Outcome::Busy { detail } => (
+                "busy".into(),
+                stage,
+                detail.clone(),
+                "another run".into(),
+                none(),
+                none(),
+            ),
+            Outcome::Completed { kid, .. } => (
+                "✅ completed".into(),
+                "completed".into(),
+                format!("kid {kid} is current"),
+                none(),
+                none(),
+                none(),
+            ),
+            Outcome::RolledBack { failed, reason, .. } => (
+                if *failed {
+                    "❌ rolled back after a failure"
+                } else {
+                    "↩️ rolled back"
+                }
+                .into(),
+                "rolled-back".into(),
+                reason.clone(),
+                none(),
+                none(),
+                none(),
+            ),
+            Outcome::Waiting {
+                stage, until, what, ..
+            } => (
+                "⏳ waiting".into(),
+                stage.name().into(),
+                "a later run continues".into(),
+                what.clone(),
+                show(*until),
+                none(),
+            ),
+            Outcome::AwaitingGate {
+                gate, detail, link, ..
+            } => (
+                "🔒 awaiting approval".into(),
+                stage,
+                "approve and merge the pull request".into(),
+                format!("gate {gate}: {detail}"),
+                none(),
+                link.clone().unwrap_or_default(),
+            ),
+            Outcome::GateRejected { gate, detail, .. } => (
+                "❌ gate rejected".into(),
+                stage,
+                format!(
+                    "`rotagate gate reopen {0}` or `rotagate rollback {0}`",
+                    c.id
+                ),
+                format!("gate {gate}: {detail}"),
+                none(),
+                none(),
+            ),
+            Outcome::Failed { step, message, .. } => (
+                "❌ failed".into(),
+                stage,
+                format!("fix the cause; the next run retries {step}"),
+                message.clone(),
+                none(),
+                none(),
+            ),
+        };
+        md.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} |\n",
+            cell(&c.id),
+            cell(&outcome),
+            cell(&stage),
+            cell(&next),
+            cell(&waiting),
+            cell(&until),
+            cell(&link)
+        ));
+    }
+    md.push('\n');
+    md
+}
+
+fn ids(report: &RunReport, pick: impl Fn(&Outcome) -> bool) -> String {
+    report
+        .credentials
+        .iter()
+        .filter(|c| pick(&c.outcome))
+        .map(|c| c.id.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// `rotated`, `awaiting-approval`, `failed` (comma-separated credential ids) and
+/// `summary`.
+pub fn run_outputs(report: &RunReport, summary: &str) -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "rotated",
+            ids(report, |o| matches!(o, Outcome::Completed { .. })),
+        ),
+        (
+            "awaiting-approval",
+            ids(report, |o| matches!(o, Outcome::AwaitingGate { .. })),
+        ),
+        ("failed", ids(report, Outcome::failed)),
+        ("summary", summary.to_string()),
+    ]
+}
+
+/// The step summary of `check`.
+pub fn check_summary(findings: &[Finding]) -> String {
+    let mut md = String::from("### rotagate check\n\n");
+    if findings.is_empty() {
+        md.push_str("All credentials are owned, scheduled and in date.\n\n");
+        return md;
+    }
+    md.push_str("| credential | severity | finding | owner | detail |\n|---|---|---|---|---|\n");
+    for f in findings {
+        let severity = match f.severity {
+            Severity::Error => "❌ error",
+            Severity::Warning => "⚠️ warning",
+        };
+        md.push_str(&format!(
+            "| {} | {severity} | {} | {} | {} |\n",
+            cell(&f.credential),
+            cell(&f.code),
+            cell(f.owner.as_deref().unwrap_or("")),
+            cell(&f.message)
+        ));
+    }
+    md.push('\n');
+    md
+}
+
+/// A job matrix with one entry per credential the next run has work for.
+pub fn plan_matrix(items: &[PlanItem]) -> String {
+    let include: Vec<_> = items
+        .iter()
+        .filter(|i| !matches!(i.action.as_str(), "nothing" | "no-key"))
+        .map(|i| json!({ "credential": i.credential }))
+        .collect();
+    json!({ "include": include }).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::CredentialReport;
+
+    fn report(outcomes: Vec<(&str, Outcome)>) -> RunReport {
+        RunReport {
+            credentials: outcomes
+                .into_iter()
+                .map(|(id, outcome)| CredentialReport {
+                    id: id.into(),
+                    owner: None,
+                    outcome,
+                    notes: Vec::new(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn outputs_name_the_credentials_by_outcome() {
+        let r = report(vec![
+            (
+                "a",
+                Outcome::Completed {
+                    rotation: "r1".into(),
+                    kid: "k".into(),
+                },
+            ),
+            (
+                "b",
+                Outcome::AwaitingGate {
+                    rotation: "r2".into(),
+                    gate: "retire".into(),
+                    detail: "d".into(),
+                    link: None,
+                },
+            ),
+            (
+                "c",
+                Outcome::Failed {
+                    rotation: "r3".into(),
+                    step: "promote/0".into(),
+                    message: "m".into(),
+                },
+            ),
+            (
+                "d",
+                Outcome::Completed {
+                    rotation: "r4".into(),
+                    kid: "k2".into(),
+                },
+            ),
+        ]);
+        let out: BTreeMap<_, _> = run_outputs(&r, "S").into_iter().collect();
+        assert_eq!(out["rotated"], "a,d");
+        assert_eq!(out["awaiting-approval"], "b");
+        assert_eq!(out["failed"], "c");
+        assert_eq!(out["summary"], "S");
+    }
+
+    #[test]
+    fn cells_stay_on_one_line() {
+        assert_eq!(cell("a|b\nc"), "a\\|b c");
+        assert_eq!(cell(""), "–");
+    }
+
+    #[test]
+    fn the_matrix_lists_credentials_with_work() {
+        let item = |id: &str, action: &str| PlanItem {
+            credential: id.into(),
+            owner: None,
+            action: action.into(),
+            detail: String::new(),
+            rotation: None,
+            stage: None,
+            config_changed: false,
+        };
+        let m = plan_matrix(&[item("a", "start"), item("b", "nothing"), item("c", "gate")]);
+        assert_eq!(m, r#"{"include":[{"credential":"a"},{"credential":"c"}]}"#);
+        assert_eq!(plan_matrix(&[]), r#"{"include":[]}"#);
+    }
+}
