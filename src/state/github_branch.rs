@@ -19,11 +19,53 @@ pub struct GithubBranchStore {
     gh: GitHub,
     repo: String,
     branch: String,
+    /// The last load: the state's blob sha and the commit that wrote the state before
+    /// it. Head and parent are read from one listing of commits, so another run's
+    /// write in between cannot make them disagree.
+    last_load: std::sync::Mutex<Option<(String, Option<String>)>>,
 }
 
 impl GithubBranchStore {
     pub fn new(gh: GitHub, repo: String, branch: String) -> Self {
-        GithubBranchStore { gh, repo, branch }
+        GithubBranchStore {
+            gh,
+            repo,
+            branch,
+            last_load: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The newest two commits of the branch that changed the state, newest first.
+    async fn state_commits(&self) -> Result<Vec<String>, StateError> {
+        let reply = self
+            .gh
+            .expect(
+                &Call {
+                    method: Method::GET,
+                    path: format!(
+                        "/repos/{}/commits?sha={}&path={FILE}&per_page=2",
+                        self.repo,
+                        encode(&self.branch)
+                    ),
+                    endpoint: "GET /repos/{owner}/{repo}/commits",
+                    body: None,
+                    cost: Cost::Read,
+                },
+                // No such branch yet; 409: the repository is empty.
+                &[404, 409],
+            )
+            .await
+            .map_err(|e| self.err(e))?;
+        if matches!(reply.status, 404 | 409) {
+            return Ok(Vec::new());
+        }
+        let commits: Value = reply.json().map_err(|e| self.err(e))?;
+        Ok(commits
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c["sha"].as_str().map(str::to_string))
+            .collect())
     }
 
     fn err(&self, e: GithubError) -> StateError {
@@ -144,35 +186,40 @@ impl StateStore for GithubBranchStore {
     }
 
     async fn load(&self) -> Result<Option<Stored>, StateError> {
-        Ok(self
-            .read_at(&self.branch)
-            .await?
-            .map(|(bytes, sha)| Stored {
-                bytes,
-                version: Version(sha),
-            }))
+        let commits = self.state_commits().await?;
+        let Some(head) = commits.first() else {
+            return Ok(None);
+        };
+        let Some((bytes, sha)) = self.read_at(head).await? else {
+            // Starting over would reissue every key: a deleted state is put back by hand.
+            return Err(StateError::Malformed(format!(
+                "commit {head} deleted {FILE} from {}: restore it (git revert {head}); rotagate does not start over on a branch that held a state",
+                self.describe()
+            )));
+        };
+        *self.last_load.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((sha.clone(), commits.get(1).cloned()));
+        Ok(Some(Stored {
+            bytes,
+            version: Version(sha),
+        }))
     }
 
-    async fn load_parent(&self, _head: &Version) -> Result<Option<Vec<u8>>, StateError> {
-        let commits: Value = self
-            .gh
-            .get(
-                "GET /repos/{owner}/{repo}/commits",
-                format!(
-                    "/repos/{}/commits?sha={}&path={FILE}&per_page=2",
-                    self.repo,
-                    encode(&self.branch)
-                ),
-            )
-            .await
-            .map_err(|e| self.err(e))?;
-        match commits
-            .as_array()
-            .and_then(|c| c.get(1))
-            .and_then(|c| c["sha"].as_str())
-        {
-            Some(parent) => Ok(self.read_at(parent).await?.map(|(bytes, _)| bytes)),
-            None => Ok(None),
+    async fn load_parent(&self, head: &Version) -> Result<Option<Vec<u8>>, StateError> {
+        let last = self
+            .last_load
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        match last {
+            Some((sha, Some(parent))) if sha == head.0 => {
+                Ok(self.read_at(&parent).await?.map(|(bytes, _)| bytes))
+            }
+            Some((sha, None)) if sha == head.0 => Ok(None),
+            _ => Err(StateError::Conflict(format!(
+                "{} moved while it was read",
+                self.describe()
+            ))),
         }
     }
 

@@ -56,8 +56,18 @@ pub struct Vault {
     copy: Option<std::path::PathBuf>,
 }
 
-/// Attempts at a save that keeps losing the compare-and-swap to other runs.
-const SAVE_ATTEMPTS: usize = 8;
+/// Delays between saves that keep losing the compare-and-swap to other runs (jobs of a
+/// matrix writing one state): jittered so writers that collided do not collide again.
+fn save_backoff() -> impl Iterator<Item = std::time::Duration> {
+    use backon::BackoffBuilder;
+    backon::ExponentialBuilder::default()
+        .with_min_delay(std::time::Duration::from_millis(50))
+        .with_max_delay(std::time::Duration::from_secs(4))
+        .with_max_times(SAVE_RETRIES)
+        .with_jitter()
+        .build()
+}
+const SAVE_RETRIES: usize = 15;
 
 impl Vault {
     /// Loads, decrypts and verifies the state (an empty document if there is none yet).
@@ -227,7 +237,8 @@ impl Vault {
     }
 
     async fn write(&mut self, now: OffsetDateTime) -> Result<(), StateError> {
-        for _ in 0..SAVE_ATTEMPTS {
+        let mut backoff = save_backoff();
+        loop {
             let previous = self.head.as_ref().map(|(c, _)| c);
             let (bytes, chain) =
                 envelope::seal(&self.doc, previous, &self.identity, &self.recipients, now)?;
@@ -257,13 +268,17 @@ impl Vault {
                     };
                     self.merge_from(doc, head)?;
                     self.sealed = Some(sealed);
+                    let Some(delay) = backoff.next() else {
+                        return Err(StateError::Conflict(format!(
+                            "{} attempts lost the compare-and-swap to other runs; run again",
+                            SAVE_RETRIES + 1
+                        )));
+                    };
+                    tokio::time::sleep(delay).await;
                 }
                 Err(e) => return Err(e),
             }
         }
-        Err(StateError::Conflict(format!(
-            "{SAVE_ATTEMPTS} attempts lost the compare-and-swap to other runs"
-        )))
     }
 
     /// Adopts a newer stored state, keeping this run's own entries.

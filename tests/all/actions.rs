@@ -740,3 +740,67 @@ fn runs(doc: &serde_yaml::Value) -> Vec<String> {
     }
     out
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn matrix_jobs_run_side_by_side_without_losing_each_others_writes() {
+    let (fake, ws) = world().await;
+    let ids = ["alpha", "beta", "gamma", "delta"];
+    let mut config = String::from(
+        "version: 1\nstate: { store: \"github-branch:rotagate-state\", recipients: [RECIPIENT] }\ncredentials:\n",
+    );
+    for id in ids {
+        let name = id.to_uppercase();
+        config.push_str(&format!(
+            "  - id: {id}\n    owner: \"@acme/platform\"\n    bootstrap: true\n    key: {{ type: secret, length: 40 }}\n    promote:\n      - github-secret: {{ repo: acme/api, set: {{ {name}_TOKEN: \"{{{{ new.value }}}}\" }} }}\n    gate: none\n"
+        ));
+    }
+    ws.config(&config);
+    let plan = job(
+        &ws,
+        &fake,
+        "schedule",
+        "refs/heads/main",
+        &json!({}),
+        &["plan", "--matrix"],
+    )
+    .await;
+    assert_eq!(plan.code, 0, "{}", plan.log);
+    let matrix: Value = serde_json::from_str(&plan.outputs["matrix"]).unwrap();
+    let listed: Vec<&str> = matrix["include"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["credential"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, ids);
+
+    // One job per entry, all at once, as the matrix runs them.
+    let schedule = json!({});
+    let args: Vec<[&str; 3]> = ids.iter().map(|id| ["run", "--only", id]).collect();
+    let jobs = args
+        .iter()
+        .map(|a| job(&ws, &fake, "schedule", "refs/heads/main", &schedule, a));
+    let done = futures::future::join_all(jobs).await;
+    for (id, j) in ids.iter().zip(&done) {
+        assert_eq!(j.code, 0, "{id}: {}", j.log);
+        assert_eq!(j.outputs["rotated"], *id);
+        assert!(
+            fake.secret("acme/api", &format!("{}_TOKEN", id.to_uppercase()))
+                .is_some()
+        );
+    }
+    let status = ws.gh(&fake, HOME, &["status", "--json"]).await;
+    let rows: Value = serde_json::from_str(&status.stdout).unwrap();
+    let with_material = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["kid"].is_string())
+        .count();
+    assert_eq!(
+        with_material,
+        ids.len(),
+        "every job's write survived: {}",
+        status.stdout
+    );
+}

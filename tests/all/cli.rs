@@ -250,19 +250,22 @@ fn the_demo_runs_to_completion() {
 #[test]
 fn a_file_store_is_refused_under_actions_unless_allowed() {
     let ws = local();
-    let out = ws
-        .cmd(&["run"])
-        .env("GITHUB_ACTIONS", "true")
-        .output()
-        .unwrap();
+    ws.write("event.json", r#"{"repository":{"default_branch":"main"}}"#);
+    let on_main = |args: &[&str]| {
+        let mut c = ws.cmd(args);
+        c.env("GITHUB_ACTIONS", "true")
+            .env("GITHUB_REF", "refs/heads/main")
+            .env("GITHUB_EVENT_NAME", "schedule")
+            .env("GITHUB_EVENT_PATH", ws.path("event.json"));
+        c
+    };
+    let out = on_main(&["run"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("a runner's disk does not outlast the job")
     );
     assert!(!ws.exists(".rotagate/state.age"));
-    let out = ws
-        .cmd(&["run"])
-        .env("GITHUB_ACTIONS", "true")
+    let out = on_main(&["run"])
         .env("ROTAGATE_ALLOW_EPHEMERAL_STATE", "1")
         .output()
         .unwrap();
