@@ -526,6 +526,9 @@ pub enum ProbeSpec {
     Http(HttpProbe),
     /// A JWKS URL serves a key with the given kid (default {{ new.kid }}).
     Jwks(JwksProbe),
+    /// A JWT signed with the new private key verifies against the JWKS a URL serves,
+    /// selecting the key by kid as a real verifier does.
+    Jwt(JwksProbe),
     /// A program that exits 0; the value arrives on stdin.
     Command(CommandProbe),
     /// The newest run of a workflow dispatched since promote began concluded with
@@ -649,6 +652,7 @@ impl ProbeSpec {
         match self {
             ProbeSpec::Http(_) => "http",
             ProbeSpec::Jwks(_) => "jwks",
+            ProbeSpec::Jwt(_) => "jwt",
             ProbeSpec::Command(_) => "command",
             ProbeSpec::GithubWorkflow(_) => "github-workflow",
         }

@@ -790,8 +790,18 @@ fn check_probe(v: &mut Validator, scope: &Scope, path: &str, probe: &ProbeSpec) 
                 &h.follow_redirects_to,
             );
         }
-        ProbeSpec::Jwks(j) => {
-            let p = format!("{path}.jwks");
+        ProbeSpec::Jwks(j) | ProbeSpec::Jwt(j) => {
+            let p = format!("{path}.{}", probe.kind());
+            if matches!(probe, ProbeSpec::Jwt(_)) && scope.key_kind != "rsa" {
+                v.err(
+                    &p,
+                    format!(
+                        "a jwt probe signs with an RSA key; this credential's key is `{}`",
+                        scope.key_kind
+                    ),
+                    Some("use an http or command probe for this key type".into()),
+                );
+            }
             http_request(v, scope, &p, &j.url, &j.headers, None, None);
             if let Some(kid) = &j.kid {
                 template(v, scope, &format!("{p}.kid"), kid, Slot::Expect);

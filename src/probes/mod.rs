@@ -4,6 +4,7 @@ mod command;
 mod github_workflow;
 mod http;
 mod jwks;
+mod jwt;
 
 use std::time::Duration;
 
@@ -53,6 +54,7 @@ pub fn build(spec: &ProbeSpec, providers: &Providers) -> Result<Box<dyn Probe>, 
     Ok(match spec {
         ProbeSpec::Http(p) => Box::new(http::HttpProbe::new(p.clone())),
         ProbeSpec::Jwks(p) => Box::new(jwks::JwksProbe::new(p.clone())),
+        ProbeSpec::Jwt(p) => Box::new(jwt::JwtProbe::new(p.clone())),
         ProbeSpec::Command(p) => Box::new(command::CommandProbe::new(p.clone())),
         ProbeSpec::GithubWorkflow(p) => Box::new(github_workflow::GithubWorkflowProbe::new(
             p.clone(),

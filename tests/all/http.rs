@@ -48,11 +48,14 @@ fn client() -> HttpClient {
 }
 
 async fn probe(yaml: &str, kid: &str, env: &[(&str, &str)]) -> Result<String, String> {
+    probe_with(yaml, &material(kid), env).await
+}
+
+async fn probe_with(yaml: &str, m: &Material, env: &[(&str, &str)]) -> Result<String, String> {
     let spec: ProbeSpec = {
         let de = serde_yaml::Deserializer::from_str(yaml);
         serde_yaml::with::singleton_map_recursive::deserialize(de).unwrap()
     };
-    let m = material(kid);
     let env = EnvValues::new(
         env.iter()
             .map(|(k, v)| (k.to_string(), Secret::new(*v)))
@@ -69,7 +72,7 @@ async fn probe(yaml: &str, kid: &str, env: &[(&str, &str)]) -> Result<String, St
         produced: &[],
     };
     let view = View {
-        new: Some(&m),
+        new: Some(m),
         old: None,
         env: &env,
     };
@@ -283,6 +286,97 @@ async fn a_jwks_probe_selects_by_kid() {
     assert!(
         err.contains("does not serve kid c (it serves: a, b)"),
         "{err}"
+    );
+}
+
+fn rsa(kid: &str) -> Material {
+    let spec = KeySpec::Rsa {
+        bits: 2048,
+        kid: Default::default(),
+    };
+    material::generate(&spec, kid.into(), None, time::OffsetDateTime::now_utc()).unwrap()
+}
+
+/// Serves `keys` as a JWKS on www (localhost), behind a 308 from the apex (127.0.0.1)
+/// that keeps the Authorization header only because www is trusted.
+async fn jwks_behind_redirect(keys: Vec<serde_json::Value>) -> (u16, Arc<Seen>) {
+    let seen = Arc::new(Seen::default());
+    let doc = serde_json::json!({ "keys": keys }).to_string();
+    let www = Router::new()
+        .route(
+            "/.well-known/jwks.json",
+            get(
+                move |State(seen): State<Arc<Seen>>, headers: HeaderMap| async move {
+                    record(&seen, "www", &headers);
+                    ([("content-type", "application/json")], doc)
+                },
+            ),
+        )
+        .with_state(seen.clone());
+    let www_port = serve(www).await.port();
+    let apex = Router::new().fallback(move || async move {
+        Response::builder()
+            .status(StatusCode::PERMANENT_REDIRECT)
+            .header(
+                "location",
+                format!("http://localhost:{www_port}/.well-known/jwks.json"),
+            )
+            .body(axum::body::Body::empty())
+            .unwrap()
+    });
+    (serve(apex).await.port(), seen)
+}
+
+#[tokio::test]
+async fn a_jwt_probe_verifies_a_token_against_the_served_key_picked_by_kid() {
+    let new = rsa("new-kid");
+    let old = rsa("old-kid");
+    let impostor = rsa("new-kid");
+    let yaml = |port: u16| {
+        format!(
+            "jwt: {{ url: \"http://127.0.0.1:{port}/.well-known/jwks.json\", follow_redirects_to: [localhost], headers: {{ Authorization: \"Bearer {{{{ env.TOKEN }}}}\" }} }}"
+        )
+    };
+    let env = [("TOKEN", "jwks-token-SECRET")];
+
+    let (port, seen) =
+        jwks_behind_redirect(vec![old.jwk.clone().unwrap(), new.jwk.clone().unwrap()]).await;
+    let evidence = probe_with(&yaml(port), &new, &env).await.unwrap();
+    assert!(evidence.contains("verifies"), "{evidence}");
+    assert_eq!(
+        seen.auth.lock().unwrap().clone(),
+        vec![(
+            "www".to_string(),
+            Some("Bearer jwks-token-SECRET".to_string())
+        )]
+    );
+
+    let (port, _) = jwks_behind_redirect(vec![old.jwk.clone().unwrap()]).await;
+    let err = probe_with(&yaml(port), &new, &env).await.unwrap_err();
+    assert!(
+        err.contains("has no key with kid new-kid (it serves: old-kid)"),
+        "{err}"
+    );
+
+    // The right kid, the wrong key: the flip the runbooks warn of.
+    let (port, _) = jwks_behind_redirect(vec![impostor.jwk.clone().unwrap()]).await;
+    let err = probe_with(&yaml(port), &new, &env).await.unwrap_err();
+    assert!(err.contains("are not a pair"), "{err}");
+    assert!(!err.contains("jwks-token-SECRET"), "{err}");
+
+    // Without trusting www, the redirect is not followed with the token.
+    let (port, seen) = jwks_behind_redirect(vec![new.jwk.clone().unwrap()]).await;
+    let untrusted = format!(
+        "jwt: {{ url: \"http://127.0.0.1:{port}/.well-known/jwks.json\", headers: {{ Authorization: \"Bearer {{{{ env.TOKEN }}}}\" }} }}"
+    );
+    let result = probe_with(&untrusted, &new, &env).await;
+    assert!(
+        seen.auth
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|(_, auth)| auth.is_none()),
+        "{result:?}"
     );
 }
 
