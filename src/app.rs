@@ -437,7 +437,10 @@ pub fn runtime(config: &LoadedConfig, acting: Option<&[String]>) -> Result<Runti
         )
         .map_err(AppError::Usage)?;
     }
-    let providers = Providers { github };
+    let providers = Providers {
+        github,
+        vercel: vercel_from_env()?,
+    };
     let progress: Arc<dyn Progress> = if ci::masking_enabled() {
         Arc::new(ci::LogGroups)
     } else {
@@ -455,6 +458,21 @@ pub fn runtime(config: &LoadedConfig, acting: Option<&[String]>) -> Result<Runti
         providers,
         progress,
     })
+}
+
+/// A Vercel client when ROTAGATE_VERCEL_TOKEN is set; ROTAGATE_VERCEL_API_URL points it
+/// elsewhere (a proxy, the tests' fake).
+fn vercel_from_env() -> Result<Option<crate::vercel::Vercel>, AppError> {
+    let Ok(token) = std::env::var("ROTAGATE_VERCEL_TOKEN") else {
+        return Ok(None);
+    };
+    let api = std::env::var("ROTAGATE_VERCEL_API_URL")
+        .unwrap_or_else(|_| crate::vercel::DEFAULT_API.to_string());
+    let http =
+        HttpClient::new(RetryPolicy::default()).map_err(|e| AppError::Failed(e.to_string()))?;
+    crate::vercel::Vercel::new(http, &api, Secret::new(token))
+        .map(Some)
+        .map_err(|e| AppError::Usage(e.to_string()))
 }
 
 /// The repository rotagate works in: `github.repo`, else GITHUB_REPOSITORY.

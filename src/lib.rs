@@ -25,3 +25,4 @@ pub mod pipeline;
 pub mod probes;
 pub mod secret;
 pub mod state;
+pub mod vercel;

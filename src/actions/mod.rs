@@ -11,6 +11,7 @@ mod github_variable;
 mod github_workflow;
 pub(crate) mod http;
 mod jwks_file;
+mod vercel_env;
 
 use std::path::{Path, PathBuf};
 
@@ -85,6 +86,7 @@ pub enum ActionError {
 #[derive(Clone, Default)]
 pub struct Providers {
     pub github: Option<GitHub>,
+    pub vercel: Option<crate::vercel::Vercel>,
 }
 
 impl Providers {
@@ -93,6 +95,14 @@ impl Providers {
             ActionError::Failed(format!(
                 "{kind} needs GitHub credentials: set ROTAGATE_GITHUB_APP_ID and ROTAGATE_GITHUB_APP_KEY (a GitHub App), or ROTAGATE_GITHUB_TOKEN"
             ))
+        })
+    }
+
+    pub fn vercel(&self) -> Result<crate::vercel::Vercel, ActionError> {
+        self.vercel.clone().ok_or_else(|| {
+            ActionError::Failed(
+                "vercel-env needs a Vercel token: set ROTAGATE_VERCEL_TOKEN (an access token with access to the project's team)".into(),
+            )
         })
     }
 }
@@ -120,6 +130,10 @@ pub fn build(
         ActionSpec::GithubWorkflow(w) => Some(Box::new(github_workflow::Dispatch::new(
             w.clone(),
             providers.github("github-workflow")?,
+        ))),
+        ActionSpec::VercelEnv(a) => Some(Box::new(vercel_env::VercelEnv::new(
+            a.clone(),
+            providers.vercel()?,
         ))),
     })
 }

@@ -373,6 +373,69 @@ pub enum ActionSpec {
     GithubVariable(GithubValuesAction),
     /// Dispatches a workflow (a redeploy) with inputs.
     GithubWorkflow(GithubWorkflowAction),
+    /// Environment variables of a Vercel project, all of one entry upserted in one
+    /// request (a kid and its private key flip together).
+    VercelEnv(VercelEnvAction),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VercelEnvAction {
+    /// The project's name or id.
+    pub project: String,
+    /// The team id (`team_...`) the project belongs to, sent as `teamId`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
+    /// Environments the values apply to (default `[production]`).
+    #[serde(default = "default_vercel_targets")]
+    pub target: Vec<VercelTarget>,
+    /// `sensitive` (default: never readable again, production and preview only) or
+    /// `encrypted` (readable by the team, so a first write can be put back exactly).
+    #[serde(default, rename = "type")]
+    pub kind: VercelEnvType,
+    /// NAME: value.
+    pub set: BTreeMap<String, Template>,
+}
+
+fn default_vercel_targets() -> Vec<VercelTarget> {
+    vec![VercelTarget::Production]
+}
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum VercelTarget {
+    Production,
+    Preview,
+    Development,
+}
+
+impl VercelTarget {
+    pub fn name(self) -> &'static str {
+        match self {
+            VercelTarget::Production => "production",
+            VercelTarget::Preview => "preview",
+            VercelTarget::Development => "development",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum VercelEnvType {
+    #[default]
+    Sensitive,
+    Encrypted,
+}
+
+impl VercelEnvType {
+    pub fn name(self) -> &'static str {
+        match self {
+            VercelEnvType::Sensitive => "sensitive",
+            VercelEnvType::Encrypted => "encrypted",
+        }
+    }
 }
 
 /// Where GitHub secrets or variables go, and what they are set to.
@@ -639,6 +702,7 @@ impl ActionSpec {
             ActionSpec::GithubSecret(_) => "github-secret",
             ActionSpec::GithubVariable(_) => "github-variable",
             ActionSpec::GithubWorkflow(_) => "github-workflow",
+            ActionSpec::VercelEnv(_) => "vercel-env",
         }
     }
 

@@ -80,7 +80,9 @@ pub(crate) fn roles_of(action: &ActionSpec) -> &'static [Role] {
         ActionSpec::JwksFile(_) => &[Role::Publish],
         ActionSpec::Command(_) => &[Role::Promote, Role::Retire],
         ActionSpec::Http(_) => &[Role::Promote, Role::Retire],
-        ActionSpec::GithubSecret(_) | ActionSpec::GithubVariable(_) => &[Role::Promote],
+        ActionSpec::GithubSecret(_) | ActionSpec::GithubVariable(_) | ActionSpec::VercelEnv(_) => {
+            &[Role::Promote]
+        }
         ActionSpec::GithubWorkflow(_) => &[Role::Promote, Role::Retire],
     }
 }
@@ -584,6 +586,44 @@ fn github_values(
     }
 }
 
+fn vercel_env(v: &mut Validator, scope: &Scope, path: &str, a: &VercelEnvAction) {
+    if a.project.trim().is_empty() || a.project.contains('/') {
+        v.err(
+            &format!("{path}.project"),
+            format!("`{}` is not a Vercel project name or id", a.project),
+            None,
+        );
+    }
+    if a.target.is_empty() {
+        v.err(
+            &format!("{path}.target"),
+            "name at least one target (production, preview, development)",
+            None,
+        );
+    }
+    if a.kind == VercelEnvType::Sensitive && a.target.contains(&VercelTarget::Development) {
+        v.err(
+            &format!("{path}.target"),
+            "Vercel keeps sensitive values for production and preview only",
+            Some("drop development, or use `type: encrypted`".into()),
+        );
+    }
+    if a.set.is_empty() {
+        v.err(&format!("{path}.set"), "`set` names nothing", None);
+    }
+    for (name, value) in &a.set {
+        let p = format!("{path}.set.{name}");
+        if !valid_env_key(name) {
+            v.err_key(
+                &p,
+                format!("`{name}` is not an environment variable name"),
+                None,
+            );
+        }
+        template(v, scope, &p, value, Slot::SetValue);
+    }
+}
+
 fn check_schedule(v: &mut Validator, path: &str, s: &Schedule) {
     if let Some(expires) = &s.expires
         && parse_date(expires).is_err()
@@ -704,6 +744,7 @@ fn check_action(v: &mut Validator, scope: &Scope, path: &str, action: &ActionSpe
                 template(v, scope, &format!("{p}.inputs.{k}"), t, Slot::Public);
             }
         }
+        ActionSpec::VercelEnv(a) => vercel_env(v, scope, &format!("{path}.vercel-env"), a),
         ActionSpec::Command(c) => command(
             v,
             scope,

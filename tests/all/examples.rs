@@ -166,6 +166,7 @@ async fn github_jwks_runs_to_its_gate_and_retires_once_the_approval_is_merged() 
     let clock = clock();
     let providers = Providers {
         github: Some(fake.client(None)),
+        ..Default::default()
     };
     let mut rt = runtime_with_gates(
         clock.clone(),

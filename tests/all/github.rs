@@ -880,7 +880,10 @@ async fn write_secrets(gh: rotagate::github::GitHub, repos: &[&str], names: usiz
             &yaml,
         ))
         .unwrap();
-    let providers = rotagate::actions::Providers { github: Some(gh) };
+    let providers = rotagate::actions::Providers {
+        github: Some(gh),
+        ..Default::default()
+    };
     let action = rotagate::actions::build(&spec, &providers)
         .unwrap()
         .unwrap();

@@ -16,3 +16,4 @@ mod hygiene;
 mod material;
 mod openapi;
 mod state;
+mod vercel;

@@ -19,6 +19,7 @@ use rotagate::state::{FileStore, RunIdentity, StateIdentity, Vault, parse_recipi
 
 pub mod github;
 pub mod server;
+pub mod vercel;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_rotagate");
 

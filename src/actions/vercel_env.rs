@@ -1,0 +1,151 @@
+//! `vercel-env`: environment variables of a Vercel project. Every value of one entry
+//! goes in one upsert request, so a kid and its private key flip together.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+
+use super::{Action, ActionError, Op, StepContext, View};
+use crate::config::{VercelEnvAction, VercelTarget};
+use crate::vercel::{EnvVar, Project, Vercel, VercelError};
+
+pub struct VercelEnv {
+    spec: VercelEnvAction,
+    vercel: Vercel,
+}
+
+impl From<VercelError> for ActionError {
+    fn from(e: VercelError) -> Self {
+        ActionError::Failed(e.to_string())
+    }
+}
+
+impl VercelEnv {
+    pub fn new(spec: VercelEnvAction, vercel: Vercel) -> Self {
+        VercelEnv { spec, vercel }
+    }
+
+    fn project(&self) -> Project<'_> {
+        Project {
+            project: &self.spec.project,
+            team: self.spec.team.as_deref(),
+        }
+    }
+
+    fn targets(&self) -> Vec<&'static str> {
+        self.spec
+            .target
+            .iter()
+            .map(|t| VercelTarget::name(*t))
+            .collect()
+    }
+
+    /// The variable Vercel's upsert would replace: same key, a target in common.
+    fn matching<'v>(&self, vars: &'v [EnvVar], key: &str) -> Option<&'v EnvVar> {
+        let ours = self.targets();
+        vars.iter()
+            .find(|v| v.key == key && v.target.iter().any(|t| ours.contains(&t.as_str())))
+    }
+
+    fn item(&self, key: &str, value: &str) -> Value {
+        json!({
+            "key": key,
+            "value": value,
+            "type": self.spec.kind.name(),
+            "target": self.targets(),
+        })
+    }
+}
+
+#[async_trait]
+impl Action for VercelEnv {
+    fn describe(&self) -> String {
+        let names: Vec<&str> = self.spec.set.keys().map(String::as_str).collect();
+        format!(
+            "vercel-env {} [{}] ({})",
+            self.spec.project,
+            self.targets().join(", "),
+            names.join(", ")
+        )
+    }
+
+    fn writes_values(&self) -> bool {
+        true
+    }
+
+    /// What was there before a first write: the value of an `encrypted` variable, that
+    /// a `sensitive` one existed (Vercel never shows its value again), or that none did.
+    async fn capture(
+        &self,
+        _view: &View<'_>,
+        _cx: &StepContext<'_>,
+    ) -> Result<Option<Value>, ActionError> {
+        let project = self.project();
+        let vars = self.vercel.list(&project).await?;
+        let mut before = BTreeMap::new();
+        for key in self.spec.set.keys() {
+            let recorded = match self.matching(&vars, key) {
+                None => json!({ "absent": true }),
+                Some(var) if var.kind == "sensitive" => json!({ "unreadable": true }),
+                Some(var) => match self.vercel.decrypted(&project, var).await? {
+                    Some(value) => json!({ "value": value.expose(), "type": var.kind }),
+                    None => json!({ "unreadable": true }),
+                },
+            };
+            before.insert(key.clone(), recorded);
+        }
+        Ok(Some(json!({ "vercel": before })))
+    }
+
+    async fn execute(&self, op: Op<'_>, _cx: &StepContext<'_>) -> Result<Value, ActionError> {
+        let project = self.project();
+        match op {
+            Op::Write(view) => {
+                let mut items = Vec::new();
+                for (key, t) in &self.spec.set {
+                    items.push(self.item(key, t.render(view)?.expose()));
+                }
+                self.vercel.upsert(&project, &items).await?;
+                Ok(json!({ "written": items.len() }))
+            }
+            Op::Restore(before) => {
+                let recorded = before
+                    .get("vercel")
+                    .and_then(Value::as_object)
+                    .ok_or_else(|| ActionError::Failed("nothing was recorded to restore".into()))?;
+                let unreadable: Vec<&str> = recorded
+                    .iter()
+                    .filter(|(_, r)| r.get("unreadable").is_some())
+                    .map(|(k, _)| k.as_str())
+                    .collect();
+                if !unreadable.is_empty() {
+                    return Err(ActionError::Failed(format!(
+                        "{} held sensitive values before rotagate's first write, and Vercel never shows those again: set them back by hand, and next time `rotagate adopt` the live material first",
+                        unreadable.join(", ")
+                    )));
+                }
+                let mut items = Vec::new();
+                let mut removed = 0;
+                let vars = self.vercel.list(&project).await?;
+                for (key, r) in recorded {
+                    if let Some(value) = r.get("value").and_then(Value::as_str) {
+                        let mut item = self.item(key, value);
+                        item["type"] = r["type"].clone();
+                        items.push(item);
+                    } else if let Some(var) = self.matching(&vars, key) {
+                        self.vercel.delete(&project, var).await?;
+                        removed += 1;
+                    }
+                }
+                if !items.is_empty() {
+                    self.vercel.upsert(&project, &items).await?;
+                }
+                Ok(json!({ "restored": items.len(), "removed": removed }))
+            }
+            Op::Publish(_) | Op::Unpublish(_) | Op::Run(_) => Err(ActionError::Failed(
+                "a vercel-env step only writes values".into(),
+            )),
+        }
+    }
+}
