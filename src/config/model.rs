@@ -156,6 +156,21 @@ pub enum KeySpec {
         #[serde(default)]
         kid: KidSpec,
     },
+    /// A value the provider creates (a `sk_live_` project key, a `whsec_` endpoint
+    /// secret): one HTTP call, never repeated, its response journaled before anything
+    /// else.
+    Minted {
+        /// The request that creates it; may use {{ env.X }} and {{ old.* }}.
+        http: Box<HttpAction>,
+        /// JSON pointer to the secret in the response, e.g. `/secret`.
+        extract: String,
+        /// JSON pointer to the provider's id of it (used as kid, so a retire step can
+        /// revoke `{{ old.kid }}`); without it the kid follows `kid`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        kid_from: Option<String>,
+        #[serde(default)]
+        kid: KidSpec,
+    },
 }
 
 fn default_rsa_bits() -> u32 {
@@ -728,12 +743,15 @@ impl KeySpec {
         match self {
             KeySpec::Rsa { .. } => "rsa",
             KeySpec::Secret { .. } => "secret",
+            KeySpec::Minted { .. } => "minted",
         }
     }
 
     pub fn kid(&self) -> &KidSpec {
         match self {
-            KeySpec::Rsa { kid, .. } | KeySpec::Secret { kid, .. } => kid,
+            KeySpec::Rsa { kid, .. }
+            | KeySpec::Secret { kid, .. }
+            | KeySpec::Minted { kid, .. } => kid,
         }
     }
 }

@@ -267,6 +267,9 @@ fn credential(v: &mut Validator, path: &str, c: &Credential) {
         alternating,
     };
     key(v, &format!("{path}.key"), &c.key);
+    if let KeySpec::Minted { http, .. } = &c.key {
+        mint_request(v, &scope, &format!("{path}.key"), http);
+    }
     match (&c.roles, alternating) {
         (Some(_), false) => v.err(
             &format!("{path}.roles"),
@@ -369,7 +372,9 @@ fn key_fields(key: &KeySpec) -> &'static [Field] {
             Field::Fingerprint,
             Field::Role,
         ],
-        KeySpec::Secret { .. } => &[Field::Kid, Field::Value, Field::Fingerprint, Field::Role],
+        KeySpec::Secret { .. } | KeySpec::Minted { .. } => {
+            &[Field::Kid, Field::Value, Field::Fingerprint, Field::Role]
+        }
     }
 }
 
@@ -435,6 +440,64 @@ fn key(v: &mut Validator, path: &str, key: &KeySpec) {
             }
             kid(v, &format!("{path}.kid"), k);
         }
+        KeySpec::Minted {
+            extract,
+            kid_from,
+            kid: k,
+            ..
+        } => {
+            for (name, pointer) in [("extract", Some(extract)), ("kid_from", kid_from.as_ref())] {
+                if let Some(p) = pointer
+                    && !p.starts_with('/')
+                {
+                    v.err(
+                        &format!("{path}.{name}"),
+                        format!("`{p}` is not a JSON pointer"),
+                        Some(format!("JSON pointers start with `/`, e.g. /{p}")),
+                    );
+                }
+            }
+            kid(v, &format!("{path}.kid"), k);
+        }
+    }
+}
+
+/// The mint request runs before there is new material, so it may not refer to it.
+fn mint_request(v: &mut Validator, scope: &Scope, path: &str, h: &HttpAction) {
+    let p = format!("{path}.http");
+    http_request(
+        v,
+        scope,
+        &p,
+        &h.url,
+        &h.headers,
+        h.body.as_ref(),
+        h.json.as_ref(),
+    );
+    if h.body.is_some() && h.json.is_some() {
+        v.err(&p, "give either `body` or `json`, not both", None);
+    }
+    hosts(
+        v,
+        &format!("{p}.follow_redirects_to"),
+        &h.follow_redirects_to,
+    );
+    let mut templates: Vec<&Template> = vec![&h.url];
+    templates.extend(h.headers.values());
+    templates.extend(h.body.iter());
+    if templates.iter().any(|t| {
+        t.vars()
+            .is_ok_and(|vars| vars.iter().any(|x| matches!(x, Var::New(_))))
+    }) || h
+        .json
+        .as_ref()
+        .is_some_and(|j| j.to_string().contains("new."))
+    {
+        v.err(
+            &p,
+            "the mint request runs before the new value exists: it cannot use {{ new.* }}",
+            None,
+        );
     }
 }
 

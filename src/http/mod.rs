@@ -108,6 +108,18 @@ impl HttpClient {
         Ok(HttpClient { client, retry })
     }
 
+    /// This client, sending each request once: for calls that must not be repeated
+    /// (minting a secret), where a retry after a lost answer would make a second one.
+    pub fn without_retries(&self) -> HttpClient {
+        HttpClient {
+            client: self.client.clone(),
+            retry: RetryPolicy {
+                attempts: 1,
+                ..self.retry.clone()
+            },
+        }
+    }
+
     /// Sends `req`, retrying transient failures. A final non-2xx status is returned as a
     /// response for the caller to judge.
     pub async fn send(&self, req: &Request) -> Result<Response, HttpError> {

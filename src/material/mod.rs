@@ -1,6 +1,7 @@
 //! What generators make (or adopt): keys and secrets, with their public faces.
 
 mod kid;
+mod minted;
 pub mod rsa;
 
 use base64::Engine;
@@ -11,6 +12,7 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 pub use kid::{KidContext, check_kid_template, is_kid_text, next_kid};
+pub use minted::mint;
 
 use crate::config::template::Field;
 use crate::config::{Alphabet, KeySpec};
@@ -30,6 +32,8 @@ pub enum Source {
     Generated,
     /// Recorded by `rotagate adopt` from what was live.
     Adopted,
+    /// Created by the provider and returned to rotagate.
+    Minted,
 }
 
 /// One key or secret. The private half lives only here, only inside the encrypted
@@ -65,6 +69,9 @@ pub enum MaterialError {
     Generate(String),
     #[error("{0}")]
     Parse(String),
+    /// The provider may or may not have acted (no answer came back).
+    #[error("{0}")]
+    Uncertain(String),
     #[error("{what} is not available: {why}")]
     Unavailable { what: String, why: String },
 }
@@ -152,6 +159,9 @@ pub fn generate(
             let value = random_string(*length, &alphabet_chars(alphabet), prefix);
             Ok(secret_material(value, kid, role, now, Source::Generated))
         }
+        KeySpec::Minted { .. } => Err(MaterialError::Generate(
+            "a minted key is created by its provider (material::mint), not generated".into(),
+        )),
     }
 }
 
@@ -168,7 +178,7 @@ pub fn adopt(
             let kid = kid.or(jwk_kid).unwrap_or_else(|| parts.thumbprint.clone());
             Ok(rsa_material(parts, kid, None, now, Source::Adopted))
         }
-        KeySpec::Secret { .. } => {
+        KeySpec::Secret { .. } | KeySpec::Minted { .. } => {
             let value = input.expose().trim_end_matches(['\r', '\n']);
             if value.is_empty() {
                 return Err(MaterialError::Parse("the secret is empty".into()));
@@ -206,7 +216,7 @@ fn rsa_material(
     }
 }
 
-fn secret_material(
+pub(crate) fn secret_material(
     value: Secret,
     kid: String,
     role: Option<String>,

@@ -15,7 +15,7 @@ use super::rotation::{At, Failure, GateRecord, RollbackStage, Rotation, Stage};
 use super::{EngineError, EnvSource};
 use crate::actions::{self, Action, EnvValues, Op, Providers, StepContext, View};
 use crate::clock::{Clock, show};
-use crate::config::{ActionSpec, Credential, GateSpec, Strategy, Template};
+use crate::config::{ActionSpec, Credential, GateSpec, KeySpec, Strategy, Template};
 use crate::gate::{GateRequest, GateStatus};
 use crate::http::HttpClient;
 use crate::material::{self, KidContext, Material};
@@ -197,7 +197,13 @@ impl<'a> Driver<'a> {
 
     /// Advances the rotation until it completes, waits, meets a gate or fails.
     pub(crate) async fn drive(&mut self) -> Result<Outcome, EngineError> {
-        if let Some(e) = self.rot_ref().journal.interrupted_once() {
+        // An operator's rollback is the documented way out once they have reconciled.
+        if let Some(e) = self
+            .rot_ref()
+            .journal
+            .interrupted_once()
+            .filter(|_| !self.operator_rollback)
+        {
             let message = format!(
                 "step {} was started at {} and must not be repeated, but its result was never recorded (the run was killed): reconcile by hand (see README, \"Interrupted steps\"), then run `rotagate rollback {}` to abandon this rotation",
                 e.step,
@@ -672,15 +678,50 @@ impl<'a> Driver<'a> {
             });
             (kid, role)
         };
-        self.rot().journal.begin("generate", false, None, now);
-        self.save().await?;
         let spec = self.cred.key.clone();
-        let generated =
+        // A mint is the one generate that must never run twice: journaled as such.
+        let minted = matches!(spec, KeySpec::Minted { .. });
+        self.rot().journal.begin("generate", minted, None, now);
+        self.save().await?;
+        let generated = if let KeySpec::Minted {
+            http,
+            extract,
+            kid_from,
+            ..
+        } = &spec
+        {
+            let current = self.entry_ref().current.clone();
+            let view = View {
+                new: None,
+                old: current.as_ref(),
+                env: &self.env,
+            };
+            material::mint(
+                http,
+                extract,
+                kid_from.as_deref(),
+                kid,
+                role,
+                now,
+                &self.rt.http,
+                &view,
+            )
+            .await
+        } else {
             tokio::task::spawn_blocking(move || material::generate(&spec, kid, role, now))
                 .await
-                .map_err(|e| EngineError::Internal(format!("key generation task failed: {e}")))?;
+                .map_err(|e| EngineError::Internal(format!("key generation task failed: {e}")))?
+        };
         let material = match generated {
             Ok(m) => m,
+            // Left started, so the next run stops and asks for a reconcile instead of
+            // minting again.
+            Err(e @ material::MaterialError::Uncertain(_)) => {
+                let message = self
+                    .record_failure_unjournaled("generate", &e.to_string())
+                    .await?;
+                return Ok(Flow::Stop(self.outcome_failed("generate", &message)));
+            }
             Err(e) => {
                 let message = self.record_failure("generate", &e.to_string()).await?;
                 return Ok(Flow::Stop(self.outcome_failed("generate", &message)));

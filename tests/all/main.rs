@@ -14,6 +14,7 @@ mod github;
 mod http;
 mod hygiene;
 mod material;
+mod minted;
 mod openapi;
 mod state;
 mod vercel;

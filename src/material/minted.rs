@@ -1,0 +1,90 @@
+//! Minted material: the provider creates the value in one HTTP call that is never
+//! repeated (a retry after a lost answer would mint a second live secret).
+
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use super::{Material, MaterialError, Source, secret_material};
+use crate::actions::View;
+use crate::actions::http::{DEFAULT_HTTP_TIMEOUT, RequestSpec, render_request};
+use crate::config::HttpAction;
+use crate::http::HttpClient;
+use crate::secret::Secret;
+
+/// Calls the provider once and reads the new secret (and its id, as kid) from the
+/// answer. `kid` is used when the answer has no id to take.
+#[allow(clippy::too_many_arguments)]
+pub async fn mint(
+    request: &HttpAction,
+    extract: &str,
+    kid_from: Option<&str>,
+    kid: String,
+    role: Option<String>,
+    now: OffsetDateTime,
+    http: &HttpClient,
+    view: &View<'_>,
+) -> Result<Material, MaterialError> {
+    let spec = RequestSpec {
+        method: request.method,
+        url: &request.url,
+        headers: &request.headers,
+        body: request.body.as_ref(),
+        json: request.json.as_ref(),
+        follow_redirects_to: &request.follow_redirects_to,
+        timeout: request.timeout.map_or(DEFAULT_HTTP_TIMEOUT, |d| d.0),
+    };
+    let rendered =
+        render_request(&spec, view).map_err(|e| MaterialError::Generate(e.to_string()))?;
+    let response = http.without_retries().send(&rendered).await.map_err(|e| {
+        MaterialError::Uncertain(format!(
+            "minting got no answer ({e}); the provider may have minted a secret nobody holds"
+        ))
+    })?;
+    let status = response.status.as_u16();
+    let ok = if request.expect_status.is_empty() {
+        response.status.is_success()
+    } else {
+        request.expect_status.contains(&status)
+    };
+    let doc = response.json().unwrap_or(Value::Null);
+    if !ok {
+        // Only the provider's error message: the body of an odd answer might hold a
+        // value nobody knows yet to redact.
+        let message = ["/error/message", "/error", "/message", "/detail"]
+            .iter()
+            .find_map(|p| doc.pointer(p).and_then(Value::as_str))
+            .map(|m| view.redact(m).chars().take(200).collect::<String>())
+            .unwrap_or_default();
+        return Err(MaterialError::Generate(format!(
+            "{} answered {status}{}{message}",
+            rendered.shown,
+            if message.is_empty() { "" } else { ": " }
+        )));
+    }
+    let value = doc
+        .pointer(extract)
+        .and_then(Value::as_str)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| {
+            MaterialError::Generate(format!(
+                "{} answered {status} without a string at {extract}: the provider may have minted a secret rotagate could not read; check it and revoke it by hand",
+                rendered.shown
+            ))
+        })?;
+    let kid = match kid_from {
+        Some(pointer) => match doc.pointer(pointer) {
+            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            _ => {
+                return Err(MaterialError::Generate(format!(
+                    "{} answered without an id at {pointer}: revoke the secret it minted by hand",
+                    rendered.shown
+                )));
+            }
+        },
+        None => kid,
+    };
+    let mut material = secret_material(Secret::new(value), kid, role, now, Source::Generated);
+    material.source = Source::Minted;
+    Ok(material)
+}
