@@ -22,6 +22,7 @@ pub mod logging;
 pub mod material;
 pub mod notify;
 pub mod pipeline;
+pub mod postgres;
 pub mod probes;
 pub mod secret;
 pub mod state;

@@ -11,6 +11,7 @@ mod github_variable;
 mod github_workflow;
 pub(crate) mod http;
 mod jwks_file;
+mod postgres;
 mod vercel_env;
 
 use std::path::{Path, PathBuf};
@@ -131,6 +132,7 @@ pub fn build(
             w.clone(),
             providers.github("github-workflow")?,
         ))),
+        ActionSpec::Postgres(a) => Some(Box::new(postgres::Postgres::new(a.clone()))),
         ActionSpec::VercelEnv(a) => Some(Box::new(vercel_env::VercelEnv::new(
             a.clone(),
             providers.vercel()?,

@@ -156,6 +156,13 @@ pub enum KeySpec {
         #[serde(default)]
         kid: KidSpec,
     },
+    /// A PostgreSQL password: `length` random letters and digits (default 32).
+    PostgresPassword {
+        #[serde(default = "default_pg_length")]
+        length: usize,
+        #[serde(default)]
+        kid: KidSpec,
+    },
     /// A value the provider creates (a `sk_live_` project key, a `whsec_` endpoint
     /// secret): one HTTP call, never repeated, its response journaled before anything
     /// else.
@@ -171,6 +178,10 @@ pub enum KeySpec {
         #[serde(default)]
         kid: KidSpec,
     },
+}
+
+fn default_pg_length() -> usize {
+    32
 }
 
 fn default_rsa_bits() -> u32 {
@@ -391,6 +402,23 @@ pub enum ActionSpec {
     /// Environment variables of a Vercel project, all of one entry upserted in one
     /// request (a kid and its private key flip together).
     VercelEnv(VercelEnvAction),
+    /// A PostgreSQL role's password, sent as a SCRAM-SHA-256 verifier. As a publish
+    /// target it fills the idle role (alternating) and clears the old one at retire; as
+    /// a promote target it sets the one role's password.
+    Postgres(PostgresAction),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresAction {
+    /// An admin connection URL, e.g. "{{ env.PG_ADMIN_URL }}".
+    pub url: Template,
+    /// The role (default {{ new.role }}, for `strategy: alternating`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Template>,
+    /// The password (default {{ new.value }}).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<Template>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -607,6 +635,8 @@ pub enum ProbeSpec {
     /// A JWT signed with the new private key verifies against the JWKS a URL serves,
     /// selecting the key by kid as a real verifier does.
     Jwt(JwksProbe),
+    /// Logs in to PostgreSQL as the role with the password and runs a query.
+    Postgres(PostgresProbe),
     /// A program that exits 0; the value arrives on stdin.
     Command(CommandProbe),
     /// The newest run of a workflow dispatched since promote began concluded with
@@ -686,6 +716,27 @@ pub struct JwksProbe {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+pub struct PostgresProbe {
+    /// Where to log in: a connection URL; its user and password are replaced by `role`
+    /// and `password`.
+    pub url: Template,
+    /// Default {{ new.role }}.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Template>,
+    /// Default {{ new.value }}.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<Template>,
+    /// Run after logging in (default `SELECT 1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retries: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Dur>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CommandProbe {
     pub run: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -718,6 +769,7 @@ impl ActionSpec {
             ActionSpec::GithubVariable(_) => "github-variable",
             ActionSpec::GithubWorkflow(_) => "github-workflow",
             ActionSpec::VercelEnv(_) => "vercel-env",
+            ActionSpec::Postgres(_) => "postgres",
         }
     }
 
@@ -732,6 +784,7 @@ impl ProbeSpec {
             ProbeSpec::Http(_) => "http",
             ProbeSpec::Jwks(_) => "jwks",
             ProbeSpec::Jwt(_) => "jwt",
+            ProbeSpec::Postgres(_) => "postgres",
             ProbeSpec::Command(_) => "command",
             ProbeSpec::GithubWorkflow(_) => "github-workflow",
         }
@@ -744,6 +797,7 @@ impl KeySpec {
             KeySpec::Rsa { .. } => "rsa",
             KeySpec::Secret { .. } => "secret",
             KeySpec::Minted { .. } => "minted",
+            KeySpec::PostgresPassword { .. } => "postgres-password",
         }
     }
 
@@ -751,7 +805,8 @@ impl KeySpec {
         match self {
             KeySpec::Rsa { kid, .. }
             | KeySpec::Secret { kid, .. }
-            | KeySpec::Minted { kid, .. } => kid,
+            | KeySpec::Minted { kid, .. }
+            | KeySpec::PostgresPassword { kid, .. } => kid,
         }
     }
 }

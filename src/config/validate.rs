@@ -22,6 +22,8 @@ enum Slot {
     Expect,
     /// Values anyone who can read the repository sees: variables, workflow inputs.
     Public,
+    /// A database connection string: it carries a password, so env values only.
+    Connection,
 }
 
 impl Slot {
@@ -48,6 +50,7 @@ impl Slot {
             Slot::Arg => "a command argument",
             Slot::Manual => "a manual step (it is shown in pull requests and logs)",
             Slot::Expect => "an expectation",
+            Slot::Connection => "a connection URL (give the admin URL as {{ env.X }})",
             Slot::Public => {
                 "a value anyone who can read the repository sees (use github-secret for secrets)"
             }
@@ -83,6 +86,7 @@ pub(crate) fn roles_of(action: &ActionSpec) -> &'static [Role] {
         ActionSpec::GithubSecret(_) | ActionSpec::GithubVariable(_) | ActionSpec::VercelEnv(_) => {
             &[Role::Promote]
         }
+        ActionSpec::Postgres(_) => &[Role::Publish, Role::Promote],
         ActionSpec::GithubWorkflow(_) => &[Role::Promote, Role::Retire],
     }
 }
@@ -372,7 +376,7 @@ fn key_fields(key: &KeySpec) -> &'static [Field] {
             Field::Fingerprint,
             Field::Role,
         ],
-        KeySpec::Secret { .. } | KeySpec::Minted { .. } => {
+        KeySpec::Secret { .. } | KeySpec::Minted { .. } | KeySpec::PostgresPassword { .. } => {
             &[Field::Kid, Field::Value, Field::Fingerprint, Field::Role]
         }
     }
@@ -436,6 +440,16 @@ fn key(v: &mut Validator, path: &str, key: &KeySpec) {
                     &format!("{path}.prefix"),
                     "a prefix cannot contain white space",
                     None,
+                );
+            }
+            kid(v, &format!("{path}.kid"), k);
+        }
+        KeySpec::PostgresPassword { length, kid: k } => {
+            if !(22..=99).contains(length) {
+                v.err(
+                    &format!("{path}.length"),
+                    format!("a {length}-character password is not offered"),
+                    Some("use 22 to 99 letters and digits (22 give 128 bits; PostgreSQL accepts up to 99 in most clients)".into()),
                 );
             }
             kid(v, &format!("{path}.kid"), k);
@@ -649,6 +663,43 @@ fn github_values(
     }
 }
 
+/// A connection URL holds the admin's password: it may come from env only. The role
+/// defaults to the alternating one, the password to the new value.
+fn postgres(
+    v: &mut Validator,
+    scope: &Scope,
+    path: &str,
+    url: &Template,
+    role: Option<&Template>,
+    password: Option<&Template>,
+) {
+    template(v, scope, &format!("{path}.url"), url, Slot::Connection);
+    match role {
+        None if !scope.alternating => v.err(
+            path,
+            "name the `role` whose password this sets (only `strategy: alternating` picks one: {{ new.role }})",
+            None,
+        ),
+        Some(r) => {
+            template(v, scope, &format!("{path}.role"), r, Slot::Expect);
+            let raw = r.raw();
+            let is_role_name =
+                !raw.is_empty() && raw.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if r.vars().is_ok_and(|vars| vars.is_empty()) && !is_role_name {
+                v.err(
+                    &format!("{path}.role"),
+                    format!("role `{raw}` may hold only letters, digits and `_`"),
+                    None,
+                );
+            }
+        }
+        None => {}
+    }
+    if let Some(p) = password {
+        template(v, scope, &format!("{path}.password"), p, Slot::SetValue);
+    }
+}
+
 fn vercel_env(v: &mut Validator, scope: &Scope, path: &str, a: &VercelEnvAction) {
     if a.project.trim().is_empty() || a.project.contains('/') {
         v.err(
@@ -808,6 +859,16 @@ fn check_action(v: &mut Validator, scope: &Scope, path: &str, action: &ActionSpe
             }
         }
         ActionSpec::VercelEnv(a) => vercel_env(v, scope, &format!("{path}.vercel-env"), a),
+        ActionSpec::Postgres(a) => {
+            postgres(
+                v,
+                scope,
+                &format!("{path}.postgres"),
+                &a.url,
+                a.role.as_ref(),
+                a.password.as_ref(),
+            );
+        }
         ActionSpec::Command(c) => command(
             v,
             scope,
@@ -914,6 +975,16 @@ fn check_probe(v: &mut Validator, scope: &Scope, path: &str, probe: &ProbeSpec) 
                 v,
                 &format!("{p}.follow_redirects_to"),
                 &j.follow_redirects_to,
+            );
+        }
+        ProbeSpec::Postgres(p) => {
+            postgres(
+                v,
+                scope,
+                &format!("{path}.postgres"),
+                &p.url,
+                p.role.as_ref(),
+                p.password.as_ref(),
             );
         }
         ProbeSpec::Command(c) => command(

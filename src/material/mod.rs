@@ -159,6 +159,10 @@ pub fn generate(
             let value = random_string(*length, &alphabet_chars(alphabet), prefix);
             Ok(secret_material(value, kid, role, now, Source::Generated))
         }
+        KeySpec::PostgresPassword { length, .. } => {
+            let value = random_string(*length, &alphabet_chars(&Alphabet::Alphanumeric), "");
+            Ok(secret_material(value, kid, role, now, Source::Generated))
+        }
         KeySpec::Minted { .. } => Err(MaterialError::Generate(
             "a minted key is created by its provider (material::mint), not generated".into(),
         )),
@@ -178,7 +182,7 @@ pub fn adopt(
             let kid = kid.or(jwk_kid).unwrap_or_else(|| parts.thumbprint.clone());
             Ok(rsa_material(parts, kid, None, now, Source::Adopted))
         }
-        KeySpec::Secret { .. } | KeySpec::Minted { .. } => {
+        KeySpec::Secret { .. } | KeySpec::Minted { .. } | KeySpec::PostgresPassword { .. } => {
             let value = input.expose().trim_end_matches(['\r', '\n']);
             if value.is_empty() {
                 return Err(MaterialError::Parse("the secret is empty".into()));

@@ -16,5 +16,6 @@ mod hygiene;
 mod material;
 mod minted;
 mod openapi;
+mod postgres;
 mod state;
 mod vercel;

@@ -18,6 +18,7 @@ use rotagate::secret::Secret;
 use rotagate::state::{FileStore, RunIdentity, StateIdentity, Vault, parse_recipients};
 
 pub mod github;
+pub mod postgres;
 pub mod server;
 pub mod vercel;
 

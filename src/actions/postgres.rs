@@ -1,0 +1,91 @@
+//! `postgres`: a role's password, set as a SCRAM-SHA-256 verifier over an admin
+//! connection. Publish fills a role (the idle one of an alternating pair), unpublish
+//! clears it; as a promote target it writes the password of one role.
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+
+use super::{Action, ActionError, Op, StepContext, View};
+use crate::config::{PostgresAction, Template};
+use crate::postgres::{PgError, clear_password, config, connect, set_password};
+
+pub struct Postgres {
+    spec: PostgresAction,
+    role: Template,
+    password: Template,
+}
+
+impl From<PgError> for ActionError {
+    fn from(e: PgError) -> Self {
+        ActionError::Failed(e.to_string())
+    }
+}
+
+impl Postgres {
+    pub fn new(spec: PostgresAction) -> Self {
+        let role = spec
+            .role
+            .clone()
+            .unwrap_or_else(|| Template::new("{{ new.role }}"));
+        let password = spec
+            .password
+            .clone()
+            .unwrap_or_else(|| Template::new("{{ new.value }}"));
+        Postgres {
+            spec,
+            role,
+            password,
+        }
+    }
+
+    fn shown(&self) -> String {
+        format!("postgres {}", self.spec.url.raw())
+    }
+
+    async fn client(&self, view: &View<'_>) -> Result<tokio_postgres::Client, ActionError> {
+        let shown = self.shown();
+        let url = self.spec.url.render(view)?;
+        Ok(connect(config(&url, &shown)?, &shown).await?)
+    }
+
+    async fn set(&self, view: &View<'_>) -> Result<Value, ActionError> {
+        let role = self.role.render(view)?;
+        let password = self.password.render(view)?;
+        let client = self.client(view).await?;
+        set_password(&client, role.expose(), &password, &self.shown()).await?;
+        Ok(json!({ "role": role.expose(), "password": "set" }))
+    }
+}
+
+#[async_trait]
+impl Action for Postgres {
+    fn describe(&self) -> String {
+        format!(
+            "postgres role {} at {}",
+            self.role.raw(),
+            self.spec.url.raw()
+        )
+    }
+
+    fn writes_values(&self) -> bool {
+        true
+    }
+
+    async fn execute(&self, op: Op<'_>, _cx: &StepContext<'_>) -> Result<Value, ActionError> {
+        match op {
+            Op::Publish(view) | Op::Write(view) => self.set(view).await,
+            Op::Unpublish(view) => {
+                let role = self.role.render(view)?;
+                let client = self.client(view).await?;
+                clear_password(&client, role.expose(), &self.shown()).await?;
+                Ok(json!({ "role": role.expose(), "password": "cleared" }))
+            }
+            Op::Restore(_) => Err(ActionError::Failed(
+                "PostgreSQL never shows a password, so one set before rotagate cannot be put back: `rotagate adopt` the live password first".into(),
+            )),
+            Op::Run(_) => Err(ActionError::Failed(
+                "a postgres step is a publish or promote target".into(),
+            )),
+        }
+    }
+}

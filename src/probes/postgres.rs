@@ -1,0 +1,76 @@
+//! `postgres` probe: logs in as the role with the password (SCRAM, so the password
+//! never crosses the wire) and runs a query.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::{DEFAULT_INTERVAL, Probe, ProbeError};
+use crate::actions::{StepContext, View};
+use crate::config::{PostgresProbe as Spec, Template};
+use crate::postgres::{config, connect, describe};
+
+pub struct PostgresProbe {
+    spec: Spec,
+    role: Template,
+    password: Template,
+}
+
+impl PostgresProbe {
+    pub fn new(spec: Spec) -> Self {
+        let role = spec
+            .role
+            .clone()
+            .unwrap_or_else(|| Template::new("{{ new.role }}"));
+        let password = spec
+            .password
+            .clone()
+            .unwrap_or_else(|| Template::new("{{ new.value }}"));
+        PostgresProbe {
+            spec,
+            role,
+            password,
+        }
+    }
+}
+
+#[async_trait]
+impl Probe for PostgresProbe {
+    fn describe(&self) -> String {
+        format!(
+            "postgres login as {} at {}",
+            self.role.raw(),
+            self.spec.url.raw()
+        )
+    }
+
+    fn retries(&self) -> u32 {
+        self.spec.retries
+    }
+
+    fn interval(&self) -> Duration {
+        self.spec.interval.map_or(DEFAULT_INTERVAL, |d| d.0)
+    }
+
+    async fn check(&self, view: &View<'_>, _cx: &StepContext<'_>) -> Result<String, ProbeError> {
+        let shown = format!("postgres {}", self.spec.url.raw());
+        let role = self.role.render(view)?;
+        let password = self.password.render(view)?;
+        let mut config = config(&self.spec.url.render(view)?, &shown)
+            .map_err(|e| ProbeError::Failed(e.to_string()))?;
+        config.user(role.expose());
+        config.password(password.expose());
+        let client = connect(config, &shown)
+            .await
+            .map_err(|e| ProbeError::Failed(view.redact(&e.to_string())))?;
+        let query = self.spec.query.as_deref().unwrap_or("SELECT 1");
+        client.simple_query(query).await.map_err(|e| {
+            ProbeError::Failed(view.redact(&format!(
+                "{shown}: logged in as {}, but `{query}` failed: {}",
+                role.expose(),
+                describe(&e)
+            )))
+        })?;
+        Ok(format!("logged in as {} and ran `{query}`", role.expose()))
+    }
+}
