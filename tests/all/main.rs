@@ -19,3 +19,4 @@ mod openapi;
 mod postgres;
 mod state;
 mod vercel;
+mod webhook;
