@@ -163,6 +163,15 @@ pub enum KeySpec {
         #[serde(default)]
         kid: KidSpec,
     },
+    /// An age X25519 identity (backup encryption): `{{ new.recipient }}` is its public
+    /// recipient, `{{ new.value }}` the identity. A replaced identity stays in the state
+    /// for `retain`, so backups made before the rotation stay readable.
+    Age {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retain: Option<Dur>,
+        #[serde(default)]
+        kid: KidSpec,
+    },
     /// A value the provider creates (a `sk_live_` project key, a `whsec_` endpoint
     /// secret): one HTTP call, never repeated, its response journaled before anything
     /// else.
@@ -798,6 +807,15 @@ impl KeySpec {
             KeySpec::Secret { .. } => "secret",
             KeySpec::Minted { .. } => "minted",
             KeySpec::PostgresPassword { .. } => "postgres-password",
+            KeySpec::Age { .. } => "age",
+        }
+    }
+
+    /// How long a replaced key keeps its private half after retire.
+    pub fn retain(&self) -> Option<Dur> {
+        match self {
+            KeySpec::Age { retain, .. } => *retain,
+            _ => None,
         }
     }
 
@@ -806,7 +824,8 @@ impl KeySpec {
             KeySpec::Rsa { kid, .. }
             | KeySpec::Secret { kid, .. }
             | KeySpec::Minted { kid, .. }
-            | KeySpec::PostgresPassword { kid, .. } => kid,
+            | KeySpec::PostgresPassword { kid, .. }
+            | KeySpec::Age { kid, .. } => kid,
         }
     }
 }

@@ -379,6 +379,13 @@ fn key_fields(key: &KeySpec) -> &'static [Field] {
         KeySpec::Secret { .. } | KeySpec::Minted { .. } | KeySpec::PostgresPassword { .. } => {
             &[Field::Kid, Field::Value, Field::Fingerprint, Field::Role]
         }
+        KeySpec::Age { .. } => &[
+            Field::Kid,
+            Field::Value,
+            Field::Recipient,
+            Field::Fingerprint,
+            Field::Role,
+        ],
     }
 }
 
@@ -444,6 +451,7 @@ fn key(v: &mut Validator, path: &str, key: &KeySpec) {
             }
             kid(v, &format!("{path}.kid"), k);
         }
+        KeySpec::Age { kid: k, .. } => kid(v, &format!("{path}.kid"), k),
         KeySpec::PostgresPassword { length, kid: k } => {
             if !(22..=99).contains(length) {
                 v.err(

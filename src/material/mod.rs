@@ -23,6 +23,7 @@ use crate::secret::Secret;
 pub enum MaterialKind {
     Rsa,
     Secret,
+    Age,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,6 +62,16 @@ pub struct Material {
     /// bootstrapped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires: Option<time::Date>,
+    /// An age identity's public recipient (age1...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient: Option<String>,
+    /// A replaced age identity is kept (private half included) until then.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub retain_until: Option<OffsetDateTime>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -111,7 +122,12 @@ impl Material {
                 rsa::private_jwk(private()?, &self.kid)
             }
             Field::Value if self.kind != MaterialKind::Rsa => private().cloned(),
-            Field::PrivatePem | Field::PrivateJwk | Field::Value | Field::Recipient => {
+            Field::Recipient => self
+                .recipient
+                .as_deref()
+                .map(Secret::new)
+                .ok_or_else(|| unavailable("only age identities have a recipient")),
+            Field::PrivatePem | Field::PrivateJwk | Field::Value => {
                 Err(unavailable("this key type does not have it"))
             }
         }
@@ -163,6 +179,10 @@ pub fn generate(
             let value = random_string(*length, &alphabet_chars(&Alphabet::Alphanumeric), "");
             Ok(secret_material(value, kid, role, now, Source::Generated))
         }
+        KeySpec::Age { .. } => {
+            let identity = age::x25519::Identity::generate();
+            Ok(age_material(identity, kid, role, now, Source::Generated))
+        }
         KeySpec::Minted { .. } => Err(MaterialError::Generate(
             "a minted key is created by its provider (material::mint), not generated".into(),
         )),
@@ -182,6 +202,21 @@ pub fn adopt(
             let kid = kid.or(jwk_kid).unwrap_or_else(|| parts.thumbprint.clone());
             Ok(rsa_material(parts, kid, None, now, Source::Adopted))
         }
+        KeySpec::Age { .. } => {
+            let text = input.expose().trim();
+            let identity = text
+                .lines()
+                .find(|l| l.starts_with("AGE-SECRET-KEY-1"))
+                .and_then(|l| l.parse::<age::x25519::Identity>().ok())
+                .ok_or_else(|| {
+                    MaterialError::Parse(
+                        "not an age identity (a line AGE-SECRET-KEY-1..., as age-keygen writes)"
+                            .into(),
+                    )
+                })?;
+            let kid = kid.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+            Ok(age_material(identity, kid, None, now, Source::Adopted))
+        }
         KeySpec::Secret { .. } | KeySpec::Minted { .. } | KeySpec::PostgresPassword { .. } => {
             let value = input.expose().trim_end_matches(['\r', '\n']);
             if value.is_empty() {
@@ -196,6 +231,34 @@ pub fn adopt(
                 Source::Adopted,
             ))
         }
+    }
+}
+
+fn age_material(
+    identity: age::x25519::Identity,
+    kid: String,
+    role: Option<String>,
+    now: OffsetDateTime,
+    source: Source,
+) -> Material {
+    use age::secrecy::ExposeSecret;
+    let recipient = identity.to_public().to_string();
+    let mut h = Sha256::new();
+    h.update(b"rotagate-age-recipient\0");
+    h.update(recipient.as_bytes());
+    Material {
+        kind: MaterialKind::Age,
+        kid,
+        fingerprint: URL_SAFE_NO_PAD.encode(h.finalize()),
+        created_at: now,
+        source,
+        role,
+        public_pem: None,
+        jwk: None,
+        secret: Some(Secret::new(identity.to_string().expose_secret())),
+        expires: None,
+        recipient: Some(recipient),
+        retain_until: None,
     }
 }
 
@@ -217,6 +280,8 @@ fn rsa_material(
         public_pem: Some(parts.public_pem),
         secret: Some(parts.private_pem),
         expires: None,
+        recipient: None,
+        retain_until: None,
     }
 }
 
@@ -238,6 +303,8 @@ pub(crate) fn secret_material(
         jwk: None,
         secret: Some(value),
         expires: None,
+        recipient: None,
+        retain_until: None,
     }
 }
 

@@ -1143,12 +1143,29 @@ impl<'a> Driver<'a> {
                 }
             }
         }
-        // Irreversible from here: the old private half leaves the state.
+        // Irreversible from here: the old private half leaves the state, unless the key
+        // type keeps it for a while (an age identity old backups need).
+        let retain_until = self
+            .cred
+            .key
+            .retain()
+            .and_then(|d| time::Duration::try_from(d.0).ok())
+            .map(|d| self.now() + d);
         let detail = match self.entry().current.as_mut() {
-            Some(current) => {
-                current.drop_private();
-                format!("{} removed; its private half dropped", current.summary())
-            }
+            Some(current) => match retain_until {
+                Some(until) => {
+                    current.retain_until = Some(until);
+                    format!(
+                        "{} replaced; its private half is kept until {} (retain)",
+                        current.summary(),
+                        show(until)
+                    )
+                }
+                None => {
+                    current.drop_private();
+                    format!("{} removed; its private half dropped", current.summary())
+                }
+            },
             None => "nothing to remove (first issuance)".to_string(),
         };
         self.reach(Stage::Retired, &detail).await?;
@@ -1163,7 +1180,14 @@ impl<'a> Driver<'a> {
             .new
             .clone()
             .expect("a retired rotation has new material");
-        entry.previous = entry.current.take();
+        let old = entry.current.take();
+        if let Some(kept) = old.as_ref().filter(|o| o.retain_until.is_some()) {
+            entry.retained.push(kept.clone());
+        }
+        entry.previous = old.map(|mut o| {
+            o.drop_private();
+            o
+        });
         entry.current = Some(new.clone());
         entry.last = Some(crate::state::Finished {
             rotation: rotation.id.clone(),

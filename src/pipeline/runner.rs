@@ -94,6 +94,15 @@ pub async fn run(
     for id in ids {
         let cred = live(config, &id);
         let owner = cred.as_ref().and_then(|c| c.owner.clone());
+        if let Some(busy) = drop_expired_retained(vault, rt, &id, opts).await? {
+            report.credentials.push(CredentialReport {
+                id,
+                owner,
+                outcome: busy,
+                notes: Vec::new(),
+            });
+            continue;
+        }
         let now = rt.clock.now();
         if let Decision::Idle(outcome) = decide(
             cred.as_ref(),
@@ -154,6 +163,51 @@ async fn work_on(
     let driven = drive(config, vault, rt, id, deadline, false).await?;
     vault.release(rt.clock.now()).await?;
     Ok(driven)
+}
+
+/// Drops the private halves whose `retain` has passed (old age identities), under the
+/// credential's lease. `Some` when another run holds it.
+async fn drop_expired_retained(
+    vault: &mut Vault,
+    rt: &Runtime,
+    id: &str,
+    opts: &RunOptions,
+) -> Result<Option<Outcome>, EngineError> {
+    let expired = |vault: &Vault, now| {
+        vault.doc.credentials.get(id).is_some_and(|e| {
+            e.retained
+                .iter()
+                .any(|m| m.retain_until.is_some_and(|u| u <= now))
+        })
+    };
+    if !expired(vault, rt.clock.now()) {
+        return Ok(None);
+    }
+    if let Some(busy) = lease(vault, rt, id, opts).await? {
+        return Ok(Some(busy));
+    }
+    let now = rt.clock.now();
+    let entry = vault.doc.credentials.get_mut(id).expect("checked above");
+    let (gone, kept): (Vec<Material>, Vec<Material>) = std::mem::take(&mut entry.retained)
+        .into_iter()
+        .partition(|m| m.retain_until.is_some_and(|u| u <= now));
+    entry.retained = kept;
+    for mut m in gone {
+        m.drop_private();
+        tracing::info!(
+            "{id}: {} retired: its retain period has passed",
+            m.summary()
+        );
+        entry.audit(
+            now,
+            None,
+            "retained-dropped",
+            format!("{} private half dropped: retain passed", m.summary()),
+        );
+    }
+    vault.save(now).await?;
+    vault.release(now).await?;
+    Ok(None)
 }
 
 enum Decision {

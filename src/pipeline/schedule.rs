@@ -132,6 +132,8 @@ mod tests {
             jwk: None,
             secret: None,
             expires,
+            recipient: None,
+            retain_until: None,
         }
     }
 

@@ -42,6 +42,10 @@ pub struct CredentialState {
     /// The last retired material, public half only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous: Option<Material>,
+    /// Replaced material kept whole until its `retain_until` (age identities that old
+    /// backups were encrypted to).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retained: Vec<Material>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rotation: Option<Rotation>,
     /// Fingerprints of compromised material: never restored, never adopted again.

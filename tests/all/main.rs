@@ -4,6 +4,7 @@
 mod support;
 
 mod actions;
+mod age;
 mod cli;
 mod config;
 mod crash;
