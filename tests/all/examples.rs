@@ -40,7 +40,11 @@ pub fn example(name: &str) -> Ws {
 
 #[test]
 fn every_example_loads_and_is_exercised_below() {
-    let exercised = ["01-local-jwks.yaml", "github-jwks.yaml"];
+    let exercised = [
+        "01-local-jwks.yaml",
+        "github-jwks.yaml",
+        "001-key-expiry.yaml",
+    ];
     for entry in std::fs::read_dir(examples_dir()).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "yaml") {
@@ -256,4 +260,67 @@ async fn github_jwks_runs_to_its_gate_and_retires_once_the_approval_is_merged() 
     assert!(fake.branch_head(HOME, "rotagate-state").is_some());
     let now = clock.now();
     assert!(matches!(run().await, Outcome::Idle { next_due: Some(at) } if at > now));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn key_expiry_flags_the_warning_window_the_hard_expiry_and_the_missing_owner() {
+    use rotagate::inventory::{Severity, check};
+    let ws = example("001-key-expiry.yaml");
+    let store = ws.read("rotagate.yaml").replace(
+        "github-branch:rotagate-state",
+        "file:.rotagate/state.age",
+    );
+    ws.write("rotagate.yaml", &store);
+    let config = ws.loaded();
+    // The live keys, adopted as they are (each carries its config's hard expiry).
+    let clock = Arc::new(rotagate::clock::ManualClock::new(
+        time::macros::datetime!(2026-09-10 09:00 UTC),
+    ));
+    let rt = crate::support::runtime(clock.clone(), &[]);
+    let mut vault = ws.vault().await;
+    let rsa = || rotagate::material::rsa::generate(2048).unwrap().private_pem;
+    for (id, live) in [
+        ("partner-api-key", Secret::new("sk_live_0123456789abcdefghijABCDEFGHIJ0123456789")),
+        ("capability-issuer", rsa()),
+        ("node-federation", rsa()),
+    ] {
+        pipeline::adopt(&config, &mut vault, &rt, &RunOptions::default(), id, &live, None, None, false)
+            .await
+            .unwrap();
+    }
+    let findings = |date: time::OffsetDateTime| {
+        check(&config, &vault.doc, date)
+            .into_iter()
+            .map(|f| (f.credential, f.code, f.severity))
+            .collect::<Vec<_>>()
+    };
+
+    // 2026-12-02: the partner key (due 2026-12-09) is inside its 14-day warning
+    // window, the issuer is past its hard expiry (2026-12-01), the node key has no owner.
+    let now = findings(time::macros::datetime!(2026-12-02 09:00 UTC));
+    assert!(
+        now.contains(&("partner-api-key".into(), "expiring".into(), Severity::Warning)),
+        "{now:?}"
+    );
+    assert!(
+        now.contains(&("capability-issuer".into(), "expired".into(), Severity::Error)),
+        "{now:?}"
+    );
+    assert!(
+        now.contains(&("node-federation".into(), "ownerless".into(), Severity::Error)),
+        "{now:?}"
+    );
+    assert_eq!(now.len(), 3, "{now:?}");
+    // A week before, the issuer was already due (a rotation would have started).
+    let before = findings(time::macros::datetime!(2026-11-25 09:00 UTC));
+    assert!(
+        before.contains(&("capability-issuer".into(), "due".into(), Severity::Error)),
+        "{before:?}"
+    );
+
+    // The binary says the same, with the owner, and fails.
+    let out = ws.run(&["check"]);
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(out.all().contains("node-federation"), "{}", out.all());
+    assert!(out.all().contains("no owner"), "{}", out.all());
 }
