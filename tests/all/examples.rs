@@ -44,6 +44,7 @@ fn every_example_loads_and_is_exercised_below() {
         "01-local-jwks.yaml",
         "github-jwks.yaml",
         "001-key-expiry.yaml",
+        "004-credential-inventory.yaml",
     ];
     for entry in std::fs::read_dir(examples_dir()).unwrap() {
         let path = entry.unwrap().path();
@@ -266,10 +267,9 @@ async fn github_jwks_runs_to_its_gate_and_retires_once_the_approval_is_merged() 
 async fn key_expiry_flags_the_warning_window_the_hard_expiry_and_the_missing_owner() {
     use rotagate::inventory::{Severity, check};
     let ws = example("001-key-expiry.yaml");
-    let store = ws.read("rotagate.yaml").replace(
-        "github-branch:rotagate-state",
-        "file:.rotagate/state.age",
-    );
+    let store = ws
+        .read("rotagate.yaml")
+        .replace("github-branch:rotagate-state", "file:.rotagate/state.age");
     ws.write("rotagate.yaml", &store);
     let config = ws.loaded();
     // The live keys, adopted as they are (each carries its config's hard expiry).
@@ -280,13 +280,26 @@ async fn key_expiry_flags_the_warning_window_the_hard_expiry_and_the_missing_own
     let mut vault = ws.vault().await;
     let rsa = || rotagate::material::rsa::generate(2048).unwrap().private_pem;
     for (id, live) in [
-        ("partner-api-key", Secret::new("sk_live_0123456789abcdefghijABCDEFGHIJ0123456789")),
+        (
+            "partner-api-key",
+            Secret::new("sk_live_0123456789abcdefghijABCDEFGHIJ0123456789"),
+        ),
         ("capability-issuer", rsa()),
         ("node-federation", rsa()),
     ] {
-        pipeline::adopt(&config, &mut vault, &rt, &RunOptions::default(), id, &live, None, None, false)
-            .await
-            .unwrap();
+        pipeline::adopt(
+            &config,
+            &mut vault,
+            &rt,
+            &RunOptions::default(),
+            id,
+            &live,
+            None,
+            None,
+            false,
+        )
+        .await
+        .unwrap();
     }
     let findings = |date: time::OffsetDateTime| {
         check(&config, &vault.doc, date)
@@ -299,15 +312,27 @@ async fn key_expiry_flags_the_warning_window_the_hard_expiry_and_the_missing_own
     // window, the issuer is past its hard expiry (2026-12-01), the node key has no owner.
     let now = findings(time::macros::datetime!(2026-12-02 09:00 UTC));
     assert!(
-        now.contains(&("partner-api-key".into(), "expiring".into(), Severity::Warning)),
+        now.contains(&(
+            "partner-api-key".into(),
+            "expiring".into(),
+            Severity::Warning
+        )),
         "{now:?}"
     );
     assert!(
-        now.contains(&("capability-issuer".into(), "expired".into(), Severity::Error)),
+        now.contains(&(
+            "capability-issuer".into(),
+            "expired".into(),
+            Severity::Error
+        )),
         "{now:?}"
     );
     assert!(
-        now.contains(&("node-federation".into(), "ownerless".into(), Severity::Error)),
+        now.contains(&(
+            "node-federation".into(),
+            "ownerless".into(),
+            Severity::Error
+        )),
         "{now:?}"
     );
     assert_eq!(now.len(), 3, "{now:?}");
@@ -323,4 +348,111 @@ async fn key_expiry_flags_the_warning_window_the_hard_expiry_and_the_missing_own
     assert_eq!(out.code, 1, "{}", out.all());
     assert!(out.all().contains("node-federation"), "{}", out.all());
     assert!(out.all().contains("no owner"), "{}", out.all());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn credential_inventory_rotates_every_entry_and_rolls_one_back() {
+    let (console_url, console) = crate::minted::console().await;
+    let cluster = crate::support::postgres::Cluster::start();
+    cluster
+        .admin()
+        .await
+        .batch_execute("CREATE ROLE silver_a LOGIN; CREATE ROLE silver_b LOGIN;")
+        .await
+        .unwrap();
+    let ws = example("004-credential-inventory.yaml");
+    let tally = Arc::new(crate::webhook::Tally::default());
+    let receiver = crate::webhook::receiver(ws.dir.path().to_path_buf(), tally.clone()).await;
+    let run = |args: &[&str]| {
+        let mut c = ws.cmd(args);
+        c.env("SEQN_CONSOLE_URL", &console_url)
+            .env("SEQN_ADMIN_TOKEN", crate::minted::ADMIN)
+            .env("RECEIVER_URL", &receiver)
+            .env("PG_ADMIN_URL", cluster.admin_url());
+        crate::support::Run::from(c.output().unwrap())
+    };
+    let env = |file: &str, key: &str| ws.env_value(file, key).unwrap();
+
+    let first = run(&["run"]);
+    assert_eq!(first.code, 0, "{}", first.all());
+    let status = run(&["status"]);
+    for id in [
+        "seqn-secret-key",
+        "webhook-signing-secret",
+        "session-secret",
+        "silver-postgres-password",
+        "offsite-backup-key",
+    ] {
+        assert!(status.stdout.contains(id), "{}", status.all());
+    }
+    let before = (
+        env("backend.env", "SEQN_SECRET_KEY"),
+        env("sender.env", "WEBHOOK_SECRET"),
+        env("silver.env", "SESSION_SECRET"),
+        env("silver.env", "SILVER_POSTGRES_PASSWORD"),
+        env("backup.env", "OFFSITE_BACKUP_AGE_RECIPIENT"),
+    );
+    assert_eq!(console.live(), vec!["key_1"]);
+    assert!(cluster.can_login("silver_a", &before.3).await);
+
+    // Every entry rotates through its own path.
+    for id in [
+        "seqn-secret-key",
+        "webhook-signing-secret",
+        "session-secret",
+        "silver-postgres-password",
+        "offsite-backup-key",
+    ] {
+        let out = run(&["rotate", id, "--reason", "quarterly hygiene"]);
+        assert_eq!(out.code, 0, "{id}: {}", out.all());
+    }
+    assert_ne!(env("backend.env", "SEQN_SECRET_KEY"), before.0);
+    assert_eq!(
+        console.live(),
+        vec!["key_2"],
+        "the old sk_live_ key was revoked"
+    );
+    assert_ne!(env("sender.env", "WEBHOOK_SECRET"), before.1);
+    assert_eq!(
+        std::fs::read_to_string(ws.path("receiver.env"))
+            .unwrap()
+            .lines()
+            .count(),
+        1,
+        "one receiver slot once the old is cleared"
+    );
+    assert_ne!(env("silver.env", "SESSION_SECRET"), before.2);
+    assert_eq!(env("silver.env", "SILVER_POSTGRES_USER"), "silver_b");
+    assert!(
+        cluster
+            .can_login("silver_b", &env("silver.env", "SILVER_POSTGRES_PASSWORD"))
+            .await
+    );
+    assert!(!cluster.can_login("silver_a", &before.3).await);
+    assert_ne!(env("backup.env", "OFFSITE_BACKUP_AGE_RECIPIENT"), before.4);
+    assert!(ws.read("recreated.log").lines().count() >= 6);
+
+    // A receiver that reads only its live slot: the verification's test event with the
+    // new secret is rejected and the rotation rolls back to the live secret and slot.
+    let live = env("sender.env", "WEBHOOK_SECRET");
+    let slots = ws.read("receiver.env");
+    let idle = if slots.starts_with("WEBHOOK_SECRET_A") {
+        "WEBHOOK_SECRET_B"
+    } else {
+        "WEBHOOK_SECRET_A"
+    };
+    *tally.ignored_slot.lock().unwrap() = Some(idle.to_string());
+    let out = run(&["rotate", "webhook-signing-secret", "--reason", "exposed"]);
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(out.all().contains("rolled back"), "{}", out.all());
+    assert_eq!(env("sender.env", "WEBHOOK_SECRET"), live);
+    assert_eq!(ws.read("receiver.env"), slots);
+
+    // Nothing secret reached the output; check has nothing to say.
+    let check = run(&["check"]);
+    assert_eq!(check.code, 0, "{}", check.all());
+    for value in [&before.0, &before.1, &before.2, &before.3, &live] {
+        assert!(!first.all().contains(value.as_str()));
+        assert!(!out.all().contains(value.as_str()));
+    }
 }

@@ -14,7 +14,7 @@ use serde_json::json;
 
 use crate::support::{Ws, server};
 
-const ADMIN: &str = "admin-token-SECRET-5";
+pub const ADMIN: &str = "admin-token-SECRET-5";
 
 #[derive(Default)]
 pub struct Console {

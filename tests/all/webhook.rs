@@ -61,14 +61,16 @@ fn env_file(ws_dir: &std::path::Path, name: &str) -> Vec<(String, String)> {
 }
 
 #[derive(Default)]
-struct Tally {
-    accepted: AtomicUsize,
-    rejected: AtomicUsize,
+pub struct Tally {
+    pub accepted: AtomicUsize,
+    pub rejected: AtomicUsize,
+    /// A slot this receiver does not read (one that cannot take a second secret).
+    pub ignored_slot: std::sync::Mutex<Option<String>>,
 }
 
 /// The receiver: reads its slots from receiver.env on every event, accepts a signature
 /// made with any of them.
-async fn receiver(dir: std::path::PathBuf, tally: Arc<Tally>) -> String {
+pub async fn receiver(dir: std::path::PathBuf, tally: Arc<Tally>) -> String {
     let app = Router::new()
         .route(
             "/webhook",
@@ -86,8 +88,11 @@ async fn receiver(dir: std::path::PathBuf, tally: Arc<Tally>) -> String {
                         .map(|(t, v)| (t.trim_start_matches("t=").to_string(), v.to_string()))
                         .unwrap_or_default();
                     let slots = env_file(&dir, "receiver.env");
+                    let ignored = tally.ignored_slot.lock().unwrap().clone();
                     if slots.iter().any(|(k, secret)| {
-                        k.starts_with("WEBHOOK_SECRET_") && sign(secret, &t, &body) == v1
+                        k.starts_with("WEBHOOK_SECRET_")
+                            && Some(k) != ignored.as_ref()
+                            && sign(secret, &t, &body) == v1
                     }) {
                         tally.accepted.fetch_add(1, Ordering::SeqCst);
                         StatusCode::OK
