@@ -45,6 +45,7 @@ fn every_example_loads_and_is_exercised_below() {
         "github-jwks.yaml",
         "001-key-expiry.yaml",
         "004-credential-inventory.yaml",
+        "000-idp-signing-key.yaml",
     ];
     for entry in std::fs::read_dir(examples_dir()).unwrap() {
         let path = entry.unwrap().path();
@@ -455,4 +456,275 @@ async fn credential_inventory_rotates_every_entry_and_rolls_one_back() {
         assert!(!first.all().contains(value.as_str()));
         assert!(!out.all().contains(value.as_str()));
     }
+}
+
+/// An example run on a manual clock against the fake GitHub (its home repository keeps
+/// the state branch and the approval pull requests), approving and merging each gate's
+/// pull request as two people with write access.
+struct Gated {
+    ws: Ws,
+    fake: Arc<FakeGitHub>,
+    home: &'static str,
+    clock: Arc<rotagate::clock::ManualClock>,
+    rt: rotagate::pipeline::Runtime,
+    /// Gates met, in order.
+    gates: std::sync::Mutex<Vec<String>>,
+}
+
+impl Gated {
+    async fn new(
+        ws: Ws,
+        home: &'static str,
+        env: &[(&str, &str)],
+        vercel: Option<rotagate::vercel::Vercel>,
+    ) -> Gated {
+        let fake = Arc::new(FakeGitHub::start().await);
+        fake.add_repo(home);
+        let owner = home.split('/').next().unwrap();
+        fake.add_org(owner);
+        fake.install(owner);
+        fake.set_permission(home, "alice", "write");
+        fake.set_permission(home, "bob", "write");
+        let clock = clock();
+        let providers = Providers {
+            github: Some(fake.client(None)),
+            vercel,
+        };
+        let mut rt = runtime_with_gates(
+            clock.clone(),
+            env,
+            Arc::new(StandardGates {
+                providers: providers.clone(),
+                repo: Some(home.into()),
+            }),
+        );
+        rt.providers = providers;
+        Gated {
+            ws,
+            fake,
+            home,
+            clock,
+            rt,
+            gates: Default::default(),
+        }
+    }
+
+    async fn vault(&self) -> Vault {
+        let config = self.ws.loaded();
+        Vault::open(
+            Box::new(GithubBranchStore::new(
+                self.fake.client(None),
+                self.home.into(),
+                "rotagate-state".into(),
+            )),
+            StateIdentity::parse(&Secret::new(self.ws.identity.clone())).unwrap(),
+            parse_recipients(&config.config.state.recipients).unwrap(),
+            RunIdentity::current(),
+            Duration::from_secs(3600),
+        )
+        .await
+        .unwrap()
+    }
+
+    fn opts() -> RunOptions {
+        RunOptions {
+            max_wait: Duration::ZERO,
+            ..RunOptions::default()
+        }
+    }
+
+    async fn run(&self, id: &str) -> Outcome {
+        let mut vault = self.vault().await;
+        let mut opts = Self::opts();
+        opts.only = vec![id.to_string()];
+        let report = pipeline::run(&self.ws.loaded(), &mut vault, &self.rt, &opts)
+            .await
+            .unwrap();
+        report.credentials[0].outcome.clone()
+    }
+
+    async fn rotate(&self, id: &str, emergency: bool) -> Outcome {
+        let mut vault = self.vault().await;
+        let report = pipeline::rotate(
+            &self.ws.loaded(),
+            &mut vault,
+            &self.rt,
+            &Self::opts(),
+            id,
+            "example test",
+            emergency,
+        )
+        .await
+        .unwrap();
+        report.credentials[0].outcome.clone()
+    }
+
+    async fn adopt(&self, id: &str, live: &Secret, kid: &str) {
+        let mut vault = self.vault().await;
+        pipeline::adopt(
+            &self.ws.loaded(),
+            &mut vault,
+            &self.rt,
+            &Self::opts(),
+            id,
+            live,
+            Some(kid.into()),
+            None,
+            false,
+        )
+        .await
+        .unwrap();
+    }
+
+    /// Runs `id` until it completes or rolls back: waits are waited out on the clock and
+    /// each gate's pull request is approved by alice and merged by bob.
+    async fn settle(&self, id: &str, mut outcome: Outcome) -> Outcome {
+        for _ in 0..40 {
+            match &outcome {
+                Outcome::Waiting { until, .. } => {
+                    self.clock
+                        .advance((*until - self.clock.now()).unsigned_abs());
+                }
+                Outcome::AwaitingGate { gate, .. } => {
+                    self.gates.lock().unwrap().push(gate.clone());
+                    let open: Vec<u64> = self
+                        .fake
+                        .pulls(self.home)
+                        .into_iter()
+                        .filter(|p| p.state == "open")
+                        .map(|p| p.number)
+                        .collect();
+                    assert_eq!(open.len(), 1, "one pull request per gate: {open:?}");
+                    self.fake.approve(self.home, open[0], "alice");
+                    self.fake.merge(self.home, open[0], "bob");
+                }
+                _ => return outcome,
+            }
+            outcome = self.run(id).await;
+        }
+        panic!("{id} did not settle: {outcome:?}");
+    }
+
+    fn gates_met(&self) -> Vec<String> {
+        std::mem::take(&mut *self.gates.lock().unwrap())
+    }
+}
+
+/// A 308 from `apex` to the same path on localhost:`to`, as apier.no → www.apier.no.
+async fn apex_redirect(to: u16) -> String {
+    let router = axum::Router::new().fallback(move |uri: axum::http::Uri| async move {
+        axum::response::Response::builder()
+            .status(StatusCode::PERMANENT_REDIRECT)
+            .header("location", format!("http://localhost:{to}{}", uri.path()))
+            .body(axum::body::Body::empty())
+            .unwrap()
+    });
+    format!("http://{}", server::serve(router).await)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn idp_signing_key_goes_through_the_portal_gates_flips_in_vercel_and_rolls_back() {
+    use crate::support::vercel::{FakeVercel, TOKEN};
+    let vercel = FakeVercel::start().await;
+    vercel.add_project("apier", Some("team_apier"));
+    for (k, v) in [
+        ("MASKINPORTEN_MODE", "live"),
+        ("MASKINPORTEN_CLIENT_ID", "apier-client"),
+    ] {
+        vercel.set("apier", k, v, "encrypted", &["production"]);
+    }
+    let only_kid = Arc::new(std::sync::Mutex::new(None));
+    let www = crate::vercel::readiness(vercel.clone(), "apier", only_kid.clone()).await;
+    let www_port: u16 = www.rsplit(':').next().unwrap().parse().unwrap();
+    let apex = apex_redirect(www_port).await;
+
+    let ws = example("000-idp-signing-key.yaml");
+    let text = ws.read("rotagate.yaml");
+    ws.write(
+        "rotagate.yaml",
+        &text
+            .replace("https://apier.no", &apex)
+            .replace("www.apier.no", "localhost"),
+    );
+    let hook = vercel.deploy_hook("apier");
+    let g = Gated::new(
+        ws,
+        "apier/ops",
+        &[
+            ("DEPLOY_HOOK_URL", &hook),
+            ("INTERNAL_API_SECRET", "internal-SECRET-1"),
+        ],
+        Some(crate::vercel::vercel_client(&vercel, TOKEN)),
+    )
+    .await;
+    let id = "maskinporten-signing";
+    let pair = || {
+        (
+            vercel.value("apier", "MASKINPORTEN_KID").unwrap(),
+            vercel.value("apier", "MASKINPORTEN_PRIVATE_KEY").unwrap(),
+        )
+    };
+
+    // The live key, adopted; Vercel holds it.
+    let live = rotagate::material::rsa::generate(2048).unwrap().private_pem;
+    let live_kid = "6f1c2d9e-0000-4000-8000-000000000001";
+    vercel.set(
+        "apier",
+        "MASKINPORTEN_KID",
+        live_kid,
+        "sensitive",
+        &["production"],
+    );
+    vercel.set(
+        "apier",
+        "MASKINPORTEN_PRIVATE_KEY",
+        live.expose(),
+        "sensitive",
+        &["production"],
+    );
+    g.adopt(id, &live, live_kid).await;
+
+    // A rotation: the upload gate, the flip, the probe through the 308, the drain, the
+    // deletion gate.
+    let first = g.rotate(id, false).await;
+    let Outcome::AwaitingGate { gate, .. } = &first else {
+        panic!("{first:?}");
+    };
+    assert_eq!(gate, "publish");
+    assert_eq!(
+        pair().0,
+        live_kid,
+        "nothing flips before the portal has the key"
+    );
+    let pull = g.fake.pulls("apier/ops").pop().unwrap();
+    assert!(
+        pull.body.contains("sjolvbetjening.samarbeid.digdir.no"),
+        "{}",
+        pull.body
+    );
+    assert!(!pull.body.contains("PRIVATE KEY"));
+    let done = g.settle(id, first).await;
+    assert!(matches!(done, Outcome::Completed { .. }), "{done:?}");
+    assert_eq!(g.gates_met(), vec!["publish", "retire"]);
+    let (kid2, key2) = pair();
+    assert_ne!(kid2, live_kid);
+    assert!(key2.starts_with("-----BEGIN PRIVATE KEY-----"));
+    assert_ne!(key2, live.expose());
+    let retire_pull = g.fake.pulls("apier/ops").pop().unwrap();
+    assert!(
+        retire_pull.body.contains(&format!("Delete kid {live_kid}")),
+        "{}",
+        retire_pull.body
+    );
+    assert_eq!(vercel.value("apier", "MASKINPORTEN_MODE").unwrap(), "live");
+
+    // The next one's new key fails boot validation: readiness answers 503, the probe
+    // retries, then both values go back together and the app is redeployed on them.
+    *only_kid.lock().unwrap() = Some(kid2.clone());
+    let outcome = g.rotate(id, false).await;
+    let rolled = g.settle(id, outcome).await;
+    assert!(matches!(rolled, Outcome::RolledBack { .. }), "{rolled:?}");
+    assert_eq!(pair(), (kid2.clone(), key2.clone()));
+    let last = vercel.deployments("apier").pop().unwrap();
+    assert_eq!(last.get("MASKINPORTEN_KID"), Some(&kid2));
 }
