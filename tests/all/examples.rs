@@ -46,6 +46,7 @@ fn every_example_loads_and_is_exercised_below() {
         "001-key-expiry.yaml",
         "004-credential-inventory.yaml",
         "000-idp-signing-key.yaml",
+        "002-jwks-auth-service.yaml",
     ];
     for entry in std::fs::read_dir(examples_dir()).unwrap() {
         let path = entry.unwrap().path();
@@ -727,4 +728,142 @@ async fn idp_signing_key_goes_through_the_portal_gates_flips_in_vercel_and_rolls
     assert_eq!(pair(), (kid2.clone(), key2.clone()));
     let last = vercel.deployments("apier").pop().unwrap();
     assert_eq!(last.get("MASKINPORTEN_KID"), Some(&kid2));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn jwks_auth_service_propagates_before_signing_and_the_emergency_skips_the_waits() {
+    let ws = example("002-jwks-auth-service.yaml");
+    // auth.example.com serves the JWKS as committed to the service's repository.
+    let fake_slot: Arc<std::sync::Mutex<Option<Arc<FakeGitHub>>>> = Default::default();
+    let slot = fake_slot.clone();
+    let router = axum::Router::new().route(
+        "/.well-known/jwks.json",
+        get(move || {
+            let fake = slot.lock().unwrap().clone().unwrap();
+            async move {
+                match fake.file("acme/auth-service", "main", "config/jwks.json") {
+                    Some(text) => (StatusCode::OK, text),
+                    None => (StatusCode::NOT_FOUND, String::new()),
+                }
+            }
+        }),
+    );
+    let origin = format!("http://{}", server::serve(router).await);
+    let text = ws.read("rotagate.yaml");
+    ws.write(
+        "rotagate.yaml",
+        &text.replace("https://auth.example.com", &origin),
+    );
+    let g = Gated::new(ws, "acme/ops", &[], None).await;
+    g.fake.add_repo("acme/auth-service");
+    g.fake.add_environment("acme/auth-service", "production");
+    *fake_slot.lock().unwrap() = Some(g.fake.clone());
+    let id = "macp-auth-signing";
+    let served = || -> Vec<String> {
+        g.fake
+            .file("acme/auth-service", "main", "config/jwks.json")
+            .map(|t| serde_json::from_str::<serde_json::Value>(&t).unwrap())
+            .map(|d| {
+                d["keys"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|k| k["kid"].as_str().unwrap().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let signing = || -> serde_json::Value {
+        let text = g
+            .fake
+            .env_secret(
+                "acme/auth-service",
+                "production",
+                "MACP_AUTH_SIGNING_KEY_JSON",
+            )
+            .unwrap();
+        serde_json::from_str(&text).unwrap()
+    };
+
+    // The live key, adopted; the service's JWKS serves it.
+    let live = rotagate::material::rsa::generate(2048).unwrap();
+    let live_jwk =
+        rotagate::material::rsa::private_jwk(&live.private_pem, "prod-key-2026-08-25").unwrap();
+    let public =
+        rotagate::material::rsa::public_jwk(&live.public_components, "prod-key-2026-08-25");
+    g.fake.push_file(
+        "acme/auth-service",
+        "main",
+        "config/jwks.json",
+        &json!({ "keys": [public] }).to_string(),
+    );
+    g.adopt(id, &live_jwk, "prod-key-2026-08-25").await;
+
+    // A rotation: the secret changes only after the JWKS has served the new key for
+    // the cache TTL.
+    let waiting = g.rotate(id, false).await;
+    assert!(
+        matches!(&waiting, Outcome::Waiting { what, .. } if what.contains("propagat")),
+        "{waiting:?}"
+    );
+    assert!(
+        g.fake
+            .env_secret(
+                "acme/auth-service",
+                "production",
+                "MACP_AUTH_SIGNING_KEY_JSON"
+            )
+            .is_none(),
+        "not signing with it yet"
+    );
+    let kid2 = "prod-key-2026-11-23";
+    assert_eq!(
+        served(),
+        vec!["prod-key-2026-08-25".to_string(), kid2.to_string()]
+    );
+    let done = g.settle(id, waiting).await;
+    assert!(matches!(done, Outcome::Completed { .. }), "{done:?}");
+    assert_eq!(g.gates_met(), vec!["retire"]);
+    let jwk = signing();
+    assert_eq!(jwk["kid"], kid2);
+    assert_eq!(jwk["alg"], "RS256");
+    assert_eq!(jwk["use"], "sig");
+    assert!(jwk["d"].is_string(), "a private JWK");
+    assert_eq!(served(), vec![kid2.to_string()]);
+
+    // Emergency: the key leaked. No propagation wait, no drain, no gate: one run.
+    let emergency = g.rotate(id, true).await;
+    assert!(
+        matches!(emergency, Outcome::Completed { .. }),
+        "{emergency:?}"
+    );
+    assert!(g.gates_met().is_empty());
+    let kid3 = signing()["kid"].as_str().unwrap().to_string();
+    assert_eq!(
+        kid3, "prod-key-2026-11-23-2",
+        "a second rotation the same day"
+    );
+    assert_eq!(
+        served(),
+        vec![kid3.clone()],
+        "the compromised key is gone at once"
+    );
+
+    // The compromised key can never come back.
+    let mut vault = g.vault().await;
+    assert_eq!(vault.doc.credentials[id].revoked.len(), 1);
+    let leaked = Secret::new(jwk.to_string());
+    let refused = pipeline::adopt(
+        &g.ws.loaded(),
+        &mut vault,
+        &g.rt,
+        &Gated::opts(),
+        id,
+        &leaked,
+        None,
+        None,
+        true,
+    )
+    .await;
+    assert!(refused.is_err(), "a revoked key is never adopted");
 }
