@@ -47,6 +47,7 @@ fn every_example_loads_and_is_exercised_below() {
         "004-credential-inventory.yaml",
         "000-idp-signing-key.yaml",
         "002-jwks-auth-service.yaml",
+        "003-bff.yaml",
     ];
     for entry in std::fs::read_dir(examples_dir()).unwrap() {
         let path = entry.unwrap().path();
@@ -866,4 +867,222 @@ async fn jwks_auth_service_propagates_before_signing_and_the_emergency_skips_the
     )
     .await;
     assert!(refused.is_err(), "a revoked key is never adopted");
+}
+
+/// The IdP (admin API minting client secrets, a token endpoint) and the BFF (its JWKS
+/// and health, from the files rotagate writes) of runbook 003.
+#[derive(Default)]
+struct Bff {
+    /// Client secrets the IdP accepts: (id, secret).
+    secrets: std::sync::Mutex<Vec<(String, String)>>,
+    minted: std::sync::atomic::AtomicUsize,
+    /// Refuse client secrets minted after this many (a bad new secret).
+    refuse_after: std::sync::Mutex<Option<usize>>,
+}
+
+async fn idp_and_bff(dir: std::path::PathBuf, bff: Arc<Bff>) -> String {
+    use axum::extract::{Path as UrlPath, State};
+    use axum::routing::{delete, post};
+    use std::sync::atomic::Ordering;
+    const ADMIN: &str = "Bearer idp-admin-SECRET";
+    let router = axum::Router::new()
+        .route(
+            "/admin/clients/bff/secrets",
+            post(
+                |State((_, b)): State<(std::path::PathBuf, Arc<Bff>)>, h: HeaderMap| async move {
+                    if h.get("authorization").and_then(|v| v.to_str().ok()) != Some(ADMIN) {
+                        return (StatusCode::UNAUTHORIZED, String::new());
+                    }
+                    let n = b.minted.fetch_add(1, Ordering::SeqCst) + 1;
+                    let (id, secret) = (
+                        format!("cs_{n}"),
+                        format!("bffsecret{}", uuid::Uuid::new_v4().simple()),
+                    );
+                    b.secrets.lock().unwrap().push((id.clone(), secret.clone()));
+                    (
+                        StatusCode::CREATED,
+                        json!({ "id": id, "secret": secret }).to_string(),
+                    )
+                },
+            ),
+        )
+        .route(
+            "/admin/clients/bff/secrets/{id}",
+            delete(
+                |State((_, b)): State<(std::path::PathBuf, Arc<Bff>)>,
+                 UrlPath(id): UrlPath<String>,
+                 h: HeaderMap| async move {
+                    if h.get("authorization").and_then(|v| v.to_str().ok()) != Some(ADMIN) {
+                        return StatusCode::UNAUTHORIZED;
+                    }
+                    b.secrets.lock().unwrap().retain(|(i, _)| *i != id);
+                    StatusCode::NO_CONTENT
+                },
+            ),
+        )
+        .route(
+            "/token",
+            post(
+                |State((_, b)): State<(std::path::PathBuf, Arc<Bff>)>, body: String| async move {
+                    let form: std::collections::BTreeMap<String, String> =
+                        url::form_urlencoded::parse(body.as_bytes())
+                            .into_owned()
+                            .collect();
+                    let given = form.get("client_secret").cloned().unwrap_or_default();
+                    let limit = *b.refuse_after.lock().unwrap();
+                    let ok = b.secrets.lock().unwrap().iter().any(|(id, s)| {
+                        *s == given
+                            && limit.is_none_or(|l| {
+                                id.trim_start_matches("cs_").parse::<usize>().unwrap() <= l
+                            })
+                    });
+                    if ok {
+                        (
+                            StatusCode::OK,
+                            json!({ "access_token": "at", "token_type": "Bearer" }).to_string(),
+                        )
+                    } else {
+                        (
+                            StatusCode::UNAUTHORIZED,
+                            json!({ "error": "invalid_client" }).to_string(),
+                        )
+                    }
+                },
+            ),
+        )
+        .route(
+            "/.well-known/jwks.json",
+            get(
+                |State((dir, _)): State<(std::path::PathBuf, Arc<Bff>)>| async move {
+                    match std::fs::read_to_string(dir.join("keys/jwks.json")) {
+                        Ok(t) => (StatusCode::OK, t),
+                        Err(_) => (StatusCode::NOT_FOUND, String::new()),
+                    }
+                },
+            ),
+        )
+        .route(
+            "/healthz",
+            get(
+                |State((dir, _)): State<(std::path::PathBuf, Arc<Bff>)>| async move {
+                    // The BFF refuses to start with a salt or CSRF key that is too short.
+                    let ready = ["secrets/csrf_secret_key", "secrets/token_hash_salt"]
+                        .iter()
+                        .all(|f| {
+                            std::fs::read_to_string(dir.join(f)).map_or(true, |v| v.len() >= 64)
+                        });
+                    if ready {
+                        StatusCode::OK
+                    } else {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    }
+                },
+            ),
+        )
+        .with_state((dir, bff));
+    format!("http://{}", server::serve(router).await)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bff_secrets_keep_their_grace_windows_and_salts_wait_for_their_maintenance_window() {
+    let ws = example("003-bff.yaml");
+    let bff = Arc::new(Bff::default());
+    let url = idp_and_bff(ws.dir.path().to_path_buf(), bff.clone()).await;
+    let dir = ws.dir.path().to_path_buf();
+    let g = Gated::new(
+        ws,
+        "acme/ops",
+        &[
+            ("IDP_URL", &url),
+            ("IDP_ADMIN_TOKEN", "idp-admin-SECRET"),
+            ("BFF_URL", &url),
+        ],
+        None,
+    )
+    .await;
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default();
+    let kids = || g.ws.kids_served("keys/jwks.json");
+
+    // The salts' first issuance (nothing live to disrupt yet).
+    for id in ["bff-token-hash-salt", "bff-csrf-secret-key"] {
+        let first = g.run(id).await;
+        let done = g.settle(id, first).await;
+        assert!(matches!(done, Outcome::Completed { .. }), "{id}: {done:?}");
+    }
+    g.gates_met();
+
+    // A CSRF rotation changes nothing until its maintenance window is approved.
+    let csrf = read("secrets/csrf_secret_key");
+    let waiting = g.rotate("bff-csrf-secret-key", false).await;
+    assert!(matches!(&waiting, Outcome::AwaitingGate { gate, .. } if gate == "promote"));
+    assert_eq!(
+        read("secrets/csrf_secret_key"),
+        csrf,
+        "no overlap: nothing before the window"
+    );
+    let done = g.settle("bff-csrf-secret-key", waiting).await;
+    assert!(matches!(done, Outcome::Completed { .. }), "{done:?}");
+    assert_ne!(read("secrets/csrf_secret_key"), csrf);
+    assert_eq!(
+        g.gates_met(),
+        vec!["promote"],
+        "immediate has its gate before promote only"
+    );
+
+    // The IdP client secret: minted next to the old, valid twice until retire.
+    let first = g.run("bff-idp-client-secret").await;
+    let done = g.settle("bff-idp-client-secret", first).await;
+    assert!(matches!(done, Outcome::Completed { .. }), "{done:?}");
+    let s1 = read("secrets/oidc-client-secret");
+    let rotating = g.rotate("bff-idp-client-secret", false).await;
+    let Outcome::Waiting { .. } = &rotating else {
+        panic!("{rotating:?}")
+    };
+    assert_eq!(
+        bff.secrets.lock().unwrap().len(),
+        2,
+        "valid twice during the grace window"
+    );
+    let done = g.settle("bff-idp-client-secret", rotating).await;
+    assert!(matches!(done, Outcome::Completed { .. }), "{done:?}");
+    let s2 = read("secrets/oidc-client-secret");
+    assert_ne!(s1, s2);
+    let valid: Vec<String> = bff
+        .secrets
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, s)| s.clone())
+        .collect();
+    assert_eq!(
+        valid,
+        vec![s2.clone()],
+        "the old secret was deleted at the IdP"
+    );
+    // A new secret the IdP refuses: the BFF goes back to the one that works.
+    *bff.refuse_after.lock().unwrap() = Some(bff.minted.load(std::sync::atomic::Ordering::SeqCst));
+    let bad = g.rotate("bff-idp-client-secret", false).await;
+    let bad = g.settle("bff-idp-client-secret", bad).await;
+    assert!(matches!(bad, Outcome::RolledBack { .. }), "{bad:?}");
+    assert_eq!(read("secrets/oidc-client-secret"), s2);
+    g.gates_met();
+
+    // The signing key: both in the JWKS for the grace window, the new one signing only
+    // once the IdP's poll interval has passed.
+    let first = g.run("bff-signing-key").await;
+    let done = g.settle("bff-signing-key", first).await;
+    assert!(matches!(done, Outcome::Completed { .. }), "{done:?}");
+    let kid1 = g.ws.env_value("bff.env", "BFF_SIGNING_KID").unwrap();
+    let waiting = g.rotate("bff-signing-key", false).await;
+    assert!(
+        matches!(&waiting, Outcome::Waiting { what, .. } if what.contains("propagat")),
+        "{waiting:?}"
+    );
+    assert_eq!(kids().len(), 2);
+    assert_eq!(g.ws.env_value("bff.env", "BFF_SIGNING_KID").unwrap(), kid1);
+    let done = g.settle("bff-signing-key", waiting).await;
+    assert!(matches!(done, Outcome::Completed { .. }), "{done:?}");
+    let kid2 = g.ws.env_value("bff.env", "BFF_SIGNING_KID").unwrap();
+    assert_ne!(kid1, kid2);
+    assert_eq!(kids(), vec![kid2]);
 }
