@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::{Action, ActionError, Op, StepContext, View};
 use crate::config::{PostgresAction, Template};
-use crate::postgres::{PgError, clear_password, config, connect, set_password};
+use crate::postgres::{PgError, clear_password, config, connect, role_and_password, set_password};
 
 pub struct Postgres {
     spec: PostgresAction,
@@ -23,14 +23,7 @@ impl From<PgError> for ActionError {
 
 impl Postgres {
     pub fn new(spec: PostgresAction) -> Self {
-        let role = spec
-            .role
-            .clone()
-            .unwrap_or_else(|| Template::new("{{ new.role }}"));
-        let password = spec
-            .password
-            .clone()
-            .unwrap_or_else(|| Template::new("{{ new.value }}"));
+        let (role, password) = role_and_password(spec.role.as_ref(), spec.password.as_ref());
         Postgres {
             spec,
             role,

@@ -11,6 +11,22 @@ use tokio_postgres::{Client, Config, NoTls};
 
 use crate::secret::Secret;
 
+/// A step's or probe's role and password, by default the alternating role and the new
+/// value.
+pub fn role_and_password(
+    role: Option<&crate::config::Template>,
+    password: Option<&crate::config::Template>,
+) -> (crate::config::Template, crate::config::Template) {
+    use crate::config::Template;
+    (
+        role.cloned()
+            .unwrap_or_else(|| Template::new("{{ new.role }}")),
+        password
+            .cloned()
+            .unwrap_or_else(|| Template::new("{{ new.value }}")),
+    )
+}
+
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]

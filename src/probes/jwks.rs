@@ -52,35 +52,14 @@ impl Probe for JwksProbe {
     }
 
     async fn check(&self, view: &View<'_>, cx: &StepContext<'_>) -> Result<String, ProbeError> {
-        let spec = RequestSpec {
-            method: HttpMethod::Get,
-            url: &self.spec.url,
-            headers: &self.spec.headers,
-            body: None,
-            json: None,
-            follow_redirects_to: &self.spec.follow_redirects_to,
-            timeout: self.spec.timeout.map_or(DEFAULT_HTTP_TIMEOUT, |d| d.0),
-        };
-        let request = render_request(&spec, view)?;
-        let response = cx.http.send(&request).await?;
-        if !response.status.is_success() {
-            return Err(ProbeError::Failed(format!(
-                "{} answered {}",
-                request.shown,
-                response.status.as_u16()
-            )));
-        }
-        let doc = response
-            .json()
-            .ok_or_else(|| ProbeError::Failed(format!("{} did not answer JSON", request.shown)))?;
+        let (doc, shown) = fetch_jwks(&self.spec, view, cx).await?;
         let kids = served_kids(&doc);
         let kid = self.kid.render(view)?;
         if kids.iter().any(|k| k == kid.expose()) {
-            Ok(format!("{} serves kid {}", request.shown, kid.expose()))
+            Ok(format!("{shown} serves kid {}", kid.expose()))
         } else {
             Err(ProbeError::Failed(format!(
-                "{} does not serve kid {} (it serves: {})",
-                request.shown,
+                "{shown} does not serve kid {} (it serves: {})",
                 shown_value(view, kid.expose()),
                 if kids.is_empty() {
                     "no keys".into()
@@ -90,4 +69,36 @@ impl Probe for JwksProbe {
             )))
         }
     }
+}
+
+/// GETs the JWKS a probe names; the document and how to name the request in messages.
+pub async fn fetch_jwks(
+    spec: &config::JwksProbe,
+    view: &View<'_>,
+    cx: &StepContext<'_>,
+) -> Result<(Value, String), ProbeError> {
+    let request = render_request(
+        &RequestSpec {
+            method: HttpMethod::Get,
+            url: &spec.url,
+            headers: &spec.headers,
+            body: None,
+            json: None,
+            follow_redirects_to: &spec.follow_redirects_to,
+            timeout: spec.timeout.map_or(DEFAULT_HTTP_TIMEOUT, |d| d.0),
+        },
+        view,
+    )?;
+    let response = cx.http.send(&request).await?;
+    if !response.status.is_success() {
+        return Err(ProbeError::Failed(format!(
+            "{} answered {}",
+            request.shown,
+            response.status.as_u16()
+        )));
+    }
+    let doc = response
+        .json()
+        .ok_or_else(|| ProbeError::Failed(format!("{} did not answer JSON", request.shown)))?;
+    Ok((doc, request.shown))
 }

@@ -9,10 +9,9 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::json;
 
 use super::{DEFAULT_INTERVAL, Probe, ProbeError, shown_value};
-use crate::actions::http::{DEFAULT_HTTP_TIMEOUT, RequestSpec, render_request};
 use crate::actions::{StepContext, View};
 use crate::config::template::Field;
-use crate::config::{self, HttpMethod, Template};
+use crate::config::{self, Template};
 
 /// Long enough for a slow JWKS fetch, short enough to be useless if it leaked.
 const TOKEN_LIFETIME: time::Duration = time::Duration::minutes(5);
@@ -76,30 +75,9 @@ impl Probe for JwtProbe {
     async fn check(&self, view: &View<'_>, cx: &StepContext<'_>) -> Result<String, ProbeError> {
         let kid = self.kid.render(view)?;
         let token = self.sign(view, cx, kid.expose())?;
-        let spec = RequestSpec {
-            method: HttpMethod::Get,
-            url: &self.spec.url,
-            headers: &self.spec.headers,
-            body: None,
-            json: None,
-            follow_redirects_to: &self.spec.follow_redirects_to,
-            timeout: self.spec.timeout.map_or(DEFAULT_HTTP_TIMEOUT, |d| d.0),
-        };
-        let request = render_request(&spec, view)?;
-        let response = cx.http.send(&request).await?;
-        if !response.status.is_success() {
-            return Err(ProbeError::Failed(format!(
-                "{} answered {}",
-                request.shown,
-                response.status.as_u16()
-            )));
-        }
-        let set: JwkSet = response
-            .json()
-            .and_then(|doc| serde_json::from_value(doc).ok())
-            .ok_or_else(|| {
-                ProbeError::Failed(format!("{} did not answer a JWK set", request.shown))
-            })?;
+        let (doc, shown) = super::jwks::fetch_jwks(&self.spec, view, cx).await?;
+        let set: JwkSet = serde_json::from_value(doc)
+            .map_err(|_| ProbeError::Failed(format!("{shown} did not answer a JWK set")))?;
         // Like a verifier: the kid in the token's header picks the key.
         let header_kid = jsonwebtoken::decode_header(&token)
             .ok()
@@ -113,7 +91,7 @@ impl Probe for JwtProbe {
                 .collect();
             return Err(ProbeError::Failed(format!(
                 "{} has no key with kid {} (it serves: {})",
-                request.shown,
+                shown,
                 shown_value(view, &header_kid),
                 if served.is_empty() {
                     "no keys".into()
@@ -125,7 +103,7 @@ impl Probe for JwtProbe {
         let key = DecodingKey::from_jwk(jwk).map_err(|e| {
             ProbeError::Failed(format!(
                 "{}: the key with kid {} cannot verify RS256: {e}",
-                request.shown,
+                shown,
                 shown_value(view, &header_kid)
             ))
         })?;
@@ -135,14 +113,14 @@ impl Probe for JwtProbe {
         jsonwebtoken::decode::<serde_json::Value>(&token, &key, &validation).map_err(|e| {
             ProbeError::Failed(format!(
                 "{}: the key served as kid {} does not verify a token signed with the new private key ({e}): the JWKS and the private key are not a pair",
-                request.shown,
+                shown,
                 shown_value(view, &header_kid)
             ))
         })?;
         Ok(format!(
             "a token signed as kid {} verifies against {}",
             kid.expose(),
-            request.shown
+            shown
         ))
     }
 }

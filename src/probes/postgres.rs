@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use super::{DEFAULT_INTERVAL, Probe, ProbeError};
 use crate::actions::{StepContext, View};
 use crate::config::{PostgresProbe as Spec, Template};
-use crate::postgres::{config, connect, describe};
+use crate::postgres::{config, connect, describe, role_and_password};
 
 pub struct PostgresProbe {
     spec: Spec,
@@ -18,14 +18,7 @@ pub struct PostgresProbe {
 
 impl PostgresProbe {
     pub fn new(spec: Spec) -> Self {
-        let role = spec
-            .role
-            .clone()
-            .unwrap_or_else(|| Template::new("{{ new.role }}"));
-        let password = spec
-            .password
-            .clone()
-            .unwrap_or_else(|| Template::new("{{ new.value }}"));
+        let (role, password) = role_and_password(spec.role.as_ref(), spec.password.as_ref());
         PostgresProbe {
             spec,
             role,

@@ -133,12 +133,12 @@ async fn pages_and_api(fake: Arc<FakeGitHub>) -> String {
     format!("http://{}", server::serve(router).await)
 }
 
-async fn github_vault(ws: &Ws, fake: &FakeGitHub) -> Vault {
+async fn github_vault(ws: &Ws, fake: &FakeGitHub, home: &str) -> Vault {
     let config = ws.loaded();
     Vault::open(
         Box::new(GithubBranchStore::new(
             fake.client(None),
-            HOME.into(),
+            home.into(),
             "rotagate-state".into(),
         )),
         StateIdentity::parse(&Secret::new(ws.identity.clone())).unwrap(),
@@ -187,7 +187,7 @@ async fn github_jwks_runs_to_its_gate_and_retires_once_the_approval_is_merged() 
     rt.providers = providers;
     let run = async || {
         let config = ws.loaded();
-        let mut vault = github_vault(&ws, &fake).await;
+        let mut vault = github_vault(&ws, &fake, HOME).await;
         let opts = RunOptions {
             max_wait: Duration::ZERO,
             ..RunOptions::default()
@@ -512,20 +512,7 @@ impl Gated {
     }
 
     async fn vault(&self) -> Vault {
-        let config = self.ws.loaded();
-        Vault::open(
-            Box::new(GithubBranchStore::new(
-                self.fake.client(None),
-                self.home.into(),
-                "rotagate-state".into(),
-            )),
-            StateIdentity::parse(&Secret::new(self.ws.identity.clone())).unwrap(),
-            parse_recipients(&config.config.state.recipients).unwrap(),
-            RunIdentity::current(),
-            Duration::from_secs(3600),
-        )
-        .await
-        .unwrap()
+        github_vault(&self.ws, &self.fake, self.home).await
     }
 
     fn opts() -> RunOptions {

@@ -865,62 +865,6 @@ async fn github_enterprise_server_paths_work() {
     assert!(fake.secret("acme/api", "SIGNING_KID").is_some());
 }
 
-/// Writes `value` as SECRET_0..n into each repository, as one github-secret step.
-async fn write_secrets(gh: rotagate::github::GitHub, repos: &[&str], names: usize) {
-    let set: String = (0..names)
-        .map(|i| format!("S_{i}: \"{{{{ new.value }}}}\", "))
-        .collect();
-    let yaml = format!(
-        "github-secret: {{ repos: [{}], set: {{ {} }} }}",
-        repos.join(", "),
-        set.trim_end_matches(", ")
-    );
-    let spec: rotagate::config::ActionSpec =
-        serde_yaml::with::singleton_map_recursive::deserialize(serde_yaml::Deserializer::from_str(
-            &yaml,
-        ))
-        .unwrap();
-    let providers = rotagate::actions::Providers {
-        github: Some(gh),
-        ..Default::default()
-    };
-    let action = rotagate::actions::build(&spec, &providers)
-        .unwrap()
-        .unwrap();
-    let material = rotagate::material::generate(
-        &rotagate::config::KeySpec::Secret {
-            length: 32,
-            alphabet: Default::default(),
-            prefix: String::new(),
-            kid: Default::default(),
-        },
-        "k".into(),
-        None,
-        time::OffsetDateTime::now_utc(),
-    )
-    .unwrap();
-    let env = rotagate::actions::EnvValues::default();
-    let http = rotagate::http::HttpClient::new(Default::default()).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cx = rotagate::actions::StepContext {
-        credential: "c",
-        step: "promote/0",
-        base_dir: dir.path(),
-        http: &http,
-        env: &env,
-        produced: &[],
-    };
-    let view = rotagate::actions::View {
-        new: Some(&material),
-        old: None,
-        env: &env,
-    };
-    action
-        .execute(rotagate::actions::Op::Write(&view), &cx)
-        .await
-        .unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn pacing_keeps_to_the_secondary_limits_without_a_single_limit_answer() {
     // github.com's limits with the minute scaled to 2s: 100 points per endpoint (20
@@ -943,7 +887,7 @@ async fn pacing_keeps_to_the_secondary_limits_without_a_single_limit_answer() {
         concurrency: 100,
     };
     let started = std::time::Instant::now();
-    write_secrets(fake.client(Some(paced)), &repos, 20).await;
+    crate::support::github::write_secrets(fake.client(Some(paced)), &repos, 20).await;
     let elapsed = started.elapsed();
     assert_eq!(
         fake.limit_responses(),
@@ -962,7 +906,7 @@ async fn pacing_keeps_to_the_secondary_limits_without_a_single_limit_answer() {
     // Unpaced, the same writes meet the limit (and recover through Retry-After).
     let fake = world().await;
     fake.enforce_limits(Some(scaled(window)));
-    write_secrets(fake.client(None), &repos, 20).await;
+    crate::support::github::write_secrets(fake.client(None), &repos, 20).await;
     assert!(
         fake.limit_responses() > 0,
         "the fake enforces the limits it advertises"

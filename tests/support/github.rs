@@ -465,6 +465,15 @@ impl FakeGitHub {
 
     /// A client of this fake as the test GitHub App, with quick retries.
     pub fn client(&self, limits: Option<rotagate::github::Limits>) -> rotagate::github::GitHub {
+        self.client_with(limits, 16)
+    }
+
+    /// A client with `concurrency` requests in flight for bulk writes.
+    pub fn client_with(
+        &self,
+        limits: Option<rotagate::github::Limits>,
+        concurrency: usize,
+    ) -> rotagate::github::GitHub {
         rotagate::github::GitHub::new(
             rotagate::github::Credentials::App {
                 id: APP_ID,
@@ -473,7 +482,7 @@ impl FakeGitHub {
             rotagate::github::Options {
                 api: self.url(),
                 limits,
-                concurrency: 16,
+                concurrency,
                 retry: rotagate::http::RetryPolicy {
                     attempts: 6,
                     min_delay: Duration::from_millis(50),
@@ -2199,4 +2208,68 @@ fn issues(
         }
         _ => error(404, "Not Found"),
     }
+}
+
+/// Writes a new secret value as S_0..S_{names-1} into every repository, as one
+/// github-secret promote step runs it; returns how long the step took.
+pub async fn write_secrets(
+    gh: rotagate::github::GitHub,
+    repos: &[impl AsRef<str>],
+    names: usize,
+) -> Duration {
+    let set: String = (0..names)
+        .map(|i| format!("S_{i}: \"{{{{ new.value }}}}\", "))
+        .collect();
+    let repos: Vec<&str> = repos.iter().map(AsRef::as_ref).collect();
+    let yaml = format!(
+        "github-secret: {{ repos: [{}], set: {{ {} }} }}",
+        repos.join(", "),
+        set.trim_end_matches(", ")
+    );
+    let spec: rotagate::config::ActionSpec =
+        serde_yaml::with::singleton_map_recursive::deserialize(serde_yaml::Deserializer::from_str(
+            &yaml,
+        ))
+        .unwrap();
+    let providers = rotagate::actions::Providers {
+        github: Some(gh),
+        ..Default::default()
+    };
+    let action = rotagate::actions::build(&spec, &providers)
+        .unwrap()
+        .unwrap();
+    let material = rotagate::material::generate(
+        &rotagate::config::KeySpec::Secret {
+            length: 40,
+            alphabet: Default::default(),
+            prefix: "sk_live_".into(),
+            kid: Default::default(),
+        },
+        "k".into(),
+        None,
+        time::OffsetDateTime::now_utc(),
+    )
+    .unwrap();
+    let env = rotagate::actions::EnvValues::default();
+    let http = rotagate::http::HttpClient::new(Default::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cx = rotagate::actions::StepContext {
+        credential: "c",
+        step: "promote/0",
+        base_dir: dir.path(),
+        http: &http,
+        env: &env,
+        produced: &[],
+    };
+    let view = rotagate::actions::View {
+        new: Some(&material),
+        old: None,
+        env: &env,
+    };
+    let started = std::time::Instant::now();
+    action
+        .execute(rotagate::actions::Op::Write(&view), &cx)
+        .await
+        .unwrap();
+    started.elapsed()
 }

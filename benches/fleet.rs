@@ -1,0 +1,540 @@
+//! rotagate's performance, measured in one run and written to bench/RESULTS.md:
+//!
+//!   cargo bench --bench fleet                      # defaults below
+//!   cargo bench --bench fleet -- --secrets 500 --repos 50 --latency-ms 50 \
+//!       --concurrency 16 --window-secs 6 --quick
+//!
+//! 1. latency-bound fleet rotation against the fake GitHub (limits off), next to a
+//!    per-secret serial script and the latency bound;
+//! 2. limit-bound fleet rotation with the fake enforcing github.com's secondary limits,
+//!    the "minute" scaled to --window-secs and the latency scaled with it;
+//! 3. RSA key generation next to `openssl genrsa`;
+//! 4. `rotagate plan` start-up on 1,000 credentials and their state;
+//! 5. the size and encrypt/decrypt time of that state.
+
+#[allow(unused_imports)]
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use rotagate::secret::Secret;
+use support::github::{FakeGitHub, SimLimits};
+
+const SECRET_WRITE: &str = "PUT /repos/{owner}/{repo}/actions/secrets/{secret_name}";
+const PUBLIC_KEY: &str = "GET /repos/{owner}/{repo}/actions/secrets/public-key";
+
+struct Args {
+    secrets: usize,
+    repos: usize,
+    latency: Duration,
+    concurrency: usize,
+    window: Duration,
+    quick: bool,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        secrets: 500,
+        repos: 50,
+        latency: Duration::from_millis(50),
+        concurrency: 16,
+        window: Duration::from_secs(6),
+        quick: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || -> u64 {
+            it.next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{flag} takes a number"))
+        };
+        match flag.as_str() {
+            "--secrets" => a.secrets = value() as usize,
+            "--repos" => a.repos = value() as usize,
+            "--latency-ms" => a.latency = Duration::from_millis(value()),
+            "--concurrency" => a.concurrency = value() as usize,
+            "--window-secs" => a.window = Duration::from_secs(value()),
+            "--quick" => a.quick = true,
+            // cargo bench passes --bench to harness-less benches.
+            "--bench" => {}
+            other => panic!("unknown flag {other}"),
+        }
+    }
+    assert!(
+        a.secrets.is_multiple_of(a.repos),
+        "--secrets must be a multiple of --repos (each repository gets the same names)"
+    );
+    a
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.2} s", d.as_secs_f64())
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// A fake GitHub with `repos` repositories of one organisation, the App installed.
+async fn fleet(repos: usize) -> (FakeGitHub, Vec<String>) {
+    let fake = FakeGitHub::start().await;
+    fake.add_org("fleet");
+    fake.install("fleet");
+    let names: Vec<String> = (0..repos)
+        .map(|i| format!("fleet/service-{i:03}"))
+        .collect();
+    for r in &names {
+        fake.add_repo(r);
+    }
+    (fake, names)
+}
+
+/// What a per-secret shell loop does (`gh secret set` in a loop): fetch the public key,
+/// seal, PUT, one secret at a time. Returns wall time and the answers that were not 2xx.
+async fn serial_script(fake: &FakeGitHub, repos: &[String], per_repo: usize) -> (Duration, usize) {
+    let token = fake.installation_token("fleet");
+    let client = reqwest::Client::new();
+    let value = Secret::new("sk_live_serialbaselinevalue0123456789abcdef");
+    let mut failed = 0;
+    let started = Instant::now();
+    for repo in repos {
+        for i in 0..per_repo {
+            let key = client
+                .get(format!(
+                    "{}/repos/{repo}/actions/secrets/public-key",
+                    fake.url()
+                ))
+                .bearer_auth(&token)
+                .header("user-agent", "serial-script")
+                .send()
+                .await
+                .unwrap();
+            if !key.status().is_success() {
+                failed += 1;
+                continue;
+            }
+            let key: serde_json::Value = key.json().await.unwrap();
+            let sealed = rotagate::github::seal(key["key"].as_str().unwrap(), &value).unwrap();
+            let put = client
+                .put(format!("{}/repos/{repo}/actions/secrets/S_{i}", fake.url()))
+                .bearer_auth(&token)
+                .header("user-agent", "serial-script")
+                .json(&serde_json::json!({ "encrypted_value": sealed, "key_id": key["key_id"] }))
+                .send()
+                .await
+                .unwrap();
+            if !put.status().is_success() {
+                failed += 1;
+            }
+        }
+    }
+    (started.elapsed(), failed)
+}
+
+fn fleet_requests(counts: &BTreeMap<String, usize>) -> (usize, usize) {
+    let fleet = counts.get(SECRET_WRITE).copied().unwrap_or(0)
+        + counts.get(PUBLIC_KEY).copied().unwrap_or(0);
+    let total: usize = counts.values().sum();
+    (fleet, total - fleet)
+}
+
+struct Report {
+    text: String,
+    missed: Vec<String>,
+}
+
+impl Report {
+    fn line(&mut self, s: impl AsRef<str>) {
+        println!("{}", s.as_ref());
+        writeln!(self.text, "{}", s.as_ref()).unwrap();
+    }
+
+    fn budget(&mut self, what: &str, ok: bool, detail: String) {
+        let mark = if ok { "met" } else { "MISSED" };
+        self.line(format!("| {what} | {detail} | {mark} |"));
+        if !ok {
+            self.missed.push(format!("{what}: {detail}"));
+        }
+    }
+}
+
+async fn latency_bound(a: &Args, r: &mut Report) {
+    let per_repo = a.secrets / a.repos;
+    let scopes = a.repos;
+    r.line(format!(
+        "\n## 1. Latency-bound fleet rotation\n\n{} secrets ({per_repo} names × {} repositories), {} ms per request, no rate limits, concurrency {}.\n",
+        a.secrets, a.repos, a.latency.as_millis(), a.concurrency
+    ));
+    let (fake, repos) = fleet(a.repos).await;
+    fake.set_latency(a.latency);
+    let gh = fake.client_with(None, a.concurrency);
+    // rotagate's promote step, through the library, as a rotation runs it.
+    let wall = support::github::write_secrets(gh, &repos, per_repo).await;
+    let (requests, auth) = fleet_requests(&fake.counts());
+    let expected = a.secrets + scopes;
+    let bound = a.latency * expected.div_ceil(a.concurrency) as u32;
+
+    let (serial_fake, serial_repos) = fleet(if a.quick { a.repos / 10 } else { a.repos }).await;
+    serial_fake.set_latency(a.latency);
+    let (serial_wall, serial_failed) = serial_script(&serial_fake, &serial_repos, per_repo).await;
+    let serial_requests = serial_fake.total_requests();
+    // --quick times a tenth of the repositories serially and scales up.
+    let scale = a.repos / serial_repos.len();
+    let serial_wall = serial_wall * scale as u32;
+    let serial_requests = serial_requests * scale;
+
+    r.line("| run | wall time | requests | not 2xx |\n|---|---|---|---|");
+    r.line(format!(
+        "| rotagate | {} | {requests} (+{auth} App auth) | 0 |",
+        secs(wall)
+    ));
+    r.line(format!(
+        "| serial script (GET key, PUT, one at a time){} | {} | {serial_requests} | {serial_failed} |",
+        if a.quick { ", scaled from a tenth" } else { "" },
+        secs(serial_wall)
+    ));
+    r.line(format!(
+        "| latency bound: ⌈{expected} / {}⌉ × {} ms | {} | {expected} | |",
+        a.concurrency,
+        a.latency.as_millis(),
+        secs(bound)
+    ));
+    r.line("\n| budget | measured | |\n|---|---|---|");
+    let speedup = serial_wall.as_secs_f64() / wall.as_secs_f64();
+    r.budget(
+        "≥ 20× faster than serial",
+        speedup >= 20.0,
+        format!("{speedup:.1}×"),
+    );
+    let over = wall.as_secs_f64() / bound.as_secs_f64();
+    r.budget(
+        "within 1.3× of the latency bound",
+        over <= 1.3,
+        format!("{over:.2}×"),
+    );
+    r.budget(
+        "requests = secrets + scopes",
+        requests == expected,
+        format!("{requests} = {} + {scopes}", a.secrets),
+    );
+}
+
+async fn limit_bound(a: &Args, r: &mut Report) {
+    let per_repo = a.secrets / a.repos;
+    let minute = Duration::from_secs(60);
+    let scale = a.window.as_secs_f64() / minute.as_secs_f64();
+    let latency = a.latency.mul_f64(scale);
+    let limits = SimLimits {
+        window: a.window,
+        points_per_endpoint: 900,
+        content_per_window: 80,
+        concurrency: 100,
+    };
+    r.line(format!(
+        "\n## 2. Limit-bound fleet rotation\n\nThe same {} secrets with the fake enforcing github.com's secondary limits (100 in flight, 900 points per endpoint per minute, a write costs 5, 80 content-creating requests per minute; 403 with retry-after when exceeded). The minute is scaled to {} and the latency with it ({:.1} ms).\n",
+        a.secrets,
+        secs(a.window),
+        latency.as_secs_f64() * 1000.0
+    ));
+    let (fake, repos) = fleet(a.repos).await;
+    fake.set_latency(latency);
+    fake.enforce_limits(Some(limits));
+    let paced = rotagate::github::Limits {
+        window: a.window,
+        points_per_endpoint: 900,
+        content_per_window: 80,
+        concurrency: 100,
+    };
+    let wall = support::github::write_secrets(
+        fake.client_with(Some(paced), a.concurrency),
+        &repos,
+        per_repo,
+    )
+    .await;
+    let limited = fake.limit_responses();
+    // 900 points buy 180 writes per minute: the last batch starts after
+    // ⌈writes / 180⌉ − 1 whole minutes.
+    let per_window = 900 / 5;
+    let bound = a.window * (a.secrets.div_ceil(per_window) as u32 - 1) + latency;
+
+    let (serial_fake, serial_repos) = fleet(a.repos).await;
+    serial_fake.set_latency(latency);
+    serial_fake.enforce_limits(Some(limits));
+    let (serial_wall, serial_failed) = serial_script(&serial_fake, &serial_repos, per_repo).await;
+    let serial_limited = serial_fake.limit_responses();
+
+    r.line("| run | wall time | limit responses | secrets not written |\n|---|---|---|---|");
+    r.line(format!(
+        "| rotagate (paced) | {} | {limited} | 0 |",
+        secs(wall)
+    ));
+    r.line(format!(
+        "| serial script | {} | {serial_limited} | {serial_failed} |",
+        secs(serial_wall)
+    ));
+    r.line(format!(
+        "| limit bound: (⌈{} / {per_window}⌉ − 1) minutes | {} | | |",
+        a.secrets,
+        secs(bound)
+    ));
+    r.line("\n| budget | measured | |\n|---|---|---|");
+    r.budget("zero limit responses", limited == 0, format!("{limited}"));
+    let over = wall.as_secs_f64() / bound.as_secs_f64();
+    r.budget(
+        "within 1.2× of the limit bound",
+        over <= 1.2,
+        format!("{over:.2}×"),
+    );
+}
+
+fn keygen(a: &Args, r: &mut Report) {
+    r.line("\n## 3. RSA key generation\n\n| bits | rotagate (median) | openssl genrsa (median) | ratio |\n|---|---|---|---|");
+    let mut ratios = Vec::new();
+    for (bits, runs) in [
+        (2048usize, if a.quick { 5 } else { 11 }),
+        (4096, if a.quick { 3 } else { 7 }),
+    ] {
+        let ours = median(
+            (0..runs)
+                .map(|_| {
+                    let t = Instant::now();
+                    rotagate::material::rsa::generate(bits).unwrap();
+                    t.elapsed()
+                })
+                .collect(),
+        );
+        let theirs = median(
+            (0..runs)
+                .map(|_| {
+                    let t = Instant::now();
+                    let ok = Command::new("openssl")
+                        .args(["genrsa", "-out", "/dev/null", &bits.to_string()])
+                        .stderr(std::process::Stdio::null())
+                        .status()
+                        .expect("openssl is installed")
+                        .success();
+                    assert!(ok);
+                    t.elapsed()
+                })
+                .collect(),
+        );
+        let ratio = ours.as_secs_f64() / theirs.as_secs_f64();
+        ratios.push((bits, ratio));
+        r.line(format!(
+            "| {bits} | {:.0} ms | {:.0} ms | {ratio:.2}× |",
+            ours.as_secs_f64() * 1000.0,
+            theirs.as_secs_f64() * 1000.0
+        ));
+    }
+    r.line("\n| budget | measured | |\n|---|---|---|");
+    for (bits, ratio) in ratios {
+        r.budget(
+            &format!("RSA {bits} within 2× of openssl"),
+            ratio <= 2.0,
+            format!("{ratio:.2}×"),
+        );
+    }
+}
+
+async fn startup_and_state(a: &Args, r: &mut Report) {
+    const CREDENTIALS: usize = 1000;
+    const EVENTS: usize = 20;
+    let ws = support::Ws::new();
+    let mut yaml = format!(
+        "version: 1\nstate:\n  store: file:.rotagate/state.age\n  recipients: [{}]\ncredentials:\n",
+        ws.recipient
+    );
+    for i in 0..CREDENTIALS {
+        write!(
+            yaml,
+            "  - id: service-{i:04}\n    owner: \"@acme/team-{}\"\n    key: {{ type: secret, length: 40, prefix: sk_live_ }}\n    schedule: {{ every: 90d, warn: 14d }}\n    promote:\n      - file: {{ path: env/service-{i:04}.env, set: {{ API_KEY: \"{{{{ new.value }}}}\" }} }}\n    gate: none\n",
+            i % 17
+        )
+        .unwrap();
+    }
+    ws.write("rotagate.yaml", &yaml);
+    let mut vault = ws.vault().await;
+    let now = time::OffsetDateTime::now_utc();
+    let spec = rotagate::config::KeySpec::Secret {
+        length: 40,
+        alphabet: Default::default(),
+        prefix: "sk_live_".into(),
+        kid: Default::default(),
+    };
+    for i in 0..CREDENTIALS {
+        let entry = vault
+            .doc
+            .credentials
+            .entry(format!("service-{i:04}"))
+            .or_default();
+        let m = rotagate::material::generate(&spec, format!("kid-{i}"), None, now).unwrap();
+        entry.kids.insert(m.kid.clone(), m.fingerprint.clone());
+        entry.current = Some(m);
+        for e in 0..EVENTS {
+            entry.audit(
+                now,
+                Some("20261123T100000Z-abcdef"),
+                "promoted",
+                format!("event {e}: promote/0 done"),
+            );
+        }
+    }
+    let encrypt = median(
+        (0..if a.quick { 3 } else { 5 })
+            .map(|_| {
+                let t = Instant::now();
+                futures_block(vault.save(now)).unwrap();
+                t.elapsed()
+            })
+            .collect(),
+    );
+    let size = std::fs::metadata(ws.path(".rotagate/state.age"))
+        .unwrap()
+        .len();
+    let bytes = std::fs::read(ws.path(".rotagate/state.age")).unwrap();
+    let identity =
+        rotagate::state::StateIdentity::parse(&Secret::new(ws.identity.clone())).unwrap();
+    let decrypt = median(
+        (0..if a.quick { 3 } else { 5 })
+            .map(|_| {
+                let t = Instant::now();
+                rotagate::state::open(&bytes, &identity).unwrap();
+                t.elapsed()
+            })
+            .collect(),
+    );
+
+    // `rotagate plan`, as a fresh process: wall time and peak RSS from getrusage.
+    let probe = r#"
+import resource, subprocess, sys, time
+t = time.perf_counter()
+p = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+wall = time.perf_counter() - t
+if p.returncode != 0:
+    sys.exit(p.stderr.decode())
+print(wall, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+"#;
+    let mut walls = Vec::new();
+    let mut peak_kb = 0u64;
+    for _ in 0..if a.quick { 3 } else { 7 } {
+        let out = Command::new("python3")
+            .arg("-c")
+            .arg(probe)
+            .arg(support::BIN)
+            .arg("plan")
+            .current_dir(ws.dir.path())
+            .env("ROTAGATE_AGE_IDENTITY", &ws.identity)
+            .env_remove("GITHUB_ACTIONS")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut parts = text.split_whitespace();
+        walls.push(Duration::from_secs_f64(
+            parts.next().unwrap().parse().unwrap(),
+        ));
+        peak_kb = peak_kb.max(parts.next().unwrap().parse().unwrap());
+    }
+    let wall = median(walls);
+    let rss_mb = peak_kb as f64 / 1024.0;
+
+    r.line(format!(
+        "\n## 4. Start-up\n\n`rotagate plan` (release build) on a config of {CREDENTIALS} credentials with a state of {CREDENTIALS} entries, {EVENTS} audit events each.\n\n| measure | value |\n|---|---|\n| wall time (median) | {:.0} ms |\n| peak RSS | {rss_mb:.1} MB |",
+        wall.as_secs_f64() * 1000.0
+    ));
+    r.line(format!(
+        "\n## 5. State\n\n| measure | value |\n|---|---|\n| encrypted size (armored) | {:.2} MB ({size} bytes) |\n| encrypt + MAC + atomic write (median) | {:.0} ms |\n| decrypt + verify (median) | {:.0} ms |",
+        size as f64 / 1_048_576.0,
+        encrypt.as_secs_f64() * 1000.0,
+        decrypt.as_secs_f64() * 1000.0
+    ));
+    r.line("\n| budget | measured | |\n|---|---|---|");
+    r.budget(
+        "plan under 150 ms",
+        wall < Duration::from_millis(150),
+        format!("{:.0} ms", wall.as_secs_f64() * 1000.0),
+    );
+    r.budget("plan under 60 MB", rss_mb < 60.0, format!("{rss_mb:.1} MB"));
+}
+
+/// Runs a future to completion from synchronous code inside the runtime.
+fn futures_block<F: std::future::Future>(f: F) -> F::Output {
+    tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(f))
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or("unknown".into(), |kb| format!("{:.1} GB", kb / 1_048_576.0));
+    let openssl = Command::new("openssl")
+        .arg("version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    format!(
+        "{cpu}, {cores} cores, {mem} RAM; {} {}; {openssl}",
+        std::env::consts::OS,
+        std::env::consts::ARCH
+    )
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let a = args();
+    let command: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|x| x != "--bench")
+        .collect();
+    let mut r = Report {
+        text: String::new(),
+        missed: Vec::new(),
+    };
+    r.line("# rotagate benchmark results\n");
+    r.line(format!(
+        "Command: `cargo bench --bench fleet{}{}`  \nMachine: {}  \nWhen: {}",
+        if command.is_empty() { "" } else { " -- " },
+        command.join(" "),
+        machine(),
+        time::OffsetDateTime::now_utc().date()
+    ));
+    latency_bound(&a, &mut r).await;
+    limit_bound(&a, &mut r).await;
+    keygen(&a, &mut r);
+    startup_and_state(&a, &mut r).await;
+    r.line("\n## Budgets missed\n");
+    if r.missed.is_empty() {
+        r.line("None.");
+    } else {
+        for m in r.missed.clone() {
+            r.line(format!("- {m}"));
+        }
+    }
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/RESULTS.md");
+    std::fs::write(path, &r.text).unwrap();
+    println!("\nwritten to bench/RESULTS.md");
+}
