@@ -19,6 +19,26 @@ pub struct Locator {
     keys: HashMap<String, Pos>,
 }
 
+/// A [`Locator`] built on first use: the second parse it needs is only paid for when
+/// there is something to report, so a valid config loads in one parse.
+pub struct LazyLocator<'t> {
+    text: &'t str,
+    cell: std::cell::OnceCell<Locator>,
+}
+
+impl<'t> LazyLocator<'t> {
+    pub fn new(text: &'t str) -> Self {
+        LazyLocator {
+            text,
+            cell: std::cell::OnceCell::new(),
+        }
+    }
+
+    pub fn get(&self) -> &Locator {
+        self.cell.get_or_init(|| Locator::new(self.text))
+    }
+}
+
 impl Locator {
     /// Never fails: text that does not parse simply yields no positions (serde_yaml
     /// reports the syntax error with its own location).

@@ -14,7 +14,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use duration::Dur;
-pub use locate::{Locator, Pos};
+pub use locate::{LazyLocator, Locator, Pos};
 pub use model::*;
 use serde::Deserialize;
 pub use template::Template;
@@ -133,14 +133,14 @@ fn parse_with_warnings(text: &str, file: &Path) -> Result<(Config, Vec<Diagnosti
             text: text.to_string(),
         });
     }
-    let locator = Locator::new(text);
+    let locator = LazyLocator::new(text);
     let deserializer = serde_yaml::Deserializer::from_str(text);
     let config: Config = match serde_yaml::with::singleton_map_recursive::deserialize(deserializer)
     {
         Ok(config) => config,
         Err(e) => {
             return Err(ConfigError::Invalid {
-                diagnostics: vec![serde_diagnostic(&e, &locator, file)],
+                diagnostics: vec![serde_diagnostic(&e, locator.get(), file)],
                 text: text.to_string(),
             });
         }

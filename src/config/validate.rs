@@ -4,6 +4,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::str::FromStr;
 
+use super::locate::LazyLocator;
 use super::template::{Field, Var, is_env_name, is_reserved_env};
 use super::*;
 
@@ -92,7 +93,7 @@ pub(crate) fn roles_of(action: &ActionSpec) -> &'static [Role] {
 }
 
 struct Validator<'a> {
-    locator: &'a Locator,
+    locator: &'a LazyLocator<'a>,
     file: &'a Path,
     out: Vec<Diagnostic>,
     warnings: Vec<Diagnostic>,
@@ -116,9 +117,9 @@ impl Validator<'_> {
 
     fn push(&mut self, path: &str, on_key: bool, message: String, hint: Option<String>) {
         let pos = if on_key {
-            self.locator.key(path)
+            self.locator.get().key(path)
         } else {
-            self.locator.value(path)
+            self.locator.get().value(path)
         }
         .unwrap_or(Pos { line: 1, column: 1 });
         self.out.push(Diagnostic {
@@ -143,7 +144,7 @@ struct Scope<'a> {
 /// Errors and warnings, each sorted by position.
 pub(super) fn validate(
     config: &Config,
-    locator: &Locator,
+    locator: &LazyLocator,
     file: &Path,
 ) -> (Vec<Diagnostic>, Vec<Diagnostic>) {
     let mut v = Validator {
