@@ -568,7 +568,7 @@ impl Gated {
     /// Runs `id` until it completes or rolls back: waits are waited out on the clock and
     /// each gate's pull request is approved by alice and merged by bob.
     async fn settle(&self, id: &str, mut outcome: Outcome) -> Outcome {
-        for _ in 0..40 {
+        for _ in 0..100 {
             match &outcome {
                 Outcome::Waiting { until, .. } => {
                     self.clock
@@ -819,6 +819,23 @@ async fn jwks_auth_service_propagates_before_signing_and_the_emergency_skips_the
     assert!(jwk["d"].is_string(), "a private JWK");
     assert_eq!(served(), vec![kid2.to_string()]);
 
+    // A deploy of the next key fails: the rotation rolls back, the secret holds the
+    // live key again (redeployed, and that deploy succeeds), and the new public key
+    // leaves the JWKS after the drain.
+    g.fake.accept_only_input(
+        "acme/auth-service",
+        "deploy.yml",
+        "reason",
+        &format!("signing key {kid2}"),
+    );
+    let failing = g.rotate(id, false).await;
+    let rolled = g.settle(id, failing).await;
+    assert!(matches!(rolled, Outcome::RolledBack { .. }), "{rolled:?}");
+    assert_eq!(signing()["kid"], kid2);
+    assert_eq!(served(), vec![kid2.to_string()]);
+    g.fake.accept_any_input("acme/auth-service", "deploy.yml");
+    g.gates_met();
+
     // Emergency: the key leaked. No propagation wait, no drain, no gate: one run.
     let emergency = g.rotate(id, true).await;
     assert!(
@@ -828,8 +845,8 @@ async fn jwks_auth_service_propagates_before_signing_and_the_emergency_skips_the
     assert!(g.gates_met().is_empty());
     let kid3 = signing()["kid"].as_str().unwrap().to_string();
     assert_eq!(
-        kid3, "prod-key-2026-11-23-2",
-        "a second rotation the same day"
+        kid3, "prod-key-2026-11-23-3",
+        "the third rotation today; the rolled-back -2 is never reused"
     );
     assert_eq!(
         served(),

@@ -912,6 +912,16 @@ impl FakeGitHub {
             .insert(workflow.into(), (input.into(), value.into()));
     }
 
+    /// Lifts [`FakeGitHub::accept_only_input`].
+    pub fn accept_any_input(&self, repo: &str, workflow: &str) {
+        self.w()
+            .repos
+            .get_mut(repo)
+            .unwrap()
+            .accept_input
+            .remove(workflow);
+    }
+
     /// Moves every run of `workflow` to `status`/`conclusion`.
     pub fn finish_runs(&self, repo: &str, workflow: &str, conclusion: &str) {
         let mut w = self.w();
