@@ -336,6 +336,14 @@ impl Vault {
                 identity.recipient()
             )));
         }
+        // A round trip first: the new identity must open and verify what it will write.
+        let previous = self.head.as_ref().map(|(c, _)| c);
+        let (trial, _) = envelope::seal(&self.doc, previous, &identity, &recipients, now)?;
+        envelope::open(&trial, &identity).map_err(|e| {
+            StateError::Identity(format!(
+                "the state sealed for the new identity does not open with it ({e}); nothing was changed"
+            ))
+        })?;
         self.identity = identity;
         self.recipients = recipients;
         self.write(now).await
