@@ -12,7 +12,6 @@
 //! 4. `rotagate plan` start-up on 1,000 credentials and their state;
 //! 5. the size and encrypt/decrypt time of that state.
 
-#[allow(unused_imports)]
 #[path = "../tests/support/mod.rs"]
 mod support;
 
