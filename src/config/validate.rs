@@ -488,23 +488,7 @@ fn key(v: &mut Validator, path: &str, key: &KeySpec) {
 /// The mint request runs before there is new material, so it may not refer to it.
 fn mint_request(v: &mut Validator, scope: &Scope, path: &str, h: &HttpAction) {
     let p = format!("{path}.http");
-    http_request(
-        v,
-        scope,
-        &p,
-        &h.url,
-        &h.headers,
-        h.body.as_ref(),
-        h.json.as_ref(),
-    );
-    if h.body.is_some() && h.json.is_some() {
-        v.err(&p, "give either `body` or `json`, not both", None);
-    }
-    hosts(
-        v,
-        &format!("{p}.follow_redirects_to"),
-        &h.follow_redirects_to,
-    );
+    http_action(v, scope, &p, h);
     let mut templates: Vec<&Template> = vec![&h.url];
     templates.extend(h.headers.values());
     templates.extend(h.body.iter());
@@ -522,6 +506,37 @@ fn mint_request(v: &mut Validator, scope: &Scope, path: &str, h: &HttpAction) {
             None,
         );
     }
+}
+
+/// An `http` step (or a mint's request): the request, one body form, real status codes,
+/// hosts a redirect may take it to.
+fn http_action(v: &mut Validator, scope: &Scope, p: &str, h: &HttpAction) {
+    http_request(
+        v,
+        scope,
+        p,
+        &h.url,
+        &h.headers,
+        h.body.as_ref(),
+        h.json.as_ref(),
+    );
+    if h.body.is_some() && h.json.is_some() {
+        v.err(p, "give either `body` or `json`, not both", None);
+    }
+    for (i, s) in h.expect_status.iter().enumerate() {
+        if !(100..=599).contains(s) {
+            v.err(
+                &format!("{p}.expect_status[{i}]"),
+                format!("{s} is not an HTTP status"),
+                None,
+            );
+        }
+    }
+    hosts(
+        v,
+        &format!("{p}.follow_redirects_to"),
+        &h.follow_redirects_to,
+    );
 }
 
 fn kid(v: &mut Validator, path: &str, spec: &KidSpec) {
@@ -887,35 +902,7 @@ fn check_action(v: &mut Validator, scope: &Scope, path: &str, action: &ActionSpe
             c.stdin.as_ref(),
             &c.env,
         ),
-        ActionSpec::Http(h) => {
-            let p = format!("{path}.http");
-            http_request(
-                v,
-                scope,
-                &p,
-                &h.url,
-                &h.headers,
-                h.body.as_ref(),
-                h.json.as_ref(),
-            );
-            if h.body.is_some() && h.json.is_some() {
-                v.err(&p, "give either `body` or `json`, not both", None);
-            }
-            for (i, s) in h.expect_status.iter().enumerate() {
-                if !(100..=599).contains(s) {
-                    v.err(
-                        &format!("{p}.expect_status[{i}]"),
-                        format!("{s} is not an HTTP status"),
-                        None,
-                    );
-                }
-            }
-            hosts(
-                v,
-                &format!("{p}.follow_redirects_to"),
-                &h.follow_redirects_to,
-            );
-        }
+        ActionSpec::Http(h) => http_action(v, scope, &format!("{path}.http"), h),
     }
 }
 
