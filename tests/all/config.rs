@@ -249,3 +249,69 @@ fn the_schema_command_prints_it() {
     assert_eq!(schema["title"], "rotagate.yaml");
     assert!(schema["$defs"]["ActionSpec"].is_object(), "{schema:#}");
 }
+
+#[test]
+fn new_key_types_and_targets_are_checked_where_they_are_written() {
+    // A mint request cannot use the value it is about to create.
+    let d = one(&format!(
+        "{HEAD}{}",
+        r#"  - id: console-key
+    key:
+      type: minted
+      http: { method: POST, url: "https://console.example/keys", body: "{{ new.value }}" }
+      extract: /secret
+    gate: none
+"#
+    ));
+    assert_eq!((d.line, d.path.as_str()), (9, "credentials[0].key.http"));
+    assert!(
+        d.message.contains("cannot use {{ new.* }}"),
+        "{}",
+        d.message
+    );
+
+    // A postgres target without a role needs the alternating strategy; a connection
+    // URL may not carry the new value; sensitive Vercel values have no development
+    // target; a jwt probe needs an RSA key.
+    let all = errors(&format!(
+        "{HEAD}{}",
+        r#"  - id: db
+    key: { type: postgres-password }
+    env: [PG_ADMIN_URL]
+    promote:
+      - postgres: { url: "postgres://app:{{ new.value }}@db/app" }
+      - vercel-env: { project: apier, target: [development], set: { DB_PASSWORD: "{{ new.value }}" } }
+    verify:
+      - jwt: { url: "https://auth.example/.well-known/jwks.json" }
+    gate: none
+"#
+    ));
+    let messages: Vec<String> = all
+        .iter()
+        .map(|d| format!("{}: {}", d.line, d.message))
+        .collect();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with("10:") && m.contains("name the `role`")),
+        "{messages:#?}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with("10:") && m.contains("connection URL")),
+        "{messages:#?}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with("11:") && m.contains("production and preview only")),
+        "{messages:#?}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with("13:") && m.contains("RSA key")),
+        "{messages:#?}"
+    );
+}
