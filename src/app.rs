@@ -1,5 +1,7 @@
-//! What each command does: load the config and state, call the library, print, and
-//! say which exit code applies.
+//! What every command shares: loading the config and the state, the run's tools,
+//! reporting (owner notifications, the Actions summary), printing through the redactor,
+//! and turning errors into exit codes. The commands themselves are in
+//! [`crate::commands`].
 
 use std::io::Write;
 use std::path::Path;
@@ -8,15 +10,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::actions::Providers;
-use crate::cli::{Cli, Command, GateCommand, StateCommand, Waits};
-use crate::clock::{SystemClock, show};
-use crate::config::{self, ConfigError, Diagnostic, LoadedConfig, StoreSpec};
+use crate::cli::{Cli, Waits};
+use crate::clock::SystemClock;
+use crate::config::{self, ConfigError, LoadedConfig, StoreSpec};
 use crate::github::{self, Credentials, GitHub};
 use crate::http::{HttpClient, RetryPolicy};
 use crate::pipeline::{
-    self, EngineError, ProcessEnv, Progress, Quiet, RunOptions, RunReport, Runtime, StandardGates,
+    EngineError, ProcessEnv, Progress, Quiet, RunOptions, RunReport, Runtime, StandardGates,
 };
-use crate::secret::Secret;
+use crate::secret::{Secret, process_secret};
 use crate::state::{
     FileStore, GithubBranchStore, RunIdentity, StateError, StateIdentity, StateStore, Vault,
     parse_recipients,
@@ -57,16 +59,16 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILED: u8 = 1;
 
 /// Loads the config and prints its warnings.
-fn load(cli: &Cli) -> Result<LoadedConfig, AppError> {
+pub fn load(cli: &Cli) -> Result<LoadedConfig, AppError> {
     let config = config::load(&cli.config)?;
     // Values the credentials read from the environment may be secrets: masked before
     // anything from the config is printed.
     for c in &config.config.credentials {
         let names: Vec<&str> = c.env.iter().map(String::as_str).collect();
-        ci::mask_env(&names);
+        crate::secret::register_env(&names);
     }
     for w in &config.warnings {
-        eprintln!("warning: {w}");
+        print_stderr(&format!("warning: {w}\n"));
     }
     Ok(config)
 }
@@ -74,7 +76,7 @@ fn load(cli: &Cli) -> Result<LoadedConfig, AppError> {
 /// The config, the run's tools and the open state, for commands that need all three.
 /// `acting`: the command changes these credentials (all when empty), so what the config
 /// asks of GitHub for them is checked before anything happens.
-async fn prepare(
+pub async fn prepare(
     cli: &Cli,
     acting: Option<&[String]>,
     max_wait: Duration,
@@ -93,7 +95,7 @@ async fn prepare(
 
 /// `prepare` for commands that change the state without acting on a credential's
 /// targets (adopt, rekey): the same branch rule, no GitHub capability check.
-async fn prepare_changing(
+pub async fn prepare_changing(
     cli: &Cli,
     max_wait: Duration,
 ) -> Result<(LoadedConfig, Runtime, Vault), AppError> {
@@ -109,7 +111,7 @@ async fn prepare_changing(
 
 /// Under Actions, a command that changes anything runs only on the default branch and
 /// never for a pull request, before the state identity or any secret is used.
-async fn ensure_default_branch(rt: &Runtime) -> Result<(), AppError> {
+pub async fn ensure_default_branch(rt: &Runtime) -> Result<(), AppError> {
     let Some(wf) = ci::Workflow::detect()? else {
         return Ok(());
     };
@@ -136,286 +138,21 @@ async fn ensure_default_branch(rt: &Runtime) -> Result<(), AppError> {
     }
 }
 
-pub async fn execute(cli: Cli) -> Result<u8, AppError> {
-    let now = time::OffsetDateTime::now_utc;
-    match &cli.command {
-        Command::Schema => {
-            print_stdout(&config::schema::schema_json());
-            Ok(EXIT_OK)
-        }
-        Command::Init(args) => crate::init::init(args).map(|()| EXIT_OK),
-        Command::Demo(args) => crate::demo::run(args.dir.as_deref()).await,
-        Command::Plan(args) => {
-            let (config, _, vault) = prepare(&cli, None, Duration::ZERO).await?;
-            let items = pipeline::plan(&config, &vault.doc, now(), args.bootstrap);
-            if args.matrix {
-                let matrix = ci::plan_matrix(&items);
-                print_stdout(&format!("{matrix}\n"));
-                if let Some(wf) = ci::Workflow::detect()? {
-                    wf.set_outputs(&[("matrix", matrix)])?;
-                }
-            } else if args.output.json {
-                print_json(&items);
-            } else {
-                let mut out = String::new();
-                for i in &items {
-                    out.push_str(&format!("{}: {}: {}\n", i.credential, i.action, i.detail));
-                }
-                print_stdout(&out);
-            }
-            Ok(EXIT_OK)
-        }
-        Command::Run(args) => {
-            let mut opts = options(&args.waits, args.only.clone(), args.bootstrap);
-            // Under Actions the event may narrow or redirect the run; flags win.
-            let trigger = match ci::Workflow::detect()? {
-                Some(wf) if args.only.is_empty() => wf.trigger(),
-                _ => ci::Trigger::Routine,
-            };
-            match trigger {
-                ci::Trigger::Incident {
-                    credential,
-                    reason,
-                    emergency,
-                } => {
-                    if reason.is_empty() {
-                        return Err(AppError::Usage(format!(
-                            "the workflow_dispatch names credential {credential} but no reason: an incident rotation needs one (the `reason` input)"
-                        )));
-                    }
-                    eprintln!(
-                        "workflow_dispatch: rotating {credential}{}: {reason}",
-                        if emergency { " (emergency)" } else { "" }
-                    );
-                    let (config, rt, mut vault) =
-                        prepare(&cli, Some(std::slice::from_ref(&credential)), opts.max_wait)
-                            .await?;
-                    let report = pipeline::rotate(
-                        &config,
-                        &mut vault,
-                        &rt,
-                        &opts,
-                        &credential,
-                        &reason,
-                        emergency,
-                    )
-                    .await?;
-                    return finish(
-                        &config,
-                        &vault,
-                        &rt,
-                        "rotate",
-                        &report,
-                        args.waits.output.json,
-                    )
-                    .await;
-                }
-                ci::Trigger::Approvals(ids) => {
-                    eprintln!("push merged approval files: running {}", ids.join(", "));
-                    opts.only = ids;
-                }
-                ci::Trigger::Routine => {}
-            }
-            let (config, rt, mut vault) = prepare(&cli, Some(&opts.only), opts.max_wait).await?;
-            opts.only.retain(|id| {
-                let known = config.credential(id).is_some() || vault.doc.credentials.contains_key(id);
-                if !known {
-                    eprintln!("warning: an approval file names {id}, which is neither in the config nor in the state");
-                }
-                known || args.only.contains(id)
-            });
-            let report = pipeline::run(&config, &mut vault, &rt, &opts).await?;
-            finish(&config, &vault, &rt, "run", &report, args.waits.output.json).await
-        }
-        Command::Rotate(args) => {
-            let opts = options(&args.waits, Vec::new(), args.bootstrap);
-            let (config, rt, mut vault) =
-                prepare(&cli, Some(std::slice::from_ref(&args.id)), opts.max_wait).await?;
-            let report = pipeline::rotate(
-                &config,
-                &mut vault,
-                &rt,
-                &opts,
-                &args.id,
-                &args.reason,
-                args.emergency,
-            )
-            .await?;
-            finish(
-                &config,
-                &vault,
-                &rt,
-                "rotate",
-                &report,
-                args.waits.output.json,
-            )
-            .await
-        }
-        Command::Rollback(args) => {
-            let opts = options(&args.waits, Vec::new(), false);
-            let (config, rt, mut vault) =
-                prepare(&cli, Some(std::slice::from_ref(&args.id)), opts.max_wait).await?;
-            let report = pipeline::rollback(&config, &mut vault, &rt, &opts, &args.id).await?;
-            finish(
-                &config,
-                &vault,
-                &rt,
-                "rollback",
-                &report,
-                args.waits.output.json,
-            )
-            .await
-        }
-        Command::Gate(GateCommand::Reopen(args)) => {
-            let opts = options(&args.waits, Vec::new(), false);
-            let (config, rt, mut vault) =
-                prepare(&cli, Some(std::slice::from_ref(&args.id)), opts.max_wait).await?;
-            let report = pipeline::reopen_gate(&config, &mut vault, &rt, &opts, &args.id).await?;
-            finish(
-                &config,
-                &vault,
-                &rt,
-                "gate reopen",
-                &report,
-                args.waits.output.json,
-            )
-            .await
-        }
-        Command::Adopt(args) => {
-            let input =
-                match (&args.from_file, &args.from_env) {
-                    (Some(f), _) => Secret::new(std::fs::read_to_string(f).map_err(|e| {
-                        AppError::Usage(format!("cannot read {}: {e}", f.display()))
-                    })?),
-                    (None, Some(var)) => {
-                        if config::template::is_reserved_env(var) {
-                            return Err(AppError::Usage(format!(
-                                "{var} is rotagate's or the runner's own variable"
-                            )));
-                        }
-                        Secret::new(std::env::var(var).map_err(|_| {
-                            AppError::Usage(format!("environment variable {var} is not set"))
-                        })?)
-                    }
-                    (None, None) => {
-                        return Err(AppError::Usage("give --from-file or --from-env".into()));
-                    }
-                };
-            let opts = RunOptions::default();
-            let (config, rt, mut vault) = prepare_changing(&cli, opts.max_wait).await?;
-            let message = pipeline::adopt(
-                &config,
-                &mut vault,
-                &rt,
-                &opts,
-                &args.id,
-                &input,
-                args.kid.clone(),
-                args.role.clone(),
-                args.replace,
-            )
-            .await?;
-            eprintln!("{message}");
-            Ok(EXIT_OK)
-        }
-        Command::Status(args) => {
-            let (config, _, vault) = prepare(&cli, None, Duration::ZERO).await?;
-            let rows = inventory::status(&config, &vault.doc, now());
-            if args.json {
-                print_json(&rows);
-            } else {
-                print_stdout(&inventory::render_status(&rows));
-            }
-            Ok(EXIT_OK)
-        }
-        Command::Check(args) => {
-            let (config, rt, vault) = prepare(&cli, None, Duration::ZERO).await?;
-            let findings = inventory::check(&config, &vault.doc, now());
-            if args.json {
-                print_json(&findings);
-            } else if findings.is_empty() {
-                print_stdout("all credentials are owned, scheduled and in date\n");
-            } else {
-                let mut out = String::new();
-                for f in &findings {
-                    let owner = f
-                        .owner
-                        .as_deref()
-                        .map(|o| format!(" (owner {o})"))
-                        .unwrap_or_default();
-                    out.push_str(&format!(
-                        "{}: {}{owner}: {}: {}\n",
-                        f.severity.name(),
-                        f.credential,
-                        f.code,
-                        f.message
-                    ));
-                }
-                print_stdout(&out);
-            }
-            notify(&config, &vault, &rt).await;
-            if let Some(wf) = ci::Workflow::detect()? {
-                let summary = ci::check_summary(&findings);
-                wf.append_summary(&summary)?;
-                let mut failed: Vec<&str> = findings
-                    .iter()
-                    .filter(|f| f.severity == inventory::Severity::Error)
-                    .map(|f| f.credential.as_str())
-                    .collect();
-                failed.dedup();
-                wf.set_outputs(&[("failed", failed.join(",")), ("summary", summary)])?;
-            }
-            let failing = findings
-                .iter()
-                .any(|f| f.severity == inventory::Severity::Error);
-            Ok(if failing { EXIT_FAILED } else { EXIT_OK })
-        }
-        Command::Audit(args) => {
-            let (_, _, vault) = prepare(&cli, None, Duration::ZERO).await?;
-            let lines = inventory::audit(&vault.doc, args.id.as_deref());
-            if args.output.json {
-                print_json(&lines);
-            } else {
-                let mut out = String::new();
-                for l in &lines {
-                    out.push_str(&format!(
-                        "{}  {}  {}  {}: {}\n",
-                        show(l.at),
-                        l.credential,
-                        l.rotation.as_deref().unwrap_or("-"),
-                        l.event,
-                        l.detail
-                    ));
-                }
-                print_stdout(&out);
-            }
-            Ok(EXIT_OK)
-        }
-        Command::State(StateCommand::Rekey(args)) => {
-            let (config, _, mut vault) = prepare_changing(&cli, Duration::ZERO).await?;
-            let text = std::fs::read_to_string(&args.new_identity_file).map_err(|e| {
-                AppError::Usage(format!(
-                    "cannot read {}: {e}",
-                    args.new_identity_file.display()
-                ))
-            })?;
-            let new_identity = StateIdentity::parse(&Secret::new(text))?;
-            let recipients = parse_recipients(&config.config.state.recipients)?;
-            let ids = pipeline::all_ids(&config, &vault);
-            vault.acquire(&ids, now()).await?;
-            let writer = new_identity.writer_id().to_string();
-            vault.rekey(new_identity, recipients, now()).await?;
-            vault.release(now()).await?;
-            eprintln!(
-                "state re-encrypted to {} recipient(s); new writer {writer}. Use the new identity from now on (ROTAGATE_AGE_IDENTITY).",
-                config.config.state.recipients.len()
-            );
-            Ok(EXIT_OK)
-        }
-    }
+/// What `rotate`, `rollback` and `gate reopen` start from: the config, the run's tools
+/// and the state, made ready to act on one credential, and the run options.
+pub async fn prepare_one(
+    cli: &Cli,
+    waits: &Waits,
+    id: &str,
+    bootstrap: bool,
+) -> Result<(LoadedConfig, Runtime, Vault, RunOptions), AppError> {
+    let opts = options(waits, Vec::new(), bootstrap);
+    let ids = [id.to_string()];
+    let (config, rt, vault) = prepare(cli, Some(&ids), opts.max_wait).await?;
+    Ok((config, rt, vault, opts))
 }
 
-fn options(waits: &Waits, only: Vec<String>, bootstrap: bool) -> RunOptions {
+pub fn options(waits: &Waits, only: Vec<String>, bootstrap: bool) -> RunOptions {
     RunOptions {
         only,
         bootstrap,
@@ -463,14 +200,14 @@ pub fn runtime(config: &LoadedConfig, acting: Option<&[String]>) -> Result<Runti
 /// A Vercel client when ROTAGATE_VERCEL_TOKEN is set; ROTAGATE_VERCEL_API_URL points it
 /// elsewhere (a proxy, the tests' fake).
 fn vercel_from_env() -> Result<Option<crate::vercel::Vercel>, AppError> {
-    let Ok(token) = std::env::var("ROTAGATE_VERCEL_TOKEN") else {
+    let Some(token) = process_secret("ROTAGATE_VERCEL_TOKEN") else {
         return Ok(None);
     };
     let api = std::env::var("ROTAGATE_VERCEL_API_URL")
         .unwrap_or_else(|_| crate::vercel::DEFAULT_API.to_string());
     let http =
         HttpClient::new(RetryPolicy::default()).map_err(|e| AppError::Failed(e.to_string()))?;
-    crate::vercel::Vercel::new(http, &api, Secret::new(token))
+    crate::vercel::Vercel::new(http, &api, token)
         .map(Some)
         .map_err(|e| AppError::Usage(e.to_string()))
 }
@@ -491,7 +228,10 @@ pub fn github_home(config: &LoadedConfig) -> Option<String> {
 
 /// The GitHub client (when credentials are set) and the repository rotagate works in.
 fn github_for(config: &LoadedConfig) -> Result<(Option<GitHub>, Option<String>), AppError> {
-    let env = |n: &str| std::env::var(n).ok();
+    let env = |n: &str| match process_secret(n) {
+        Some(s) => Some(s.expose().to_string()),
+        None => std::env::var(n).ok(),
+    };
     let settings = config.config.github.clone().unwrap_or_default();
     let api = env("GITHUB_API_URL")
         .filter(|u| !u.trim().is_empty())
@@ -508,7 +248,7 @@ fn github_for(config: &LoadedConfig) -> Result<(Option<GitHub>, Option<String>),
 
 /// Brings owner notification issues in line with what `check` finds. A failure to
 /// notify is reported, not fatal.
-async fn notify(config: &LoadedConfig, vault: &Vault, rt: &Runtime) {
+pub async fn notify(config: &LoadedConfig, vault: &Vault, rt: &Runtime) {
     let (Some(gh), Some(repo)) = (rt.providers.github.clone(), github_home(config)) else {
         tracing::debug!("no GitHub credentials or repository: owner notifications are not sent");
         return;
@@ -523,16 +263,18 @@ async fn notify(config: &LoadedConfig, vault: &Vault, rt: &Runtime) {
         .sync(&credentials, &findings)
         .await
     {
-        eprintln!("warning: owner notifications were not updated: {e}");
+        print_stderr(&format!(
+            "warning: owner notifications were not updated: {e}\n"
+        ));
     }
 }
 
 /// The state identity from ROTAGATE_AGE_IDENTITY or --identity-file.
 pub fn load_identity(identity_file: Option<&Path>) -> Result<StateIdentity, AppError> {
-    if let Ok(value) = std::env::var("ROTAGATE_AGE_IDENTITY")
-        && !value.trim().is_empty()
+    if let Some(value) = process_secret("ROTAGATE_AGE_IDENTITY")
+        && !value.expose().trim().is_empty()
     {
-        return Ok(StateIdentity::parse(&Secret::new(value))?);
+        return Ok(StateIdentity::parse(&value)?);
     }
     match identity_file {
         Some(path) => {
@@ -602,7 +344,7 @@ async fn open_vault(
 
 /// After a command that drove rotations: owner notifications, then under Actions the
 /// step summary, outputs and annotations; the exit code.
-async fn finish(
+pub async fn finish(
     config: &LoadedConfig,
     vault: &Vault,
     rt: &Runtime,
@@ -628,15 +370,21 @@ async fn finish(
     Ok(report_exit(report, json))
 }
 
+/// The result, one line per credential (and its notes), on stdout; with `--json` the
+/// JSON report is the result and the lines go to stderr for the log.
 fn report_exit(report: &RunReport, json: bool) -> u8 {
+    let mut lines = String::new();
+    for c in &report.credentials {
+        lines.push_str(&format!("{}: {}\n", c.id, c.outcome.describe()));
+        for note in &c.notes {
+            lines.push_str(&format!("  {note}\n"));
+        }
+    }
     if json {
         print_json(report);
-    }
-    for c in &report.credentials {
-        eprintln!("{}: {}", c.id, c.outcome.describe());
-        for note in &c.notes {
-            eprintln!("  {note}");
-        }
+        print_stderr(&lines);
+    } else {
+        print_stdout(&lines);
     }
     if report.failed() {
         EXIT_FAILED
@@ -645,19 +393,27 @@ fn report_exit(report: &RunReport, json: bool) -> u8 {
     }
 }
 
-fn print_json<T: serde::Serialize>(value: &T) {
+pub fn print_json<T: serde::Serialize>(value: &T) {
     let mut text = serde_json::to_string_pretty(value).expect("reports serialise");
     text.push('\n');
     print_stdout(&text);
 }
 
-/// The one place output meant for stdout is written.
+/// The one place output meant for stdout is written, through the redactor.
 pub fn print_stdout(text: &str) {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     // A closed pipe (`rotagate status | head`) is not an error worth reporting.
-    let _ = out.write_all(text.as_bytes());
+    let _ = out.write_all(crate::secret::redact(text).as_bytes());
     let _ = out.flush();
+}
+
+/// The one place messages for humans are written to stderr, through the redactor.
+pub fn print_stderr(text: &str) {
+    let stderr = std::io::stderr();
+    let mut err = stderr.lock();
+    let _ = err.write_all(crate::secret::redact(text).as_bytes());
+    let _ = err.flush();
 }
 
 /// Under Actions, each config error as an annotation on its file, line and column.
@@ -685,94 +441,28 @@ fn annotate_config_error(e: &ConfigError) {
     }
 }
 
-/// Config errors with a snippet of the line each one is on.
-pub fn render_config_error(e: &ConfigError) -> String {
-    match e {
-        ConfigError::Invalid { diagnostics, text } => {
-            let mut out = String::new();
-            for d in diagnostics {
-                out.push_str(&render_diagnostic(d, text));
-                out.push('\n');
-            }
-            out.push_str(&format!(
-                "{} error{} in the config; nothing was changed\n",
-                diagnostics.len(),
-                if diagnostics.len() == 1 { "" } else { "s" }
-            ));
-            out
-        }
-        other => format!("error: {other}\n"),
-    }
-}
-
-fn render_diagnostic(d: &Diagnostic, text: &str) -> String {
-    use annotate_snippets::{AnnotationKind, Level, Renderer, Snippet};
-    let title = if d.path.is_empty() {
-        d.message.clone()
-    } else {
-        format!("{}: {}", d.path, d.message)
-    };
-    let path = d.file.display().to_string();
-    let span = byte_span(text, d.line, d.column);
-    let mut group = Level::ERROR.primary_title(title.as_str()).element(
-        Snippet::source(text)
-            .path(path.as_str())
-            .annotation(AnnotationKind::Primary.span(span)),
-    );
-    if let Some(hint) = &d.hint {
-        group = group.element(Level::HELP.message(hint.as_str()));
-    }
-    Renderer::plain().render(&[group])
-}
-
-/// The byte range of the value at a 1-based line and column: a quoted scalar to its
-/// closing quote, anything else to the next separator.
-fn byte_span(text: &str, line: usize, column: usize) -> std::ops::Range<usize> {
-    let mut offset = 0;
-    for (i, l) in text.split_inclusive('\n').enumerate() {
-        if i + 1 == line {
-            let start = offset
-                + l.char_indices()
-                    .nth(column.saturating_sub(1))
-                    .map_or(0, |(b, _)| b);
-            let rest = text[start..].lines().next().unwrap_or("");
-            let len = match rest.chars().next() {
-                Some(q @ ('"' | '\'')) => rest[1..].find(q).map_or(rest.len(), |end| end + 2),
-                _ => rest.find([',', '}', ']', '#']).unwrap_or(rest.len()),
-            };
-            let len = rest[..len].trim_end().len().max(1).min(text.len() - start);
-            return start..start + len;
-        }
-        offset += l.len();
-    }
-    text.len()..text.len()
-}
-
-/// Under Actions, masks rotagate's own secrets (and the identity file's content)
-/// before anything else is printed.
+/// Registers the identity file's content as a secret (masked under Actions, redacted
+/// everywhere) before anything else is printed; rotagate's secret environment variables
+/// were registered by [`crate::secret::take_process_secrets`] already.
 pub fn mask_startup(cli: &Cli) {
-    if !ci::masking_enabled() {
-        return;
-    }
-    ci::mask_env(ci::SECRET_ENV);
     if let Some(path) = &cli.identity_file
         && let Ok(text) = std::fs::read_to_string(path)
     {
-        ci::mask(&zeroize::Zeroizing::new(text));
+        drop(Secret::new(text));
     }
 }
 
 /// Runs `execute` and turns the result into the process exit code, printing errors.
 pub async fn main_with(cli: Cli) -> ExitCode {
-    match execute(cli).await {
+    match crate::commands::execute(&cli).await {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             match &e {
                 AppError::Config(c) => {
                     annotate_config_error(c);
-                    eprint!("{}", render_config_error(c));
+                    print_stderr(&config::render::render(c));
                 }
-                other => eprintln!("error: {other}"),
+                other => print_stderr(&format!("error: {other}\n")),
             }
             ExitCode::from(e.exit_code())
         }

@@ -4,6 +4,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+pub use crate::commands::{
+    AdoptArgs, AuditArgs, DemoArgs, GateCommand, InitArgs, PlanArgs, RollbackArgs, RotateArgs,
+    RunArgs, StateCommand,
+};
 use crate::config::Dur;
 
 #[derive(Debug, Parser)]
@@ -74,44 +78,10 @@ pub enum Command {
 }
 
 #[derive(Debug, Args)]
-pub struct InitArgs {
-    /// Where to create rotagate.yaml.
-    #[arg(long, env = "ROTAGATE_INIT_DIR", default_value = ".")]
-    pub dir: PathBuf,
-    /// Where to write the new state identity (mode 0600). Put it in the `rotation`
-    /// environment's ROTAGATE_AGE_IDENTITY secret, then delete the file.
-    #[arg(
-        long,
-        env = "ROTAGATE_IDENTITY_OUT",
-        default_value = "rotagate-identity.txt"
-    )]
-    pub identity_out: PathBuf,
-    /// Overwrite an existing rotagate.yaml and workflow files.
-    #[arg(long, env = "ROTAGATE_FORCE")]
-    pub force: bool,
-    /// Write rotate-matrix.yml (one job per credential) instead of rotate-scheduled.yml.
-    #[arg(long, env = "ROTAGATE_INIT_MATRIX")]
-    pub matrix: bool,
-}
-
-#[derive(Debug, Args)]
 pub struct JsonArgs {
     /// Machine-readable output on stdout.
     #[arg(long, env = "ROTAGATE_JSON")]
     pub json: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct PlanArgs {
-    #[command(flatten)]
-    pub output: JsonArgs,
-    /// Plan as if `run --bootstrap` were given.
-    #[arg(long, env = "ROTAGATE_BOOTSTRAP")]
-    pub bootstrap: bool,
-    /// Print a GitHub Actions job matrix, one entry per credential with work
-    /// (`{"include":[{"credential":"..."}]}`); under Actions also the `matrix` output.
-    #[arg(long, env = "ROTAGATE_MATRIX", conflicts_with = "json")]
-    pub matrix: bool,
 }
 
 #[derive(Debug, Args)]
@@ -125,99 +95,4 @@ pub struct Waits {
     pub lease_wait: Dur,
     #[command(flatten)]
     pub output: JsonArgs,
-}
-
-#[derive(Debug, Args)]
-pub struct RunArgs {
-    /// Only these credentials (repeat, or comma-separate).
-    #[arg(long, env = "ROTAGATE_ONLY", value_delimiter = ',')]
-    pub only: Vec<String>,
-    /// Issue first material for credentials the state has none of.
-    #[arg(long, env = "ROTAGATE_BOOTSTRAP")]
-    pub bootstrap: bool,
-    #[command(flatten)]
-    pub waits: Waits,
-}
-
-#[derive(Debug, Args)]
-pub struct RotateArgs {
-    /// The credential id.
-    pub id: String,
-    /// Why (recorded in the audit log).
-    #[arg(long, env = "ROTAGATE_REASON")]
-    pub reason: String,
-    /// The key is compromised: replace any rotation in flight, revoke the old material,
-    /// skip propagate and drain.
-    #[arg(long, env = "ROTAGATE_EMERGENCY")]
-    pub emergency: bool,
-    /// Allow first issuance if the credential has no material.
-    #[arg(long, env = "ROTAGATE_BOOTSTRAP")]
-    pub bootstrap: bool,
-    #[command(flatten)]
-    pub waits: Waits,
-}
-
-#[derive(Debug, Args)]
-pub struct RollbackArgs {
-    /// The credential id.
-    pub id: String,
-    #[command(flatten)]
-    pub waits: Waits,
-}
-
-#[derive(Debug, Args)]
-#[command(group = clap::ArgGroup::new("source").required(true))]
-pub struct AdoptArgs {
-    /// The credential id.
-    pub id: String,
-    /// Read the live material from this file (a PEM or private JWK, or a secret).
-    #[arg(long, group = "source", env = "ROTAGATE_ADOPT_FILE")]
-    pub from_file: Option<PathBuf>,
-    /// Read the live material from this environment variable.
-    #[arg(long, group = "source", env = "ROTAGATE_ADOPT_ENV")]
-    pub from_env: Option<String>,
-    /// The live kid (default: the JWK's kid, else the key's thumbprint).
-    #[arg(long, env = "ROTAGATE_ADOPT_KID")]
-    pub kid: Option<String>,
-    /// For alternating credentials: the role the live material is on.
-    #[arg(long, env = "ROTAGATE_ADOPT_ROLE")]
-    pub role: Option<String>,
-    /// Replace material already recorded as current.
-    #[arg(long, env = "ROTAGATE_ADOPT_REPLACE")]
-    pub replace: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct AuditArgs {
-    /// Only this credential.
-    pub id: Option<String>,
-    #[command(flatten)]
-    pub output: JsonArgs,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum GateCommand {
-    /// Open a new pull request for a rejected gate.
-    Reopen(RollbackArgs),
-}
-
-#[derive(Debug, Subcommand)]
-pub enum StateCommand {
-    /// Re-encrypt the state to state.recipients with a new writer identity, keeping
-    /// the chain.
-    Rekey(RekeyArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct RekeyArgs {
-    /// The new state identity (its recipient must be in state.recipients).
-    #[arg(long, env = "ROTAGATE_NEW_IDENTITY_FILE")]
-    pub new_identity_file: PathBuf,
-}
-
-#[derive(Debug, Args)]
-pub struct DemoArgs {
-    /// Where to run the demo (default: a new temporary directory, kept).
-    #[arg(long, env = "ROTAGATE_DEMO_DIR")]
-    pub dir: Option<PathBuf>,
 }

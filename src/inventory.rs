@@ -25,6 +25,12 @@ pub struct StatusRow {
     #[serde(with = "time::serde::rfc3339::option")]
     pub expires: Option<OffsetDateTime>,
     pub last: Option<String>,
+    /// The rotation's last failure, `step: message`, until it moves on.
+    pub error: Option<String>,
+    /// Gates not yet open: `name: waiting|rejected: detail (link)`.
+    pub gates: Vec<String>,
+    /// A rollback in progress: the stage it has reached and why it started.
+    pub rollback: Option<String>,
     pub description: Option<String>,
     pub blast_radius: Option<String>,
 }
@@ -50,6 +56,25 @@ pub fn status(config: &LoadedConfig, doc: &StateDoc, now: OffsetDateTime) -> Vec
                 last: entry
                     .and_then(|e| e.last.as_ref())
                     .map(|l| format!("{} {} ({})", l.outcome, show(l.at), l.rotation)),
+                error: rotation
+                    .and_then(|r| r.error.as_ref().or(r.compensating.as_ref()))
+                    .map(|f| format!("{}: {}", f.step, f.message)),
+                gates: rotation
+                    .into_iter()
+                    .flat_map(|r| r.gates.iter())
+                    .filter(|(_, g)| g.status != "open")
+                    .map(|(name, g)| {
+                        let link = g
+                            .link
+                            .as_deref()
+                            .map(|l| format!(" ({l})"))
+                            .unwrap_or_default();
+                        format!("{name}: {}: {}{link}", g.status, g.detail)
+                    })
+                    .collect(),
+                rollback: rotation
+                    .and_then(|r| r.rollback.as_ref())
+                    .map(|rb| format!("{} ({})", rb.stage.name(), rb.reason)),
                 owner: c.owner.clone(),
                 description: c.description.clone(),
                 blast_radius: c.blast_radius.clone(),
@@ -76,6 +101,15 @@ pub fn render_status(rows: &[StatusRow]) -> String {
         out.push('\n');
         if let (Some(id), Some(stage)) = (&r.rotation, r.stage) {
             out.push_str(&format!("  rotation  {id} at {stage}\n"));
+        }
+        if let Some(rollback) = &r.rollback {
+            out.push_str(&format!("  ROLLBACK  {rollback}\n"));
+        }
+        for gate in &r.gates {
+            out.push_str(&format!("  gate      {gate}\n"));
+        }
+        if let Some(error) = &r.error {
+            out.push_str(&format!("  FAILING   {error}\n"));
         }
         if let Some(due) = r.next_due {
             out.push_str(&format!("  next due  {}\n", show(due)));
@@ -150,7 +184,7 @@ pub fn check(config: &LoadedConfig, doc: &StateDoc, now: OffsetDateTime) -> Vec<
         let has_schedule = c
             .schedule
             .as_ref()
-            .is_some_and(|s| s.every.is_some() || s.expires.is_some());
+            .is_some_and(|s| s.every.is_some() || s.expires.is_some() || s.lifetime.is_some());
         if !has_schedule {
             add(
                 Severity::Error,
@@ -189,6 +223,21 @@ pub fn check(config: &LoadedConfig, doc: &StateDoc, now: OffsetDateTime) -> Vec<
                 format!(
                     "due {}: inside its warning window",
                     show(s.due_at.expect("a warning has a due date"))
+                ),
+            );
+        }
+        // `schedule.expires` binds the material live when it was adopted; once rotagate
+        // has issued newer material the line no longer describes anything.
+        if let (Some(configured), Some(m)) = (c.expires(), current)
+            && m.expires != Some(configured)
+        {
+            add(
+                Severity::Warning,
+                "stale-expiry",
+                format!(
+                    "schedule.expires ({configured}) was the hard expiry of the material adopted before; rotagate has since issued kid {} on {}, which it does not bind: remove `expires`, or set `schedule.lifetime` if consumers enforce one",
+                    m.kid,
+                    show(m.created_at)
                 ),
             );
         }

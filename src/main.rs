@@ -6,6 +6,12 @@ use clap::Parser;
 use rotagate::cli::Cli;
 
 fn main() -> ExitCode {
+    // rotagate's own secrets are registered (masked under Actions, redacted everywhere)
+    // before anything is printed, then leave the environment, and the process becomes
+    // non-dumpable: a step's child cannot read them back from its parent.
+    rotagate::secret::take_process_secrets();
+    forget_secret_env();
+    rotagate::secret::harden_process();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -27,4 +33,15 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(rotagate::app::main_with(cli))
+}
+
+/// Removes rotagate's secret variables from the process environment once the library
+/// holds them.
+#[allow(unsafe_code)]
+fn forget_secret_env() {
+    for name in rotagate::secret::PROCESS_SECRETS {
+        // SAFETY: called first thing in `main`, before the async runtime or any other
+        // thread exists, so nothing reads the environment concurrently.
+        unsafe { std::env::remove_var(name) };
+    }
 }

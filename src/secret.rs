@@ -1,22 +1,41 @@
-//! The one type every secret value travels in.
+//! The one type every secret value travels in, and the redactor that knows them all.
 //!
-//! `Secret` redacts itself in `Debug` and `Display`, zeroizes its buffer on drop, and
-//! announces itself to the CI masker (see [`crate::ci::mask`]) the moment it exists, so
-//! no code path can print a secret that the runner has not been told to hide.
+//! `Secret` redacts itself in `Debug` and `Display` and zeroizes its buffer on drop. A
+//! secret made with [`Secret::new`] is announced, the moment it exists, to the CI masker
+//! (see [`crate::ci::mask`]) and to the process-wide redactor: every text rotagate lets
+//! out (logs, errors, state `error` fields, issue and pull-request bodies, the step
+//! summary, stdout) goes through [`redact`], so a secret that comes back inside a step's
+//! output (a command printing its parent's environment) is cut out wherever it lands.
+//! Values that only travel in the type without being secret (a kid rendered into a
+//! template) are made with [`Secret::public`] and are neither masked nor redacted.
 
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
+use std::sync::{Mutex, OnceLock};
 
+use aho_corasick::{AhoCorasick, MatchKind};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use zeroize::{Zeroize, ZeroizeOnDrop};
+use sha2::{Digest, Sha256};
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+/// What stands in for a secret in any text rotagate lets out.
+pub const REDACTED: &str = "<redacted>";
 
 #[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
 pub struct Secret(String);
 
 impl Secret {
+    /// A secret: masked under Actions and redacted from everything rotagate prints.
     pub fn new(value: impl Into<String>) -> Self {
         let value = value.into();
-        crate::ci::mask(&value);
+        register(&value);
         Secret(value)
+    }
+
+    /// A value that travels in the type but is public (a kid, a fingerprint, a public
+    /// key, a template with no secret in it): logs and outputs may show it.
+    pub fn public(value: impl Into<String>) -> Self {
+        Secret(value.into())
     }
 
     /// The plaintext. Call sites are where a secret leaves the type: keep them few and
@@ -38,7 +57,7 @@ impl fmt::Debug for Secret {
 
 impl fmt::Display for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
+        f.write_str(REDACTED)
     }
 }
 
@@ -55,6 +74,140 @@ impl<'de> Deserialize<'de> for Secret {
         let secret = Secret::new(raw.as_str());
         raw.zeroize();
         Ok(secret)
+    }
+}
+
+/// Every form of every secret this process has held.
+#[derive(Default)]
+struct Registry {
+    /// Digests of registered values, so a value is expanded into its forms once.
+    seen: HashSet<[u8; 32]>,
+    forms: Vec<Zeroizing<String>>,
+    /// Rebuilt on the first redaction after a registration.
+    matcher: Option<AhoCorasick>,
+}
+
+fn registry() -> std::sync::MutexGuard<'static, Registry> {
+    static REGISTRY: OnceLock<Mutex<Registry>> = OnceLock::new();
+    REGISTRY
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+}
+
+/// Announces `value` to the CI masker and the redactor.
+fn register(value: &str) {
+    crate::ci::mask(value);
+    if value.trim().len() < crate::ci::MIN_MASK_LEN {
+        return;
+    }
+    let digest: [u8; 32] = Sha256::digest(value.as_bytes()).into();
+    let mut r = registry();
+    if !r.seen.insert(digest) {
+        return;
+    }
+    // The value's lines and their base64 and JSON-escaped forms: what the runner is told
+    // to hide is what the redactor removes.
+    r.forms
+        .extend(crate::ci::mask_lines(value).into_iter().map(Zeroizing::new));
+    r.matcher = None;
+}
+
+/// `text` with every secret this process has held replaced by `<redacted>`.
+pub fn redact(text: &str) -> String {
+    let mut r = registry();
+    if r.forms.is_empty() {
+        return text.to_string();
+    }
+    if r.matcher.is_none() {
+        let built = AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(r.forms.iter().map(|f| f.as_bytes()));
+        match built {
+            Ok(m) => r.matcher = Some(m),
+            // Too many patterns for an automaton: fall back to plain replacement.
+            Err(_) => {
+                let mut out = text.to_string();
+                for form in &r.forms {
+                    out = out.replace(form.as_str(), REDACTED);
+                }
+                return out;
+            }
+        }
+    }
+    let matcher = r.matcher.as_ref().expect("built above");
+    let mut out = String::with_capacity(text.len());
+    matcher.replace_all_with(text, &mut out, |_, _, dst| {
+        dst.push_str(REDACTED);
+        true
+    });
+    out
+}
+
+/// rotagate's own secrets (and the runner's tokens a step could echo back), read once
+/// at start-up: registered before anything else is printed, then dropped from the
+/// process environment by the binary (see `src/main.rs`) and read from here.
+pub const PROCESS_SECRETS: &[&str] = &[
+    "ROTAGATE_AGE_IDENTITY",
+    "ROTAGATE_GITHUB_APP_KEY",
+    "ROTAGATE_GITHUB_TOKEN",
+    "ROTAGATE_VERCEL_TOKEN",
+    "GITHUB_TOKEN",
+    "ACTIONS_RUNTIME_TOKEN",
+    "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+];
+
+fn taken() -> &'static OnceLock<BTreeMap<&'static str, Secret>> {
+    static TAKEN: OnceLock<BTreeMap<&'static str, Secret>> = OnceLock::new();
+    &TAKEN
+}
+
+/// Reads every variable of [`PROCESS_SECRETS`] that is set into the redactor (and the
+/// masker), keeping the values for [`process_secret`]. The caller then removes them
+/// from the environment.
+pub fn take_process_secrets() {
+    taken().get_or_init(|| {
+        PROCESS_SECRETS
+            .iter()
+            .filter_map(|name| {
+                let value = std::env::var(name).ok()?;
+                Some((*name, Secret::new(value)))
+            })
+            .collect()
+    });
+}
+
+/// One of rotagate's own secrets: what [`take_process_secrets`] read, or (for library
+/// callers that never took them) the environment variable.
+/// `None` for a name outside [`PROCESS_SECRETS`].
+pub fn process_secret(name: &str) -> Option<Secret> {
+    if !PROCESS_SECRETS.contains(&name) {
+        return None;
+    }
+    match taken().get() {
+        Some(map) => map.get(name).cloned(),
+        None => std::env::var(name).ok().map(Secret::new),
+    }
+}
+
+/// Registers the values of the environment variables `names` that are set (the ones a
+/// credential lists under `env:`) as secrets, before anything from the config is printed.
+pub fn register_env(names: &[&str]) {
+    for name in names {
+        if let Ok(value) = std::env::var(name) {
+            register(&value);
+        }
+    }
+}
+
+/// Makes the process non-dumpable, so a process of the same user that is not its
+/// parent (a step's child) cannot read its memory or `/proc/<pid>/environ`.
+pub fn harden_process() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) =
+        rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+    {
+        tracing::debug!("cannot make the process non-dumpable: {e}");
     }
 }
 
@@ -77,5 +230,26 @@ mod tests {
         let json = serde_json::to_string(&s).unwrap();
         let back: Secret = serde_json::from_str(&json).unwrap();
         assert_eq!(back, s);
+    }
+
+    #[test]
+    fn the_redactor_removes_every_known_secret_and_its_encodings() {
+        use base64::Engine;
+        let pem = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0B\nAQEFAASCBKcwggSjAgEAAoIB\n-----END PRIVATE KEY-----\n";
+        let _key = Secret::new(pem);
+        let _token = Secret::new("ghs_redactor-test-token-0123");
+        let public = Secret::public("kid-redactor-public");
+        let b64 = base64::engine::general_purpose::STANDARD.encode("ghs_redactor-test-token-0123");
+        let text = format!(
+            "env: TOKEN=ghs_redactor-test-token-0123 line MIIEvQIBADANBgkqhkiG9w0B b64 {b64} json {} kid {}",
+            serde_json::to_string(pem).unwrap(),
+            public.expose()
+        );
+        let out = redact(&text);
+        assert!(!out.contains("ghs_redactor-test-token-0123"), "{out}");
+        assert!(!out.contains("MIIEvQIBADANBgkqhkiG9w0B"), "{out}");
+        assert!(!out.contains(&b64), "{out}");
+        assert!(out.contains("kid kid-redactor-public"), "{out}");
+        assert!(out.contains("TOKEN=<redacted>"), "{out}");
     }
 }

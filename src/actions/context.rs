@@ -36,33 +36,27 @@ pub struct View<'a> {
 }
 
 impl View<'_> {
-    /// Removes every secret this view knows of from `text` (a command's stderr, a
-    /// response body) before it goes into an error message.
+    /// Removes every secret from `text` (a command's stderr, a response body) before it
+    /// goes into an error message: the view's materials and env values, and whatever
+    /// else the process holds (see [`crate::secret::redact`]).
     pub fn redact(&self, text: &str) -> String {
-        self.redact_with(text, &[])
-    }
-
-    /// Like [`View::redact`], also removing `extra` values (what a step rendered and
-    /// sent, such as a private JWK on a command's stdin) and their lines.
-    pub fn redact_with(&self, text: &str, extra: &[&Secret]) -> String {
         let mut out = text.to_string();
-        let mut secrets: Vec<&str> = Vec::new();
-        for s in extra {
-            secrets.push(s.expose());
-            secrets.extend(s.expose().lines().map(str::trim).filter(|l| l.len() >= 16));
-        }
-        for m in [self.new, self.old].into_iter().flatten() {
-            if let Some(s) = &m.secret {
-                secrets.push(s.expose());
-                secrets.extend(s.expose().lines().map(str::trim).filter(|l| l.len() >= 16));
+        // The view's own secrets first (already registered with the redactor when they
+        // were made or loaded; replaced here too so the view alone is enough).
+        let own = [self.new, self.old]
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m.secret.as_ref())
+            .chain(self.env.iter().map(|(_, v)| v));
+        for s in own {
+            for line in s.expose().lines().map(str::trim).filter(|l| l.len() >= 16) {
+                out = out.replace(line, crate::secret::REDACTED);
+            }
+            if s.expose().len() >= 4 {
+                out = out.replace(s.expose(), crate::secret::REDACTED);
             }
         }
-        secrets.extend(self.env.iter().map(|(_, v)| v.expose()));
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        for s in secrets.into_iter().filter(|s| s.len() >= 4) {
-            out = out.replace(s, "<redacted>");
-        }
-        out
+        crate::secret::redact(&out)
     }
 }
 

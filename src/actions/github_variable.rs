@@ -43,9 +43,6 @@ fn endpoints(scope: &Scope) -> [&'static str; 4] {
     }
 }
 
-/// The most GitHub lists in one page of variables.
-const PAGE: usize = 30;
-
 impl GithubVariable {
     pub fn new(spec: GithubValuesAction, gh: GitHub) -> Self {
         GithubVariable { spec, gh }
@@ -53,31 +50,24 @@ impl GithubVariable {
 
     /// Every variable of the scope, by name.
     async fn existing(&self, scope: &Scope) -> Result<BTreeMap<String, String>, GithubError> {
-        let mut all = BTreeMap::new();
-        for page in 1.. {
-            let v: Value = self
-                .gh
-                .get(
-                    endpoints(scope)[0],
-                    format!("{}?per_page={PAGE}&page={page}", scope.base("variables")),
-                )
-                .await?;
-            let listed = v["variables"].as_array().cloned().unwrap_or_default();
-            for var in &listed {
-                if let Some(name) = var["name"].as_str() {
-                    let value = match &var["value"] {
-                        Value::String(s) => s.clone(),
-                        other => other.to_string(),
-                    };
-                    all.insert(name.to_string(), value);
-                }
-            }
-            let total = v["total_count"].as_u64().unwrap_or(0) as usize;
-            if listed.len() < PAGE || all.len() >= total {
-                break;
-            }
-        }
-        Ok(all)
+        let listed = self
+            .gh
+            .list(
+                endpoints(scope)[0],
+                &scope.base("variables"),
+                Some("variables"),
+            )
+            .await?;
+        Ok(listed
+            .iter()
+            .filter_map(|var| {
+                let value = match &var["value"] {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                var["name"].as_str().map(|n| (n.to_string(), value))
+            })
+            .collect())
     }
 
     async fn send(

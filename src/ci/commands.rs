@@ -18,7 +18,7 @@ fn command(line: &str) {
     let stderr = std::io::stderr();
     let mut err = stderr.lock();
     // Nothing more useful to do when stderr is gone.
-    let _ = writeln!(err, "{line}");
+    let _ = writeln!(err, "{}", crate::secret::redact(line));
     let _ = err.flush();
 }
 

@@ -12,7 +12,7 @@ use base64::Engine;
 use sha2::{Digest, Sha256};
 
 /// Shorter fragments are not secret on their own and would blank out ordinary words.
-const MIN_MASK_LEN: usize = 4;
+pub(crate) const MIN_MASK_LEN: usize = 4;
 
 pub fn masking_enabled() -> bool {
     static ENABLED: OnceLock<bool> = OnceLock::new();
@@ -49,25 +49,6 @@ pub fn mask(value: &str) {
     let mut err = stderr.lock();
     let _ = err.write_all(text.as_bytes());
     let _ = err.flush();
-}
-
-/// rotagate's own secrets, read from the environment: masked before anything else is
-/// printed. Credentials' `env:` values are masked once the config names them.
-pub const SECRET_ENV: &[&str] = &[
-    "ROTAGATE_AGE_IDENTITY",
-    "ROTAGATE_GITHUB_APP_KEY",
-    "ROTAGATE_GITHUB_TOKEN",
-    "ROTAGATE_VERCEL_TOKEN",
-    "GITHUB_TOKEN",
-];
-
-/// Masks the values of `names` that are set.
-pub fn mask_env(names: &[&str]) {
-    for name in names {
-        if let Ok(value) = std::env::var(name) {
-            mask(&value);
-        }
-    }
 }
 
 /// Every form of `value` the runner must hide, one line each.

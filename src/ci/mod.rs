@@ -7,6 +7,7 @@ mod report;
 mod workflow;
 
 pub use commands::{LogGroups, error};
-pub use mask::{SECRET_ENV, mask, mask_env, masking_enabled};
+pub(crate) use mask::{MIN_MASK_LEN, mask_lines};
+pub use mask::{mask, masking_enabled};
 pub use report::{check_summary, plan_matrix, run_outputs, run_summary};
 pub use workflow::{APPROVALS_DIR, Trigger, Workflow, WorkflowError};

@@ -230,12 +230,14 @@ fn delimiter_for(value: &str) -> String {
     }
 }
 
+/// Appends to a runner file (summary, outputs) through the redactor: the runner shows
+/// both to anyone who can read the run.
 fn append(path: &Path, text: &str) -> std::io::Result<()> {
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)?;
-    f.write_all(text.as_bytes())?;
+    f.write_all(crate::secret::redact(text).as_bytes())?;
     f.flush()
 }
 

@@ -44,16 +44,83 @@ impl fmt::Display for Dur {
     }
 }
 
+/// The units a duration may use: what README documents, nothing more.
+const UNITS: &[(&str, u64)] = &[
+    ("w", 7 * 86_400_000),
+    ("d", 86_400_000),
+    ("h", 3_600_000),
+    ("m", 60_000),
+    ("s", 1_000),
+    ("ms", 1),
+];
+
+/// Calendar units people reach for, refused with their own message.
+const CALENDAR: &[&str] = &[
+    "mo", "mon", "month", "months", "M", "y", "yr", "year", "years",
+];
+const CALENDAR_ERROR: &str = "months and years have no fixed length; write days (30d, 365d)";
+
+/// The forms, for error messages.
+const FORMS: &str = "write a whole number and a unit (ms, s, m, h, d or w), parts together or apart: 90d, 3m, 15s, 1h30m, 1h 30m";
+
 impl std::str::FromStr for Dur {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let s = s.trim();
-        if s == "0" {
+        let text = s.trim();
+        if text == "0" {
             return Ok(Dur::ZERO);
         }
-        humantime::parse_duration(s).map(Dur).map_err(|e| {
-            format!("`{s}` is not a duration ({e}); write it like 90d, 3m, 15s or 1h 30m")
-        })
+        let not = |why: String| format!("`{text}` is not a duration: {why}");
+        let mut millis: u64 = 0;
+        let mut rest = text;
+        if rest.is_empty() {
+            return Err(not(FORMS.into()));
+        }
+        while !rest.is_empty() {
+            let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+            if digits == 0 {
+                return Err(not(FORMS.into()));
+            }
+            let number: u64 = rest[..digits]
+                .parse()
+                .map_err(|_| not("the number is too large".into()))?;
+            let after = &rest[digits..];
+            let unit_len = after.len()
+                - after
+                    .trim_start_matches(|c: char| c.is_ascii_alphabetic())
+                    .len();
+            let unit = &after[..unit_len];
+            if after[unit_len..].starts_with(|c: char| !c.is_whitespace() && !c.is_ascii_digit()) {
+                return Err(not(FORMS.into()));
+            }
+            let size = match UNITS.iter().find(|(u, _)| *u == unit) {
+                Some((_, size)) => *size,
+                None if CALENDAR.contains(&unit) => return Err(not(CALENDAR_ERROR.into())),
+                None if unit.is_empty() => {
+                    // `5 minutes`: name the word that follows as the unit it was meant to be.
+                    let word: String = after
+                        .trim_start()
+                        .chars()
+                        .take_while(char::is_ascii_alphabetic)
+                        .collect();
+                    return Err(not(match word.as_str() {
+                        "" => format!("`{number}` has no unit; {FORMS}"),
+                        w if UNITS.iter().any(|(u, _)| *u == w) => {
+                            format!("write the unit right after the number, `{number}{w}`")
+                        }
+                        w if CALENDAR.contains(&w) => CALENDAR_ERROR.into(),
+                        w => format!("unknown unit `{w}`; {FORMS}"),
+                    }));
+                }
+                None => return Err(not(format!("unknown unit `{unit}`; {FORMS}"))),
+            };
+            millis = number
+                .checked_mul(size)
+                .and_then(|m| millis.checked_add(m))
+                .ok_or_else(|| not("it is too long".into()))?;
+            rest = after[unit_len..].trim_start();
+        }
+        Ok(Dur(Duration::from_millis(millis)))
     }
 }
 
@@ -93,9 +160,9 @@ impl JsonSchema for Dur {
     }
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({
-            "description": "A duration: a number and a unit (s, m, h, d, w), e.g. 90d, 3m, 15s, `1h 30m`; a bare number is seconds.",
+            "description": "A duration: a whole number and a unit (ms, s, m, h, d, w), parts together or apart, e.g. 90d, 3m, 15s, 1h30m, `1h 30m`; a bare number is seconds. Months and years have no fixed length: write days.",
             "anyOf": [
-                { "type": "string", "pattern": "^\\s*([0-9]+\\s*[a-zA-Z]+\\s*)+$|^\\s*0\\s*$" },
+                { "type": "string", "pattern": "^\\s*([0-9]+(ms|s|m|h|d|w)\\s*)+$|^\\s*0\\s*$" },
                 { "type": "integer", "minimum": 0 }
             ]
         })
@@ -114,6 +181,35 @@ mod tests {
         assert_eq!("0".parse::<Dur>().unwrap(), Dur::ZERO);
         assert_eq!("1h 30m".parse::<Dur>().unwrap(), Dur::from_secs(5400));
         assert!("soon".parse::<Dur>().unwrap_err().contains("90d"));
+        assert_eq!("1w 2d".parse::<Dur>().unwrap(), Dur::from_secs(9 * 86400));
+        assert_eq!(
+            "250ms".parse::<Dur>().unwrap(),
+            Dur(Duration::from_millis(250))
+        );
+    }
+
+    #[test]
+    fn refuses_what_readme_does_not_document() {
+        for text in [
+            "5 minutes",
+            "5 min",
+            "30days",
+            "5 minuts",
+            "5",
+            "1.5h",
+            "3m-",
+            "",
+        ] {
+            let e = text.parse::<Dur>().unwrap_err();
+            assert!(e.contains("ms, s, m, h, d or w"), "{text}: {e}");
+        }
+        for text in ["1 month", "2months", "1y", "1 year"] {
+            let e = text.parse::<Dur>().unwrap_err();
+            assert!(
+                e.contains("months and years have no fixed length"),
+                "{text}: {e}"
+            );
+        }
     }
 
     #[test]

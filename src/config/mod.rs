@@ -6,6 +6,7 @@
 mod duration;
 mod locate;
 mod model;
+pub mod render;
 pub mod schema;
 pub mod template;
 mod validate;

@@ -46,16 +46,45 @@ impl Template {
             .collect())
     }
 
+    /// The rendered text: a secret when it holds a private value or an env var, public
+    /// (kid, fingerprint, plain text) otherwise, so only secrets are masked and redacted.
     pub fn render(&self, view: &dyn Lookup) -> Result<Secret, RenderError> {
         let mut out = String::new();
+        let mut sensitive = false;
         for seg in self.parse().map_err(RenderError::Syntax)? {
             match seg {
                 Segment::Text(t) => out.push_str(&t),
-                Segment::Var(v) => out.push_str(view.lookup(&v)?.expose()),
+                Segment::Var(v) => {
+                    sensitive |= v.is_sensitive();
+                    out.push_str(view.lookup(&v)?.expose());
+                }
             }
         }
-        Ok(Secret::new(out))
+        Ok(if sensitive {
+            Secret::new(out)
+        } else {
+            Secret::public(out)
+        })
     }
+}
+
+/// Whether any template in `value` (a step's config) reads `{{ new.X }}` or
+/// `{{ old.X }}`: such a step cannot run where there is no material.
+pub fn reads_material(value: &impl Serialize) -> bool {
+    fn walk(v: &serde_json::Value) -> bool {
+        match v {
+            serde_json::Value::String(s) => Template::new(s.as_str()).vars().is_ok_and(|vars| {
+                vars.iter()
+                    .any(|var| matches!(var, Var::New(_) | Var::Old(_)))
+            }),
+            serde_json::Value::Array(items) => items.iter().any(walk),
+            serde_json::Value::Object(map) => map
+                .iter()
+                .any(|(k, v)| walk(&serde_json::Value::String(k.clone())) || walk(v)),
+            _ => false,
+        }
+    }
+    serde_json::to_value(value).is_ok_and(|v| walk(&v))
 }
 
 impl fmt::Debug for Template {
@@ -131,6 +160,14 @@ pub enum Var {
 }
 
 impl Var {
+    /// A private value or an environment variable (which may hold a token).
+    pub fn is_sensitive(&self) -> bool {
+        match self {
+            Var::New(f) | Var::Old(f) => f.is_private(),
+            Var::Env(_) => true,
+        }
+    }
+
     fn parse(text: &str) -> Result<Var, TemplateError> {
         let (ns, name) = text
             .split_once('.')

@@ -126,7 +126,8 @@ pub fn body(req: &GateRequest, spec: &Spec) -> String {
         if spec.reviewers.is_empty() { String::new() } else { format!(" among {}", spec.reviewers.join(", ")) },
         if spec.distinct_merger { ", at least one of them not the account that merges" } else { "" },
     ));
-    out
+    // Evidence quotes probe output: nothing known to be secret goes into a public body.
+    crate::secret::redact(&out)
 }
 
 impl PullRequestGate {
@@ -271,18 +272,19 @@ impl PullRequestGate {
             )));
         }
         let path = approval_path(req.credential, req.gate);
-        let files: Value = self
+        let files = self
             .gh
-            .get(
+            .list(
                 "GET /repos/{owner}/{repo}/pulls/{pull_number}/files",
-                format!("/repos/{repo}/pulls/{number}/files?per_page=100"),
+                &format!("/repos/{repo}/pulls/{number}/files"),
+                None,
             )
             .await
             .map_err(err)?;
         let names: Vec<&str> = files
-            .as_array()
-            .map(|f| f.iter().filter_map(|x| x["filename"].as_str()).collect())
-            .unwrap_or_default();
+            .iter()
+            .filter_map(|x| x["filename"].as_str())
+            .collect();
         if names != [path.as_str()] {
             return Ok(GateStatus::Rejected(format!(
                 "pull request #{number} changed {} instead of only {path}",
@@ -426,18 +428,19 @@ impl PullRequestGate {
         let number = pull["number"].as_u64().unwrap_or_default();
         let head = pull["head"]["sha"].as_str().unwrap_or_default();
         let opener = pull["user"]["login"].as_str().unwrap_or(me);
-        let reviews: Value = self
+        let reviews = self
             .gh
-            .get(
+            .list(
                 "GET /repos/{owner}/{repo}/pulls/{pull_number}/reviews",
-                format!("/repos/{repo}/pulls/{number}/reviews?per_page=100"),
+                &format!("/repos/{repo}/pulls/{number}/reviews"),
+                None,
             )
             .await
             .map_err(err)?;
-        // Reviews come oldest first; a COMMENTED review does not change a reviewer's
-        // verdict, a DISMISSED one withdraws it.
+        // Reviews come oldest first, across every page; a COMMENTED review does not
+        // change a reviewer's verdict, a DISMISSED one withdraws it.
         let mut latest: BTreeMap<String, &Value> = BTreeMap::new();
-        for r in reviews.as_array().into_iter().flatten() {
+        for r in &reviews {
             let state = r["state"].as_str().unwrap_or_default();
             if matches!(state, "APPROVED" | "CHANGES_REQUESTED" | "DISMISSED")
                 && let Some(login) = r["user"]["login"].as_str()

@@ -5,7 +5,10 @@
 //! octocrab carries the requests and mints installation tokens; routes are called
 //! raw, as GitHub's OpenAPI description spells them.
 
+mod auth;
 mod pacing;
+mod pages;
+mod permissions;
 mod seal;
 
 use std::collections::{BTreeMap, HashMap};
@@ -18,91 +21,16 @@ use octocrab::Octocrab;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+pub use auth::{AuthKind, Credentials, Options};
 pub use pacing::{Cost, Limits, Pacer};
+pub use pages::{MAX_PAGES, PER_PAGE};
+pub use permissions::{check_capabilities, hint, status_error};
 pub use seal::seal;
 
 use crate::http::RetryPolicy;
-use crate::secret::Secret;
 
 pub const DEFAULT_API: &str = "https://api.github.com";
 pub const DEFAULT_CONCURRENCY: usize = 16;
-
-/// How rotagate authenticates to GitHub.
-pub enum Credentials {
-    /// ROTAGATE_GITHUB_APP_ID and ROTAGATE_GITHUB_APP_KEY.
-    App { id: u64, key: Secret },
-    /// ROTAGATE_GITHUB_TOKEN: a personal or fine-grained token.
-    Token(Secret),
-    /// GITHUB_TOKEN: the workflow's own token, with its limits.
-    WorkflowToken(Secret),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthKind {
-    App,
-    Token,
-    WorkflowToken,
-}
-
-impl Credentials {
-    /// The first of: a GitHub App, ROTAGATE_GITHUB_TOKEN, GITHUB_TOKEN.
-    pub fn from_env(
-        var: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Option<Credentials>, GithubError> {
-        let get = |n: &str| var(n).filter(|v| !v.trim().is_empty());
-        match (
-            get("ROTAGATE_GITHUB_APP_ID"),
-            get("ROTAGATE_GITHUB_APP_KEY"),
-        ) {
-            (Some(id), Some(key)) => {
-                let id = id.trim().parse().map_err(|_| {
-                    GithubError::Auth("ROTAGATE_GITHUB_APP_ID is not a number (the App ID from the App's settings page)".into())
-                })?;
-                return Ok(Some(Credentials::App {
-                    id,
-                    key: Secret::new(key),
-                }));
-            }
-            (Some(_), None) | (None, Some(_)) => {
-                return Err(GithubError::Auth(
-                    "set both ROTAGATE_GITHUB_APP_ID and ROTAGATE_GITHUB_APP_KEY (the App's private key PEM)".into(),
-                ));
-            }
-            (None, None) => {}
-        }
-        if let Some(t) = get("ROTAGATE_GITHUB_TOKEN") {
-            return Ok(Some(Credentials::Token(Secret::new(t.trim()))));
-        }
-        Ok(get("GITHUB_TOKEN").map(|t| Credentials::WorkflowToken(Secret::new(t.trim()))))
-    }
-}
-
-pub struct Options {
-    /// The REST API root: `https://api.github.com`, or `https://HOST/api/v3`.
-    pub api: String,
-    /// `None`: do not pace (GitHub Enterprise Server, where limits are off by default).
-    pub limits: Option<Limits>,
-    /// Requests in flight at once for bulk writes.
-    pub concurrency: usize,
-    pub retry: RetryPolicy,
-}
-
-impl Options {
-    pub fn for_api(
-        api: &str,
-        secondary_limits: Option<bool>,
-        concurrency: Option<usize>,
-    ) -> Options {
-        let api = api.trim_end_matches('/').to_string();
-        let paced = secondary_limits.unwrap_or(api == DEFAULT_API);
-        Options {
-            limits: paced.then_some(Limits::GITHUB_COM),
-            concurrency: concurrency.unwrap_or(DEFAULT_CONCURRENCY),
-            retry: RetryPolicy::default(),
-            api,
-        }
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum GithubError {
@@ -143,6 +71,36 @@ pub struct Call<'a> {
     pub endpoint: &'static str,
     pub body: Option<&'a Value>,
     pub cost: Cost,
+}
+
+impl<'a> Call<'a> {
+    /// A read.
+    pub fn get(endpoint: &'static str, path: String) -> Call<'a> {
+        Call {
+            method: Method::GET,
+            path,
+            endpoint,
+            body: None,
+            cost: Cost::Read,
+        }
+    }
+
+    /// A request that changes something.
+    pub fn send(
+        method: Method,
+        endpoint: &'static str,
+        path: String,
+        body: &'a Value,
+        cost: Cost,
+    ) -> Call<'a> {
+        Call {
+            method,
+            path,
+            endpoint,
+            body: Some(body),
+            cost,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -634,206 +592,6 @@ fn transport_message(e: &octocrab::Error) -> String {
         source = s.source();
     }
     message
-}
-
-/// A non-2xx answer, with what to change.
-pub fn status_error(method: &Method, endpoint: &str, reply: &Reply, kind: AuthKind) -> GithubError {
-    GithubError::Status {
-        status: reply.status,
-        method: method.to_string(),
-        path: endpoint
-            .split_once(' ')
-            .map_or(endpoint, |(_, p)| p)
-            .to_string(),
-        message: reply.message(),
-        hint: hint(endpoint, reply.status, kind),
-    }
-}
-
-/// The permission or setting a 403/404 (or 422) most likely means.
-pub fn hint(endpoint: &str, status: u16, kind: AuthKind) -> Option<String> {
-    if !matches!(status, 401 | 403 | 404 | 422) {
-        return None;
-    }
-    if status == 401 {
-        return Some("the credential was refused: check ROTAGATE_GITHUB_APP_ID and ROTAGATE_GITHUB_APP_KEY, or the token".into());
-    }
-    let perm = |app: &str, fine: &str| -> String {
-        match kind {
-            AuthKind::App => format!(
-                "the GitHub App needs {app} (App settings → Permissions; then accept the new permissions on the installation) and must be installed on this repository"
-            ),
-            AuthKind::Token => format!("the token needs {fine}"),
-            AuthKind::WorkflowToken => String::new(),
-        }
-    };
-    let text = if endpoint.contains("/actions/secrets") {
-        match kind {
-            AuthKind::WorkflowToken => "GITHUB_TOKEN cannot write Actions secrets at all: give rotagate a GitHub App (ROTAGATE_GITHUB_APP_ID, ROTAGATE_GITHUB_APP_KEY) or ROTAGATE_GITHUB_TOKEN".into(),
-            _ if endpoint.starts_with("PUT /orgs") || endpoint.starts_with("GET /orgs") => perm("the organization permission \"Secrets: Read and write\"", "the admin:org scope (classic) or the organization permission \"Secrets: Read and write\""),
-            _ => perm("the repository permission \"Secrets: Read and write\"", "the repo scope (classic) or the repository permission \"Secrets: Read and write\""),
-        }
-    } else if endpoint.contains("/actions/variables") {
-        match kind {
-            AuthKind::WorkflowToken => "GITHUB_TOKEN cannot write Actions variables: give rotagate a GitHub App or ROTAGATE_GITHUB_TOKEN".into(),
-            _ => perm("the repository (or organization) permission \"Variables: Read and write\"", "the permission \"Variables: Read and write\""),
-        }
-    } else if endpoint.contains("/environments/") && status == 404 {
-        "the environment does not exist: create it in the repository's Settings → Environments"
-            .into()
-    } else if endpoint.contains("/dispatches") {
-        if status == 422 {
-            "the workflow has no workflow_dispatch trigger, or the inputs do not match its inputs"
-                .into()
-        } else {
-            perm(
-                "the repository permission \"Actions: Read and write\"",
-                "the permission \"Actions: Read and write\"",
-            )
-        }
-    } else if endpoint.contains("/actions/") {
-        perm(
-            "the repository permission \"Actions: Read\"",
-            "the permission \"Actions: Read\"",
-        )
-    } else if endpoint.contains("/contents/") || endpoint.contains("/git/") {
-        if status == 409 || status == 422 {
-            "the branch moved or is protected against this push".into()
-        } else {
-            match kind {
-                AuthKind::WorkflowToken => "give the job `permissions: contents: write`".into(),
-                _ => perm(
-                    "the repository permission \"Contents: Read and write\"",
-                    "the permission \"Contents: Read and write\"",
-                ),
-            }
-        }
-    } else if endpoint.contains("/pulls") {
-        match kind {
-            AuthKind::WorkflowToken if endpoint.starts_with("POST") => "allow GitHub Actions to create pull requests (Settings → Actions → General → Workflow permissions) and give the job `permissions: pull-requests: write`".into(),
-            _ => perm("the repository permission \"Pull requests: Read and write\"", "the permission \"Pull requests: Read and write\""),
-        }
-    } else if endpoint.contains("/issues") || endpoint.contains("/labels") {
-        match kind {
-            AuthKind::WorkflowToken => "give the job `permissions: issues: write`".into(),
-            _ => perm(
-                "the repository permission \"Issues: Read and write\"",
-                "the permission \"Issues: Read and write\"",
-            ),
-        }
-    } else if endpoint.contains("/collaborators/") {
-        perm(
-            "the repository permission \"Metadata: Read\"",
-            "read access to the repository",
-        )
-    } else if endpoint.contains("/teams/") {
-        perm(
-            "the organization permission \"Members: Read\"",
-            "the read:org scope",
-        )
-    } else {
-        String::new()
-    };
-    let text = if status == 404 && !text.is_empty() {
-        format!("{text} (GitHub answers 404, not 403, when a credential may not see a resource)")
-    } else {
-        text
-    };
-    (!text.is_empty()).then_some(text)
-}
-
-/// What the config asks of GitHub, checked before any step runs so a credential that
-/// cannot do it fails the run up front, with the reason.
-/// `only`: the credentials the command touches (all when empty).
-pub fn check_capabilities(
-    config: &crate::config::Config,
-    kind: Option<AuthKind>,
-    home: Option<&str>,
-    only: &[String],
-) -> Result<(), String> {
-    use crate::config::{ActionSpec, GateSpec, ProbeSpec, StoreSpec};
-    let mut needs: Vec<(String, &'static str, Option<String>)> = Vec::new();
-    if matches!(
-        StoreSpec::parse(&config.state.store),
-        Ok(StoreSpec::GithubBranch(_))
-    ) {
-        needs.push(("state".into(), "the github-branch state store", None));
-    }
-    for c in config
-        .credentials
-        .iter()
-        .filter(|c| only.is_empty() || only.contains(&c.id))
-    {
-        let c = c.resolved(&config.defaults);
-        for a in c.publish.iter().chain(&c.promote).chain(&c.retire) {
-            match a {
-                ActionSpec::GithubSecret(s) => needs.push((
-                    c.id.clone(),
-                    "github-secret",
-                    s.repo.clone().or(s.repos.first().cloned()),
-                )),
-                ActionSpec::GithubVariable(s) => needs.push((
-                    c.id.clone(),
-                    "github-variable",
-                    s.repo.clone().or(s.repos.first().cloned()),
-                )),
-                ActionSpec::GithubWorkflow(w) => {
-                    needs.push((c.id.clone(), "github-workflow", Some(w.repo.clone())))
-                }
-                ActionSpec::JwksFile(j) if j.repo.is_some() => {
-                    needs.push((c.id.clone(), "jwks-file in a repository", j.repo.clone()))
-                }
-                _ => {}
-            }
-        }
-        for p in &c.verify {
-            if let ProbeSpec::GithubWorkflow(w) = p {
-                needs.push((
-                    c.id.clone(),
-                    "the github-workflow probe",
-                    Some(w.repo.clone()),
-                ));
-            }
-        }
-        if matches!(c.gate(), GateSpec::PullRequest(_))
-            || matches!(c.emergency_gate(), GateSpec::PullRequest(_))
-        {
-            needs.push((
-                c.id.clone(),
-                "the pull_request gate",
-                home.map(str::to_string),
-            ));
-        }
-    }
-    let Some((who, what, _)) = needs.first() else {
-        return Ok(());
-    };
-    let Some(kind) = kind else {
-        return Err(format!(
-            "{who}: {what} needs GitHub credentials: set ROTAGATE_GITHUB_APP_ID and ROTAGATE_GITHUB_APP_KEY (a GitHub App), or ROTAGATE_GITHUB_TOKEN"
-        ));
-    };
-    if kind != AuthKind::WorkflowToken {
-        return Ok(());
-    }
-    if let Some((who, what, _)) = needs
-        .iter()
-        .find(|(_, what, _)| matches!(*what, "github-secret" | "github-variable"))
-    {
-        return Err(format!(
-            "{who}: {what} cannot work with GITHUB_TOKEN, which cannot write Actions secrets or variables; give rotagate a GitHub App (ROTAGATE_GITHUB_APP_ID, ROTAGATE_GITHUB_APP_KEY) or ROTAGATE_GITHUB_TOKEN"
-        ));
-    }
-    for (who, what, repo) in &needs {
-        if let (Some(repo), Some(home)) = (repo, home)
-            && repo != home
-        {
-            return Err(format!(
-                "{who}: {what} targets {repo}, but GITHUB_TOKEN only reaches {home}; give rotagate a GitHub App or ROTAGATE_GITHUB_TOKEN"
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// Percent-encodes a query or path value.

@@ -54,7 +54,8 @@ pub struct Request {
     pub body: Option<Secret>,
     pub content_type: Option<&'static str>,
     pub timeout: Duration,
-    /// Hosts a redirect may reach with the headers and body; others get neither.
+    /// Where a redirect may take the headers and body besides the request's own
+    /// origin: `host` (on the scheme's default port) or `host:port`. Others get neither.
     pub trusted_hosts: Vec<String>,
 }
 
@@ -173,7 +174,7 @@ impl HttpClient {
     }
 
     async fn attempt(&self, req: &Request) -> Result<Response, Attempt> {
-        let origin_host = req.url.host_str().unwrap_or_default().to_string();
+        let origin = Origin::of(&req.url);
         let mut url = req.url.clone();
         let mut method = req.method.clone();
         let mut with_credentials = true;
@@ -217,12 +218,9 @@ impl HttpClient {
                     .ok()
                     .and_then(|l| url.join(l).ok())
                     .ok_or_else(|| redirect_error(req, "a redirect without a usable Location"))?;
-                let host = next.host_str().unwrap_or_default();
-                let trusted = host == origin_host
-                    || req
-                        .trusted_hosts
-                        .iter()
-                        .any(|h| h.eq_ignore_ascii_case(host));
+                let host = Origin::of(&next).shown();
+                let trusted = Origin::of(&next) == origin
+                    || req.trusted_hosts.iter().any(|h| trusts(h, &next));
                 let downgrade = url.scheme() == "https" && next.scheme() != "https";
                 if status == StatusCode::SEE_OTHER
                     || (method == Method::POST
@@ -236,7 +234,7 @@ impl HttpClient {
                         return Err(redirect_error(
                             req,
                             &format!(
-                                "redirected to {host}, which is not in follow_redirects_to, with a body to re-send; add the host if it is yours"
+                                "redirected to {host}, which is not in follow_redirects_to, with a body to re-send; add it (host:port) if it is yours"
                             ),
                         ));
                     }
@@ -275,6 +273,74 @@ impl HttpClient {
             &format!("more than {MAX_REDIRECTS} redirects"),
         ))
     }
+}
+
+/// What a redirect must keep for credentials to follow it: scheme, host and port.
+#[derive(Debug, PartialEq, Eq)]
+struct Origin {
+    scheme: String,
+    host: String,
+    port: Option<u16>,
+}
+
+impl Origin {
+    fn of(url: &Url) -> Origin {
+        Origin {
+            scheme: url.scheme().to_string(),
+            host: url.host_str().unwrap_or_default().to_ascii_lowercase(),
+            port: url.port_or_known_default(),
+        }
+    }
+
+    /// `host:port`, as a `follow_redirects_to` entry would name it.
+    fn shown(&self) -> String {
+        match self.port {
+            Some(p) => format!("{}:{p}", self.host),
+            None => self.host.clone(),
+        }
+    }
+}
+
+/// Splits a `follow_redirects_to` entry into host and port (`None`: the default port).
+/// `None` when the entry is not `host`, `host:port`, `[v6]` or `[v6]:port`.
+pub fn parse_trusted_host(entry: &str) -> Option<(String, Option<u16>)> {
+    let (host, port) = match entry.strip_prefix('[') {
+        Some(rest) => {
+            let (addr, after) = rest.split_once(']')?;
+            let port = match after {
+                "" => None,
+                p => Some(p.strip_prefix(':')?),
+            };
+            (format!("[{addr}]"), port)
+        }
+        None => match entry.split_once(':') {
+            Some((h, p)) => (h.to_string(), Some(p)),
+            None => (entry.to_string(), None),
+        },
+    };
+    let valid_host = !host.is_empty()
+        && !host.contains(['/', '{', '}', '@', '?', '#', ' '])
+        && Url::parse(&format!("https://{host}/")).is_ok();
+    let port = match port {
+        None => None,
+        Some(p) => Some(p.parse::<u16>().ok().filter(|p| *p > 0)?),
+    };
+    valid_host.then(|| (host.to_ascii_lowercase(), port))
+}
+
+/// A listed entry trusts `url` when host and port both match; an entry without a port
+/// means the default port of the URL's scheme.
+fn trusts(entry: &str, url: &Url) -> bool {
+    let Some((host, port)) = parse_trusted_host(entry) else {
+        return false;
+    };
+    let target = Origin::of(url);
+    let default = match url.scheme() {
+        "https" => Some(443),
+        "http" => Some(80),
+        _ => None,
+    };
+    target.host == host && target.port == port.or(default)
 }
 
 fn redirect_error(req: &Request, message: &str) -> Attempt {

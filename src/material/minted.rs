@@ -18,6 +18,7 @@ pub async fn mint(
     request: &HttpAction,
     extract: &str,
     kid_from: Option<&str>,
+    expires_from: Option<&str>,
     kid: String,
     role: Option<String>,
     now: OffsetDateTime,
@@ -84,7 +85,53 @@ pub async fn mint(
         },
         None => kid,
     };
+    let expires = match expires_from {
+        Some(pointer) => Some(expiry_at(&doc, pointer).ok_or_else(|| {
+            MaterialError::Generate(format!(
+                "{} answered without an expiry at {pointer} (RFC 3339 time, YYYY-MM-DD or Unix seconds): check the secret it minted, and revoke it by hand if it is not wanted",
+                rendered.shown
+            ))
+        })?),
+        None => None,
+    };
     let mut material = secret_material(Secret::new(value), kid, role, now, Source::Generated);
     material.source = Source::Minted;
+    material.expires = expires;
     Ok(material)
+}
+
+/// The date a provider says its secret expires: an RFC 3339 time, a date, or Unix
+/// seconds at `pointer`.
+fn expiry_at(doc: &Value, pointer: &str) -> Option<time::Date> {
+    use time::format_description::well_known::Rfc3339;
+    match doc.pointer(pointer)? {
+        Value::String(s) => OffsetDateTime::parse(s, &Rfc3339)
+            .map(|t| t.date())
+            .or_else(|_| {
+                time::Date::parse(s, time::macros::format_description!("[year]-[month]-[day]"))
+            })
+            .ok(),
+        Value::Number(n) => OffsetDateTime::from_unix_timestamp(n.as_i64()?)
+            .ok()
+            .map(|t| t.date()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_providers_expiry_is_read_in_its_common_forms() {
+        let doc = serde_json::json!({
+            "a": "2027-04-16T10:00:00Z", "b": "2027-04-16", "c": 1807869600, "d": "soon"
+        });
+        let day = time::macros::date!(2027 - 04 - 16);
+        assert_eq!(expiry_at(&doc, "/a"), Some(day));
+        assert_eq!(expiry_at(&doc, "/b"), Some(day));
+        assert_eq!(expiry_at(&doc, "/c"), Some(day));
+        assert_eq!(expiry_at(&doc, "/d"), None);
+        assert_eq!(expiry_at(&doc, "/e"), None);
+    }
 }

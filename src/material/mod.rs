@@ -100,22 +100,22 @@ impl Material {
             })
         };
         match field {
-            Field::Kid => Ok(Secret::new(self.kid.as_str())),
-            Field::Fingerprint => Ok(Secret::new(self.fingerprint.as_str())),
+            Field::Kid => Ok(Secret::public(self.kid.as_str())),
+            Field::Fingerprint => Ok(Secret::public(self.fingerprint.as_str())),
             Field::Role => self
                 .role
                 .as_deref()
-                .map(Secret::new)
+                .map(Secret::public)
                 .ok_or_else(|| unavailable("only alternating credentials have roles")),
             Field::PublicPem => self
                 .public_pem
                 .as_deref()
-                .map(Secret::new)
+                .map(Secret::public)
                 .ok_or_else(|| unavailable("only RSA keys have a public PEM")),
             Field::Jwk => self
                 .jwk
                 .as_ref()
-                .map(|j| Secret::new(j.to_string()))
+                .map(|j| Secret::public(j.to_string()))
                 .ok_or_else(|| unavailable("only RSA keys have a JWK")),
             Field::PrivatePem if self.kind == MaterialKind::Rsa => private().cloned(),
             Field::PrivateJwk if self.kind == MaterialKind::Rsa => {
@@ -125,7 +125,7 @@ impl Material {
             Field::Recipient => self
                 .recipient
                 .as_deref()
-                .map(Secret::new)
+                .map(Secret::public)
                 .ok_or_else(|| unavailable("only age identities have a recipient")),
             Field::PrivatePem | Field::PrivateJwk | Field::Value => {
                 Err(unavailable("this key type does not have it"))

@@ -74,18 +74,16 @@ impl GithubIssues {
 
     /// Open issues labelled `rotagate`, by credential label.
     async fn open_issues(&self) -> Result<BTreeMap<String, Value>, GithubError> {
-        let issues: Value = self
+        let issues = self
             .gh
-            .get(
+            .list(
                 "GET /repos/{owner}/{repo}/issues",
-                format!(
-                    "/repos/{}/issues?labels=rotagate&state=open&per_page=100",
-                    self.repo
-                ),
+                &format!("/repos/{}/issues?labels=rotagate&state=open", self.repo),
+                None,
             )
             .await?;
         let mut by_credential = BTreeMap::new();
-        for issue in issues.as_array().into_iter().flatten() {
+        for issue in &issues {
             // The issues API lists pull requests too.
             if issue.get("pull_request").is_some() {
                 continue;
@@ -185,7 +183,8 @@ impl GithubIssues {
     }
 }
 
-/// The issue text: who, what, and what to do. Findings hold no secrets.
+/// The issue text: who, what, and what to do. Findings quote step errors, so the text
+/// goes through the redactor.
 pub fn body(id: &str, owner: Option<&str>, problems: &[&Finding]) -> String {
     let who = match owner {
         Some(o) if o.starts_with('@') => format!("{o}: "),
@@ -199,5 +198,5 @@ pub fn body(id: &str, owner: Option<&str>, problems: &[&Finding]) -> String {
     out.push_str(&format!(
         "\nrotagate updates this issue on every run and closes it when these clear. `rotagate status` and `rotagate audit {id}` show more.\n"
     ));
-    out
+    crate::secret::redact(&out)
 }

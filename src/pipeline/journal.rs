@@ -117,7 +117,7 @@ impl Journal {
         if let Some(e) = self.last_started(step) {
             e.status = Status::Failed;
             e.finished_at = Some(At(now));
-            e.error = Some(error.to_string());
+            e.error = Some(crate::secret::redact(error));
         }
     }
 

@@ -87,7 +87,10 @@ impl Outcome {
             Outcome::NoKey => "no key yet: adopt the live one (`rotagate adopt ID --from-file F`) or bootstrap (`rotagate run --bootstrap`, or `bootstrap: true`)".into(),
             Outcome::Busy { detail } => detail.clone(),
             Outcome::Completed { rotation, kid } => format!("rotation {rotation} completed; kid {kid} is current"),
-            Outcome::RolledBack { rotation, reason, .. } => format!("rotation {rotation} rolled back: {reason}"),
+            Outcome::RolledBack { rotation, reason, failed } => format!(
+                "rotation {rotation} rolled back{}: {reason}",
+                if *failed { "" } else { " cleanly; the old material is current again" }
+            ),
             Outcome::Waiting { rotation, stage, until, what } => {
                 format!("rotation {rotation} at {stage}: waiting for {what} until {}", show(*until))
             }

@@ -39,11 +39,18 @@ pub fn schedule(credential: &Credential, current: Option<&Material>) -> Schedule
         .and_then(|s| s.warn)
         .map(|w| w.signed())
         .unwrap_or(time::Duration::ZERO);
+    // The material's own expiry (adopted with `expires`, or the provider's), else the
+    // lifetime consumers enforce, counted from issue.
+    let lifetime = spec.and_then(|s| s.lifetime).map(|l| l.signed());
     let expires_at = match current {
-        Some(m) => m.expires,
-        None => credential.expires(),
-    }
-    .map(|d| d.with_time(Time::MIDNIGHT).assume_utc());
+        Some(m) => m
+            .expires
+            .map(|d| d.with_time(Time::MIDNIGHT).assume_utc())
+            .or_else(|| lifetime.map(|l| m.created_at + l)),
+        None => credential
+            .expires()
+            .map(|d| d.with_time(Time::MIDNIGHT).assume_utc()),
+    };
     let every_due = match (current, spec.and_then(|s| s.every)) {
         (Some(m), Some(every)) => Some(m.created_at + every.signed()),
         _ => None,
@@ -116,6 +123,7 @@ mod tests {
             every: every.map(|d| Dur::from_secs(d * 86400)),
             warn: warn.map(|d| Dur::from_secs(d * 86400)),
             expires: expires.map(str::to_string),
+            lifetime: None,
         });
         c
     }

@@ -49,7 +49,8 @@ impl Probe for HttpProbe {
             timeout: self.spec.timeout.map_or(DEFAULT_HTTP_TIMEOUT, |d| d.0),
         };
         let request = render_request(&spec, view)?;
-        let response = cx.http.send(&request).await?;
+        // A probe makes exactly the attempts its config says: no transport retries inside.
+        let response = cx.http.without_retries().send(&request).await?;
         let expected_status = self.spec.expect.status.unwrap_or(200);
         let status = response.status.as_u16();
         if status != expected_status {

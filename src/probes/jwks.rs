@@ -89,7 +89,8 @@ pub async fn fetch_jwks(
         },
         view,
     )?;
-    let response = cx.http.send(&request).await?;
+    // A probe makes exactly the attempts its config says: no transport retries inside.
+    let response = cx.http.without_retries().send(&request).await?;
     if !response.status.is_success() {
         return Err(ProbeError::Failed(format!(
             "{} answered {}",

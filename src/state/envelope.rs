@@ -228,11 +228,7 @@ pub fn seal(
 
 fn decrypt(armored: &[u8], identity: &StateIdentity) -> Result<Zeroizing<Vec<u8>>, StateError> {
     let reader = age::armor::ArmoredReader::new(armored);
-    let decryptor = age::Decryptor::new(reader).map_err(|e| {
-        StateError::Malformed(format!(
-            "the state file is not an age file ({e}); it may be truncated or not a rotagate state"
-        ))
-    })?;
+    let decryptor = age::Decryptor::new(reader).map_err(damaged)?;
     let mut stream = decryptor
         .decrypt(iter::once(&identity.identity as &dyn age::Identity))
         .map_err(|e| match e {
@@ -240,15 +236,30 @@ fn decrypt(armored: &[u8], identity: &StateIdentity) -> Result<Zeroizing<Vec<u8>
                 "this identity (recipient {}) is not one the state was encrypted to; set ROTAGATE_AGE_IDENTITY or --identity-file to the state identity",
                 identity.recipient()
             )),
-            other => StateError::Malformed(format!("the state does not decrypt ({other}); it may be truncated or corrupted")),
+            other => damaged(other),
         })?;
     let mut out = Zeroizing::new(Vec::new());
-    stream.read_to_end(&mut out).map_err(|e| {
-        StateError::Malformed(format!(
-            "the state does not decrypt ({e}); it may be truncated or corrupted"
-        ))
+    stream.read_to_end(&mut out).map_err(|_| {
+        StateError::Malformed(
+            "the state file is damaged: its encrypted body does not verify (truncated or changed)"
+                .into(),
+        )
     })?;
     Ok(out)
+}
+
+/// What age found wrong, said as what happened to the file (age's own messages suggest
+/// upgrading age, which is never the fix for a damaged state).
+fn damaged(e: age::DecryptError) -> StateError {
+    let what = match e {
+        age::DecryptError::UnknownFormat | age::DecryptError::InvalidHeader => {
+            "its header is not a valid age header (changed, truncated, or not a rotagate state)"
+        }
+        age::DecryptError::InvalidMac => "its header's MAC does not verify (the file was changed)",
+        age::DecryptError::Io(_) => "its armor does not decode (the file was changed or truncated)",
+        _ => "it does not decrypt (the file was changed or truncated)",
+    };
+    StateError::Malformed(format!("the state file is damaged: {what}"))
 }
 
 fn encrypt(plaintext: &[u8], recipients: &[age::x25519::Recipient]) -> Result<Vec<u8>, StateError> {

@@ -9,7 +9,7 @@ use base64::engine::general_purpose::STANDARD;
 use http::Method;
 use serde_json::{Value, json};
 
-use super::{StateError, StateStore, Stored, Version};
+use super::{Anchor, StateError, StateStore, Stored, Version};
 use crate::github::{Call, Cost, GitHub, GithubError, encode};
 
 const FILE: &str = "state.age";
@@ -23,6 +23,9 @@ pub struct GithubBranchStore {
     /// it. Head and parent are read from one listing of commits, so another run's
     /// write in between cannot make them disagree.
     last_load: std::sync::Mutex<Option<(String, Option<String>)>>,
+    /// Whether the anchor variable exists (it was read, or written by this run), so a
+    /// save updates it rather than creating it.
+    anchor_exists: std::sync::atomic::AtomicBool,
 }
 
 impl GithubBranchStore {
@@ -32,6 +35,7 @@ impl GithubBranchStore {
             repo,
             branch,
             last_load: std::sync::Mutex::new(None),
+            anchor_exists: Default::default(),
         }
     }
 
@@ -78,23 +82,18 @@ impl GithubBranchStore {
     /// `state.age` as of `git_ref` (a branch or a commit), with its blob sha.
     async fn read_at(&self, git_ref: &str) -> Result<Option<(Vec<u8>, String)>, StateError> {
         let reply = self
-            .gh
-            .expect(
-                &Call {
-                    method: Method::GET,
-                    path: format!(
+            .request(
+                &Call::get(
+                    "GET /repos/{owner}/{repo}/contents/{path}",
+                    format!(
                         "/repos/{}/contents/{FILE}?ref={}",
                         self.repo,
                         encode(git_ref)
                     ),
-                    endpoint: "GET /repos/{owner}/{repo}/contents/{path}",
-                    body: None,
-                    cost: Cost::Read,
-                },
+                ),
                 &[404],
             )
-            .await
-            .map_err(|e| self.err(e))?;
+            .await?;
         if reply.status == 404 {
             return Ok(None);
         }
@@ -179,6 +178,34 @@ impl GithubBranchStore {
     }
 }
 
+impl GithubBranchStore {
+    /// The repository variable holding the newest generation and hash this store saved:
+    /// a push to the branch cannot rewrite it, so a branch reset to an older state is
+    /// seen. One per state branch.
+    pub fn anchor_variable(&self) -> String {
+        let branch: String = self
+            .branch
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_uppercase()
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        format!("ROTAGATE_ANCHOR_{branch}")
+    }
+
+    async fn request(
+        &self,
+        call: &Call<'_>,
+        allow: &[u16],
+    ) -> Result<crate::github::Reply, StateError> {
+        self.gh.expect(call, allow).await.map_err(|e| self.err(e))
+    }
+}
+
 #[async_trait]
 impl StateStore for GithubBranchStore {
     fn describe(&self) -> String {
@@ -221,6 +248,106 @@ impl StateStore for GithubBranchStore {
                 self.describe()
             ))),
         }
+    }
+
+    async fn anchor(&self) -> Result<Option<Anchor>, StateError> {
+        let name = self.anchor_variable();
+        // Read from the documented list route: a missing variable is simply not listed.
+        let listed = self
+            .gh
+            .list(
+                "GET /repos/{owner}/{repo}/actions/variables",
+                &format!("/repos/{}/actions/variables", self.repo),
+                Some("variables"),
+            )
+            .await
+            .map_err(|e| self.err(e))?;
+        let Some(text) = listed
+            .iter()
+            .find(|v| v["name"].as_str() == Some(name.as_str()))
+            .map(|v| v["value"].as_str().unwrap_or_default().to_string())
+        else {
+            return Ok(None);
+        };
+        self.anchor_exists
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        Anchor::decode(&text).map(Some).ok_or_else(|| {
+            StateError::Malformed(format!(
+                "the repository variable {name} of {} holds `{text}`, not rotagate's `generation:hash`: it is rotagate's replay anchor; delete it only to accept the state branch as it is (see README, \"The state\")",
+                self.repo
+            ))
+        })
+    }
+
+    async fn record_anchor(&self, anchor: &Anchor) -> Result<(), StateError> {
+        use std::sync::atomic::Ordering;
+        let name = self.anchor_variable();
+        let body = json!({ "name": name, "value": anchor.encode() });
+        let call = if self.anchor_exists.load(Ordering::Relaxed) {
+            Call::send(
+                Method::PATCH,
+                "PATCH /repos/{owner}/{repo}/actions/variables/{name}",
+                format!("/repos/{}/actions/variables/{name}", self.repo),
+                &body,
+                Cost::Write,
+            )
+        } else {
+            Call::send(
+                Method::POST,
+                "POST /repos/{owner}/{repo}/actions/variables",
+                format!("/repos/{}/actions/variables", self.repo),
+                &body,
+                Cost::Write,
+            )
+        };
+        self.request(&call, &[]).await?;
+        self.anchor_exists.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    async fn setup_warnings(&self) -> Vec<String> {
+        let rules = self
+            .gh
+            .list(
+                "GET /repos/{owner}/{repo}/rules/branches/{branch}",
+                &format!(
+                    "/repos/{}/rules/branches/{}",
+                    self.repo,
+                    encode(&self.branch)
+                ),
+                None,
+            )
+            .await;
+        let kinds: Vec<String> = match rules {
+            Ok(rules) => rules
+                .iter()
+                .filter_map(|r| r["type"].as_str().map(str::to_string))
+                .collect(),
+            Err(e) => {
+                return vec![format!(
+                    "cannot read the rules protecting {}: {e}",
+                    self.describe()
+                )];
+            }
+        };
+        let missing: Vec<&str> = [
+            ("non_fast_forward", "Block force pushes"),
+            ("deletion", "Restrict deletions"),
+        ]
+        .into_iter()
+        .filter(|(kind, _)| !kinds.iter().any(|k| k == kind))
+        .map(|(_, setting)| setting)
+        .collect();
+        if missing.is_empty() {
+            return Vec::new();
+        }
+        vec![format!(
+            "the state branch {branch} of {repo} is not protected: anyone who can push to it can reset it. In {repo}: Settings → Rules → Rulesets → New branch ruleset, target the branch `{branch}`, enable {}; the replay anchor ({var}) still refuses an older state, but only protection keeps the branch whole",
+            missing.join(" and "),
+            branch = self.branch,
+            repo = self.repo,
+            var = self.anchor_variable(),
+        )]
     }
 
     async fn save(&self, bytes: &[u8], expected: Option<&Version>) -> Result<Version, StateError> {

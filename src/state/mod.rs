@@ -19,8 +19,8 @@ pub fn hex_digest(bytes: &[u8]) -> String {
 }
 pub use file::FileStore;
 pub use github_branch::GithubBranchStore;
-pub use store::{StateStore, Stored, Version};
-pub use vault::{RunIdentity, Vault};
+pub use store::{Anchor, StateStore, Stored, Version};
+pub use vault::{RunIdentity, Vault, restore};
 
 use crate::material::Material;
 use crate::pipeline::Rotation;
@@ -110,7 +110,7 @@ impl CredentialState {
             at,
             rotation: rotation.map(str::to_string),
             event: event.to_string(),
-            detail: detail.into(),
+            detail: crate::secret::redact(&detail.into()),
         });
     }
 }

@@ -30,4 +30,43 @@ pub trait StateStore: Send + Sync {
     async fn load_parent(&self, _head: &Version) -> Result<Option<Vec<u8>>, StateError> {
         Ok(None)
     }
+
+    /// The newest chain head recorded where rewriting the stored state cannot reach
+    /// (for the branch store, a repository variable), when the store keeps one.
+    async fn anchor(&self) -> Result<Option<Anchor>, StateError> {
+        Ok(None)
+    }
+
+    /// Records the chain head after a save.
+    async fn record_anchor(&self, _anchor: &Anchor) -> Result<(), StateError> {
+        Ok(())
+    }
+
+    /// What the operator should change in how the store is set up (an unprotected
+    /// branch), with the exact setting.
+    async fn setup_warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// A chain head: the generation and the body hash of one saved state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Anchor {
+    pub generation: u64,
+    pub hash: String,
+}
+
+impl Anchor {
+    /// `generation:hash`, as stored.
+    pub fn encode(&self) -> String {
+        format!("{}:{}", self.generation, self.hash)
+    }
+
+    pub fn decode(text: &str) -> Option<Anchor> {
+        let (generation, hash) = text.trim().split_once(':')?;
+        Some(Anchor {
+            generation: generation.parse().ok()?,
+            hash: hash.to_string(),
+        })
+    }
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use time::OffsetDateTime;
 
 use super::envelope::{self, Chain, StateIdentity};
-use super::{Lease, StateDoc, StateError, StateStore, Version};
+use super::{Anchor, Lease, StateDoc, StateError, StateStore, Version};
 
 /// Who this run is, for leases.
 #[derive(Debug, Clone)]
@@ -54,6 +54,8 @@ pub struct Vault {
     sealed: Option<Vec<u8>>,
     /// Where a copy of the encrypted state is kept after every write (a CI artifact).
     copy: Option<std::path::PathBuf>,
+    /// Set once a failure to record the replay anchor has been reported this run.
+    anchor_warned: bool,
 }
 
 /// Delays between saves that keep losing the compare-and-swap to other runs (jobs of a
@@ -98,7 +100,11 @@ impl Vault {
             lease_ttl: time::Duration::try_from(lease_ttl).unwrap_or(time::Duration::MINUTE * 30),
             sealed: None,
             copy: None,
+            anchor_warned: false,
         };
+        for warning in vault.store.setup_warnings().await {
+            tracing::warn!("{warning}");
+        }
         if let Some((doc, head, sealed)) = vault.load_verified().await? {
             vault.doc = doc;
             vault.head = Some(head);
@@ -148,14 +154,25 @@ impl Vault {
     async fn load_verified(
         &self,
     ) -> Result<Option<(StateDoc, (Chain, Version), Vec<u8>)>, StateError> {
+        // The anchor is read before the state: it is recorded after each save, so a
+        // state read after it is at least as new, even while other runs write.
+        let anchor = self.store.anchor().await?;
         let Some(stored) = self.store.load().await? else {
             tracing::debug!("{} holds no state yet", self.store.describe());
             return Ok(None);
         };
         let opened = envelope::open(&stored.bytes, &self.identity)?;
-        if let Some(parent) = self.store.load_parent(&stored.version).await? {
+        // A head that is the anchored state itself (put back by `state restore`) need
+        // not follow the commit below it, which is what was put back over.
+        let anchored = anchor
+            .as_ref()
+            .is_some_and(|a| a.generation == opened.chain.generation);
+        if !anchored && let Some(parent) = self.store.load_parent(&stored.version).await? {
             let parent = envelope::open(&parent, &self.identity)?;
             check_follows(&opened.chain, &parent.chain)?;
+        }
+        if let Some(anchor) = &anchor {
+            check_anchor(&opened.chain, anchor, &self.store.describe())?;
         }
         tracing::debug!(
             "state loaded from {}: generation {}, written by {}",
@@ -253,6 +270,19 @@ impl Vault {
                         self.store.describe(),
                         chain.generation
                     );
+                    let anchor = Anchor {
+                        generation: chain.generation,
+                        hash: chain.hash.clone(),
+                    };
+                    if let Err(e) = self.store.record_anchor(&anchor).await
+                        && !self.anchor_warned
+                    {
+                        self.anchor_warned = true;
+                        tracing::warn!(
+                            "the state was saved, but its replay anchor was not recorded ({e}): until it is, a reset of {} to an older state cannot be detected",
+                            self.store.describe()
+                        );
+                    }
                     self.head = Some((chain, version));
                     self.sealed = Some(bytes);
                     return self.write_copy();
@@ -381,6 +411,46 @@ fn is_stale(lease: &Lease, run: &RunIdentity) -> bool {
         return true;
     }
     cfg!(target_os = "linux") && !std::path::Path::new(&format!("/proc/{}", lease.pid)).exists()
+}
+
+/// The anchor check: the stored state is the anchored one or newer.
+fn check_anchor(head: &Chain, anchor: &Anchor, store: &str) -> Result<(), StateError> {
+    let older = head.generation < anchor.generation;
+    let other = head.generation == anchor.generation && head.hash != anchor.hash;
+    if older || other {
+        return Err(StateError::Replayed(format!(
+            "{store} holds generation {} but rotagate last saved generation {} ({}): the state was reset or replaced. Put the newest state back with `rotagate state restore --from-file STATE.age` (the state artifact of the last run, or `state.age` from the commit that saved generation {}); see README, \"The state\"",
+            head.generation, anchor.generation, anchor.hash, anchor.generation
+        )));
+    }
+    Ok(())
+}
+
+/// `state restore`: writes `bytes` (a sealed state, such as a run's artifact) over what
+/// the store holds, only when it opens with `identity` and is exactly the state the
+/// store's anchor names, so only the newest state can be put back. Returns its
+/// generation.
+pub async fn restore(
+    store: &dyn StateStore,
+    identity: &StateIdentity,
+    bytes: &[u8],
+) -> Result<u64, StateError> {
+    let opened = envelope::open(bytes, identity)?;
+    let Some(anchor) = store.anchor().await? else {
+        return Err(StateError::Identity(format!(
+            "{} keeps no replay anchor, so there is no newest state to check the file against; nothing was changed",
+            store.describe()
+        )));
+    };
+    if opened.chain.generation != anchor.generation || opened.chain.hash != anchor.hash {
+        return Err(StateError::Replayed(format!(
+            "the file holds generation {} ({}), but the newest saved state is generation {} ({}): restore that one",
+            opened.chain.generation, opened.chain.hash, anchor.generation, anchor.hash
+        )));
+    }
+    let current = store.load().await?.map(|s| s.version);
+    store.save(bytes, current.as_ref()).await?;
+    Ok(opened.chain.generation)
 }
 
 /// The branch store's replay check: the head must be the parent's direct successor.

@@ -80,7 +80,7 @@ fn first_issuance_needs_bootstrap_and_unknown_ids_are_usage_errors() {
     let out = ws.run(&["run"]);
     assert_eq!(out.code, 1, "{}", out.all());
     assert!(
-        out.stderr.contains("no key yet: adopt the live one"),
+        out.all().contains("no key yet: adopt the live one"),
         "{}",
         out.stderr
     );
@@ -88,8 +88,7 @@ fn first_issuance_needs_bootstrap_and_unknown_ids_are_usage_errors() {
     let out = ws.run(&["rotate", "nope", "--reason", "x"]);
     assert_eq!(out.code, 2, "{}", out.all());
     assert!(
-        out.stderr
-            .contains("credential `nope` is not in the config"),
+        out.all().contains("credential `nope` is not in the config"),
         "{}",
         out.stderr
     );
@@ -228,6 +227,25 @@ fn init_scaffolds_a_config_that_runs() {
     assert_eq!(ws.kids_served("public/jwks.json").len(), 1);
 }
 
+/// clap lists a global flag given through its environment variable in a usage line as
+/// if it were required; `rotate`'s is spelt out.
+#[test]
+fn rotate_without_a_reason_shows_a_usage_line_without_global_flags() {
+    let ws = local();
+    let out = ws
+        .cmd(&["rotate", "api-signing"])
+        .env("ROTAGATE_IDENTITY_FILE", ws.path("identity.txt"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("Usage: rotagate rotate [OPTIONS] --reason <REASON> <ID>")
+            && !err.contains("--identity-file"),
+        "{err}"
+    );
+}
+
 #[test]
 fn the_demo_runs_to_completion() {
     let ws = crate::support::Ws::new();
@@ -237,6 +255,22 @@ fn the_demo_runs_to_completion() {
         out.stdout.contains("rolled back: verify/0 failed"),
         "{}",
         out.stdout
+    );
+    // A kid is public: the refusal names it.
+    assert!(
+        out.all().contains("the service refuses kid prod-key-")
+            && !out.all().contains("kid <redacted>"),
+        "{}",
+        out.all()
+    );
+    // The try-it lines name the binary that ran, which `cargo run` leaves off PATH.
+    assert!(
+        out.all().contains(&format!(
+            "{} --identity-file demo-identity.txt plan",
+            env!("CARGO_BIN_EXE_rotagate")
+        )),
+        "{}",
+        out.all()
     );
     let served = ws.kids_served("demo/public/jwks.json");
     assert_eq!(served.len(), 1);
@@ -305,11 +339,7 @@ fn adopt_records_live_material_from_a_file_or_the_environment() {
         "live-kid",
     ]);
     assert_eq!(out.code, 0, "{}", out.all());
-    assert!(
-        out.stderr.contains("adopted kid live-kid"),
-        "{}",
-        out.stderr
-    );
+    assert!(out.all().contains("adopted kid live-kid"), "{}", out.stderr);
     let again = ws.run(&[
         "adopt",
         "api-signing",
@@ -319,7 +349,7 @@ fn adopt_records_live_material_from_a_file_or_the_environment() {
         "live-kid",
     ]);
     assert!(
-        again.stderr.contains("already current; nothing changed"),
+        again.all().contains("already current; nothing changed"),
         "{}",
         again.stderr
     );

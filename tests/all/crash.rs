@@ -361,7 +361,7 @@ fn a_second_run_while_the_first_holds_the_lease_waits_then_fails_cleanly() {
     let second = ws.run(&["run", "--lease-wait", "3s"]);
     assert_eq!(second.code, 1, "{}", second.all());
     assert!(
-        second.stderr.contains("is leased by run"),
+        second.all().contains("is leased by run"),
         "{}",
         second.stderr
     );

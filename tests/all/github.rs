@@ -75,7 +75,7 @@ async fn at_retire_gate(fake: &FakeGitHub, config: &str) -> (Ws, Pull) {
         .await;
     ok(&waiting);
     assert!(
-        waiting.stderr.contains("awaits gate retire"),
+        waiting.all().contains("awaits gate retire"),
         "{}",
         waiting.stderr
     );
@@ -115,7 +115,7 @@ async fn a_signing_key_rotates_through_secrets_a_jwks_repo_and_an_approved_pull_
     ok(&waiting);
     assert!(
         waiting
-            .stderr
+            .all()
             .contains("awaits gate retire: approve and merge pull request #"),
         "{}",
         waiting.stderr
@@ -170,7 +170,7 @@ async fn a_signing_key_rotates_through_secrets_a_jwks_repo_and_an_approved_pull_
     fake.merge(HOME, pr.number, "bob");
     let done = ws.gh(&fake, HOME, &["run"]).await;
     ok(&done);
-    assert!(done.stderr.contains("completed"), "{}", done.stderr);
+    assert!(done.all().contains("completed"), "{}", done.stderr);
     assert_eq!(kids(&fake), vec![kid2.clone()]);
     let audit = ws.run(&["audit", "api-signing"]);
     assert!(
@@ -265,7 +265,7 @@ async fn github_token_is_refused_before_any_step_for_secrets_and_403s_name_the_p
         .into();
     assert_eq!(out.code, 2, "{}", out.all());
     assert!(
-        out.stderr
+        out.all()
             .contains("GITHUB_TOKEN, which cannot write Actions secrets"),
         "{}",
         out.stderr
@@ -280,9 +280,9 @@ async fn github_token_is_refused_before_any_step_for_secrets_and_403s_name_the_p
     fake.revoke("acme", "secrets");
     let out = ws.gh(&fake, HOME, &["run"]).await;
     assert_eq!(out.code, 1, "{}", out.all());
-    assert!(out.stderr.contains("answered 403"), "{}", out.stderr);
+    assert!(out.all().contains("answered 403"), "{}", out.stderr);
     assert!(
-        out.stderr
+        out.all()
             .contains("the GitHub App needs the repository permission \"Secrets: Read and write\""),
         "{}",
         out.stderr
@@ -296,7 +296,7 @@ async fn github_token_is_refused_before_any_step_for_secrets_and_403s_name_the_p
     let out = ws.gh(&fake, HOME, &["run"]).await;
     assert_eq!(out.code, 1, "{}", out.all());
     assert!(
-        out.stderr
+        out.all()
             .contains("the GitHub App is not installed on elsewhere"),
         "{}",
         out.stderr
@@ -339,7 +339,7 @@ async fn transient_failures_are_retried_and_a_partial_write_is_put_back() {
         .await;
     assert_eq!(out.code, 1, "{}", out.all());
     assert!(
-        out.stderr.contains("promote/0 failed") && out.stderr.contains("put back"),
+        out.all().contains("promote/0 failed") && out.all().contains("put back"),
         "{}",
         out.stderr
     );
@@ -396,11 +396,11 @@ credentials:
         .await;
     assert_eq!(out.code, 1, "{}", out.all());
     assert!(
-        out.stderr.contains("deploy.yml run #2 concluded failure"),
+        out.all().contains("deploy.yml run #2 concluded failure"),
         "{}",
         out.stderr
     );
-    assert!(out.stderr.contains("rolled back"), "{}", out.stderr);
+    assert!(out.all().contains("rolled back"), "{}", out.stderr);
     assert_eq!(fake.variable("acme/api", "SIGNING_KID").unwrap(), kid);
     let runs = fake.runs("acme/api", "deploy.yml");
     assert_eq!(runs.len(), 3, "deploy, failed redeploy, rollback redeploy");
@@ -443,12 +443,12 @@ async fn rejected(fake: &FakeGitHub, ws: &Ws, expected: &str) {
     let out = ws.gh(fake, HOME, &["run"]).await;
     assert_eq!(out.code, 1, "{}", out.all());
     assert!(
-        out.stderr.contains("gate retire was rejected"),
+        out.all().contains("gate retire was rejected"),
         "{}",
         out.stderr
     );
     assert!(
-        out.stderr.contains(expected),
+        out.all().contains(expected),
         "expected {expected:?} in {}",
         out.stderr
     );
@@ -585,7 +585,54 @@ async fn the_gate_refuses_every_forgery() {
     fake.merge(HOME, fresh.number, "carol");
     let done = ws.gh(&fake, HOME, &["run"]).await;
     ok(&done);
-    assert!(done.stderr.contains("completed"), "{}", done.stderr);
+    assert!(done.all().contains("completed"), "{}", done.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reviews_are_read_across_every_page() {
+    let fake = world().await;
+    let (ws, pr) = at_retire_gate(&fake, SIGNING).await;
+    fake.approve(HOME, pr.number, "alice");
+    // Anyone can comment-review a public repository's pull request: 120 comments push
+    // alice's later "changes requested" onto the second page of reviews.
+    for i in 0..120 {
+        fake.review(HOME, pr.number, &format!("passer-by-{i}"), "COMMENTED");
+    }
+    fake.review(HOME, pr.number, "alice", "CHANGES_REQUESTED");
+    fake.merge(HOME, pr.number, "bob");
+    rejected(&fake, &ws, "alice's latest review is changes requested").await;
+    assert!(fake.count("GET /repos/{owner}/{repo}/pulls/{pull_number}/reviews") >= 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rejected_gate_stays_rejected_when_its_pull_request_is_reopened_and_merged() {
+    let fake = world().await;
+    let (ws, pr) = at_retire_gate(&fake, SIGNING).await;
+    fake.close(HOME, pr.number);
+    rejected(&fake, &ws, "was closed without merging").await;
+    // On GitHub a closed pull request can be reopened, approved and merged; the
+    // rejection was recorded and only `gate reopen` or `rollback` decides now.
+    fake.reopen(HOME, pr.number);
+    fake.approve(HOME, pr.number, "alice");
+    fake.merge(HOME, pr.number, "carol");
+    for _ in 0..2 {
+        let out = ws.gh(&fake, HOME, &["run"]).await;
+        assert_eq!(out.code, 1, "{}", out.all());
+        assert!(
+            out.all().contains("was closed without merging"),
+            "{}",
+            out.stderr
+        );
+    }
+    assert_eq!(kids(&fake).len(), 2, "nothing was retired");
+    let status = ws.gh(&fake, HOME, &["status"]).await;
+    assert!(
+        status
+            .stdout
+            .contains("gate      retire: rejected: pull request #"),
+        "{}",
+        status.all()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -619,7 +666,7 @@ async fn a_pull_request_opened_by_another_account_on_the_gates_branch_is_refused
     let out = ws.gh(&fake, HOME, &["gate", "reopen", "api-signing"]).await;
     assert_eq!(out.code, 1, "{}", out.all());
     assert!(
-        out.stderr.contains(&format!(
+        out.all().contains(&format!(
             "pull request #{theirs} for this gate's branch was opened by mallory"
         )),
         "{}",
@@ -651,7 +698,7 @@ credentials:
     // First issuance: the publish gate holds it; alice (not a listed reviewer) does not count.
     let out = ws.gh(&fake, HOME, &["run"]).await;
     ok(&out);
-    assert!(out.stderr.contains("awaits gate publish"), "{}", out.stderr);
+    assert!(out.all().contains("awaits gate publish"), "{}", out.stderr);
     let publish = fake.pulls(HOME).last().unwrap().clone();
     assert!(
         publish.body.contains("- [ ] Upload the public key for kid"),
@@ -663,7 +710,7 @@ credentials:
     let out = ws.gh(&fake, HOME, &["run"]).await;
     assert_eq!(out.code, 1);
     assert!(
-        out.stderr
+        out.all()
             .contains("alice is not among the reviewers @acme/security, dave"),
         "{}",
         out.stderr
@@ -681,12 +728,12 @@ credentials:
     let out = ws
         .gh(&fake, HOME, &["rotate", "api-signing", "--reason", "r"])
         .await;
-    assert!(out.stderr.contains("awaits gate publish"), "{}", out.stderr);
+    assert!(out.all().contains("awaits gate publish"), "{}", out.stderr);
     let publish2 = fake.pulls(HOME).last().unwrap().clone();
     fake.approve(HOME, publish2.number, "carol");
     fake.merge(HOME, publish2.number, "bob");
     let out = ws.gh(&fake, HOME, &["run"]).await;
-    assert!(out.stderr.contains("awaits gate retire"), "{}", out.stderr);
+    assert!(out.all().contains("awaits gate retire"), "{}", out.stderr);
     let retire = fake.pulls(HOME).last().unwrap().clone();
     assert_ne!(retire.number, publish2.number);
 
@@ -774,19 +821,21 @@ async fn owners_are_notified_once_and_the_issue_closes_when_it_clears() {
     assert_eq!(issues[0].state, "closed");
     assert!(issues[0].comments.last().unwrap().starts_with("Resolved"));
 
-    // `check` raises a key inside its warning window the same way.
+    // `check` raises a key inside its warning window the same way: one expiring in ten
+    // days, whatever the day the suite runs.
+    let expires = (time::OffsetDateTime::now_utc() + time::Duration::days(10)).date();
     let ws = Ws::new();
-    ws.config(
+    ws.config(&format!(
         r#"version: 1
-state: { store: "file:.rotagate/state.age", recipients: [RECIPIENT] }
+state: {{ store: "file:.rotagate/state.age", recipients: [RECIPIENT] }}
 credentials:
   - id: cert
     owner: "@acme/platform"
-    key: { type: secret }
-    schedule: { every: 365d, warn: 30d, expires: 2026-12-01 }
+    key: {{ type: secret }}
+    schedule: {{ every: 365d, warn: 30d, expires: {expires} }}
     gate: none
-"#,
-    );
+"#
+    ));
     let out = ws
         .cmd(&["adopt", "cert", "--from-env", "LIVE"])
         .env("LIVE", "live-secret-value-0123456789")
@@ -805,21 +854,27 @@ credentials:
         .find(|i| i.labels.contains(&"cert".to_string()))
         .unwrap();
     assert!(
-        cert.body.contains("**due**") && cert.body.contains("hard expiry 2026-12-01"),
+        cert.body.contains("**due**") && cert.body.contains(&format!("hard expiry {expires}")),
         "{}",
         cert.body
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn state_on_a_branch_refuses_a_replayed_state_and_a_concurrent_writer() {
-    let fake = world().await;
+/// The signing credential, ungated, with its state on the `rotagate-state` branch.
+fn on_state_branch() -> Ws {
     let ws = Ws::new();
     ws.config(
         &SIGNING
             .replace("file:.rotagate/state.age", "github-branch:rotagate-state")
             .replace("gate: { pull_request: { approvals: 1 } }", "gate: none"),
     );
+    ws
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn state_on_a_branch_refuses_a_replayed_state_and_a_concurrent_writer() {
+    let fake = world().await;
+    let ws = on_state_branch();
     ok(&ws.gh(&fake, HOME, &["run"]).await);
     assert!(!ws.exists(".rotagate/state.age"));
     assert!(
@@ -840,13 +895,107 @@ async fn state_on_a_branch_refuses_a_replayed_state_and_a_concurrent_writer() {
     let out = ws.gh(&fake, HOME, &["status"]).await;
     assert_eq!(out.code, 1, "{}", out.all());
     assert!(
-        out.stderr.contains("refusing a replayed state")
+        out.all().contains("refusing a replayed state")
             && out
-                .stderr
+                .all()
                 .contains("does not follow its parent commit's state"),
         "{}",
         out.stderr
     );
+}
+
+/// A force push of the state branch back to an earlier, perfectly chained state (from
+/// before a rotation) is refused by the anchor kept in a repository variable; the
+/// newest state is put back with `state restore`, and only that one.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_state_branch_reset_to_an_older_state_is_refused_and_restored() {
+    let fake = world().await;
+    let ws = on_state_branch();
+    let out = ws.gh(&fake, HOME, &["run"]).await;
+    ok(&out);
+    assert!(
+        out.all().contains("is not protected")
+            && out
+                .all()
+                .contains("Block force pushes and Restrict deletions"),
+        "{}",
+        out.stderr
+    );
+    let anchor = fake
+        .variable(HOME, "ROTAGATE_ANCHOR_ROTAGATE_STATE")
+        .expect("the anchor is recorded with each save");
+    let before_rotation = fake.branch_head(HOME, "rotagate-state").unwrap();
+    let old_copy = ws.path("old.age");
+    std::fs::write(
+        &old_copy,
+        fake.file(HOME, "rotagate-state", "state.age").unwrap(),
+    )
+    .unwrap();
+    let copy = ws.path("artifact.age");
+    let copy_arg = copy.display().to_string();
+    ok(&ws
+        .gh(
+            &fake,
+            HOME,
+            &[
+                "rotate",
+                "api-signing",
+                "--reason",
+                "r",
+                "--state-copy",
+                &copy_arg,
+            ],
+        )
+        .await);
+    assert_ne!(
+        fake.variable(HOME, "ROTAGATE_ANCHOR_ROTAGATE_STATE")
+            .unwrap(),
+        anchor
+    );
+
+    // `git push --force origin <old commit>:rotagate-state`: the head now follows its
+    // parent perfectly, and is still refused.
+    fake.force_push(HOME, "rotagate-state", &before_rotation);
+    let out = ws.gh(&fake, HOME, &["run"]).await;
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(
+        out.all().contains("refusing a replayed state")
+            && out.all().contains("rotagate last saved generation")
+            && out.all().contains("rotagate state restore"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        fake.branch_head(HOME, "rotagate-state").unwrap(),
+        before_rotation,
+        "nothing was written"
+    );
+
+    // Only the newest state can be put back.
+    let old_arg = old_copy.display().to_string();
+    let refused = ws
+        .gh(&fake, HOME, &["state", "restore", "--from-file", &old_arg])
+        .await;
+    assert_eq!(refused.code, 1, "{}", refused.all());
+    assert!(
+        refused.all().contains("restore that one"),
+        "{}",
+        refused.stderr
+    );
+    ok(&ws
+        .gh(&fake, HOME, &["state", "restore", "--from-file", &copy_arg])
+        .await);
+    ok(&ws.gh(&fake, HOME, &["status"]).await);
+
+    // Protected by a ruleset: no warning, and the next rotation goes on from the
+    // restored state.
+    fake.protect_branch(HOME, "rotagate-state", &["deletion", "non_fast_forward"]);
+    let out = ws
+        .gh(&fake, HOME, &["rotate", "api-signing", "--reason", "again"])
+        .await;
+    ok(&out);
+    assert!(!out.all().contains("is not protected"), "{}", out.stderr);
+    assert!(out.all().contains("completed"), "{}", out.stderr);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -990,4 +1139,86 @@ async fn a_gate_waiting_past_its_timeout_fails_check_and_pages_the_owner() {
     );
     let issue = fake.issues(HOME).into_iter().next().unwrap();
     assert!(issue.body.contains("**gate-timeout**"), "{}", issue.body);
+}
+
+/// A step that prints its parent's environment (as a hostile or careless script can):
+/// rotagate's own secrets reach no log line, error, state field or issue body.
+#[tokio::test(flavor = "multi_thread")]
+async fn rotagates_own_secrets_never_leave_through_a_steps_output() {
+    let fake = world().await;
+    let ws = Ws::new();
+    ws.config(
+        r#"version: 1
+state: { store: "file:.rotagate/state.age", recipients: [RECIPIENT] }
+credentials:
+  - id: api-token
+    owner: "@acme/platform"
+    bootstrap: true
+    key: { type: secret, length: 40 }
+    promote:
+      - file: { path: app.env, set: { API_TOKEN: "{{ new.value }}" } }
+    verify:
+      - command: { run: ./leak.sh }
+    on_verify_failure: hold
+    gate: none
+"#,
+    );
+    ws.script(
+        "leak.sh",
+        "#!/bin/sh\ntr '\\0' '\\n' </proc/$PPID/environ | grep -E 'ROTAGATE|GITHUB|ACTIONS' >&2\ncat app.env >&2\nexit 1\n",
+    );
+    let own = [
+        (
+            "ROTAGATE_GITHUB_TOKEN",
+            "ghp_operatorTokenNeverShown0123456789",
+        ),
+        ("GITHUB_TOKEN", "ghs_workflowTokenNeverShown0123456789"),
+        (
+            "ACTIONS_RUNTIME_TOKEN",
+            "runtimeTokenNeverShown0123456789abcdef",
+        ),
+    ];
+    let out = ws.gh_env(&fake, HOME, &["run"], &own).await;
+    assert_eq!(out.code, 1, "{}", out.all());
+    let shown = out.all();
+    if shown.contains("ROTAGATE_AGE_IDENTITY=") {
+        // Readable here (root may read any process's environment): read, and cut out.
+        assert!(
+            shown.contains("ROTAGATE_AGE_IDENTITY=<redacted>"),
+            "{shown}"
+        );
+    }
+    let mut secrets: Vec<String> = own.iter().map(|(_, v)| v.to_string()).collect();
+    secrets.push(ws.identity.clone());
+    secrets.extend(
+        fake.app_key_pem
+            .lines()
+            .filter(|l| l.len() >= 16 && !l.starts_with("-----"))
+            .map(str::to_string),
+    );
+    let token = ws.env_value("app.env", "API_TOKEN");
+    let state = ws.state().to_string();
+    let bodies: Vec<String> = fake.issues(HOME).into_iter().map(|i| i.body).collect();
+    assert!(!bodies.is_empty(), "the owner was told: {shown}");
+    for secret in &secrets {
+        assert!(
+            !shown.contains(secret.as_str()),
+            "leaked to the output: {shown}"
+        );
+        assert!(!state.contains(secret.as_str()), "leaked into the state");
+        for body in &bodies {
+            assert!(
+                !body.contains(secret.as_str()),
+                "leaked into an issue: {body}"
+            );
+        }
+    }
+    // The step's own value is a secret as well: gone from output and issues, while the
+    // state keeps it (encrypted) only as material.
+    if let Some(token) = token {
+        assert!(!shown.contains(&token), "{shown}");
+        for body in &bodies {
+            assert!(!body.contains(&token), "{body}");
+        }
+    }
 }

@@ -25,6 +25,7 @@ use crate::support::server::serve;
 struct Seen {
     auth: Mutex<Vec<(String, Option<String>)>>,
     hits: AtomicUsize,
+    www_port: Mutex<u16>,
 }
 
 fn material(kid: &str) -> Material {
@@ -93,7 +94,7 @@ fn record(seen: &Seen, who: &str, headers: &HeaderMap) {
 
 /// Runbook 000's readiness probe: the apex 308-redirects to www, which checks the
 /// bearer token and answers with the live kid.
-async fn apex_and_www() -> (u16, Arc<Seen>) {
+async fn apex_and_www() -> (u16, u16, Arc<Seen>) {
     let seen = Arc::new(Seen::default());
     let www = Router::new()
         .route(
@@ -116,9 +117,9 @@ async fn apex_and_www() -> (u16, Arc<Seen>) {
             ),
         )
         .with_state(seen.clone());
-    let www_addr = serve(www).await;
+    let www_port = serve(www).await.port();
     // "localhost" and "127.0.0.1" are different hosts to the redirect policy.
-    let target = format!("http://localhost:{}", www_addr.port());
+    let target = format!("http://localhost:{www_port}");
     let apex = Router::new()
         .fallback(
             move |State(seen): State<Arc<Seen>>, headers: HeaderMap, uri: axum::http::Uri| {
@@ -134,16 +135,16 @@ async fn apex_and_www() -> (u16, Arc<Seen>) {
             },
         )
         .with_state(seen.clone());
-    (serve(apex).await.port(), seen)
+    (serve(apex).await.port(), www_port, seen)
 }
 
 #[tokio::test]
 async fn the_readiness_probe_follows_the_308_with_its_token_only_to_trusted_hosts() {
-    let (port, seen) = apex_and_www().await;
+    let (port, www, seen) = apex_and_www().await;
     let yaml = format!(
         r#"http:
   url: "http://127.0.0.1:{port}/api/v1/_internal/maskinporten/readiness"
-  follow_redirects_to: [localhost]
+  follow_redirects_to: ["localhost:{www}"]
   headers: {{ Authorization: "Bearer {{{{ env.INTERNAL_API_SECRET }}}}" }}
   expect: {{ status: 200, json: {{ /status: ready, /maskinporten/kid: "{{{{ new.kid }}}}" }} }}
 "#
@@ -179,7 +180,10 @@ async fn the_readiness_probe_follows_the_308_with_its_token_only_to_trusted_host
 
     // Without www in follow_redirects_to, the token does not travel to it.
     seen.auth.lock().unwrap().clear();
-    let untrusted = yaml.replace("  follow_redirects_to: [localhost]\n", "");
+    let untrusted = yaml.replace(
+        &format!("  follow_redirects_to: [\"localhost:{www}\"]\n"),
+        "",
+    );
     let err = probe(
         &untrusted,
         "kid-7",
@@ -194,6 +198,144 @@ async fn the_readiness_probe_follows_the_308_with_its_token_only_to_trusted_host
         "credentials stay with the trusted host"
     );
     assert!(!err.contains("internal-secret-1234"));
+}
+
+/// A 308 from 127.0.0.1:A to 127.0.0.1:B: same host, another origin. Credentials and
+/// a private header go along only when `follow_redirects_to` names B's port.
+#[tokio::test]
+async fn credentials_do_not_follow_a_redirect_to_another_port_of_the_same_host() {
+    let seen = Arc::new(Seen::default());
+    let other = Router::new()
+        .fallback(
+            |State(seen): State<Arc<Seen>>, headers: HeaderMap| async move {
+                record(&seen, "other-port", &headers);
+                let custom = headers
+                    .get("x-private")
+                    .map(|v| v.to_str().unwrap().to_string());
+                seen.auth
+                    .lock()
+                    .unwrap()
+                    .push(("other-port x-private".into(), custom));
+                (
+                    [("content-type", "application/json")],
+                    "{\"status\":\"ready\"}",
+                )
+            },
+        )
+        .with_state(seen.clone());
+    let other_port = serve(other).await.port();
+    let apex = Router::new().fallback(move |uri: axum::http::Uri| async move {
+        (
+            StatusCode::PERMANENT_REDIRECT,
+            [(
+                "location",
+                format!("http://127.0.0.1:{other_port}{}", uri.path()),
+            )],
+        )
+            .into_response()
+    });
+    let port = serve(apex).await.port();
+    let yaml = |trusted: &str| {
+        format!(
+            r#"http:
+  url: "http://127.0.0.1:{port}/ready"
+  {trusted}
+  headers: {{ Authorization: "Bearer {{{{ env.TOKEN }}}}", X-Private: "{{{{ new.value }}}}" }}
+  expect: {{ status: 200 }}
+"#
+        )
+    };
+    let env = [("TOKEN", "port-token-SECRET")];
+    let m = material("k");
+    probe_with(&yaml(""), &m, &env).await.unwrap();
+    probe_with(&yaml("follow_redirects_to: [\"127.0.0.1\"]"), &m, &env)
+        .await
+        .unwrap();
+    let leaked: Vec<_> = seen.auth.lock().unwrap().drain(..).collect();
+    assert!(
+        leaked.iter().all(|(_, v)| v.is_none()),
+        "credentials crossed to another port: {leaked:?}"
+    );
+    probe_with(
+        &yaml(&format!(
+            "follow_redirects_to: [\"127.0.0.1:{other_port}\"]"
+        )),
+        &m,
+        &env,
+    )
+    .await
+    .unwrap();
+    let sent = seen.auth.lock().unwrap().clone();
+    assert_eq!(
+        sent[0],
+        (
+            "other-port".to_string(),
+            Some("Bearer port-token-SECRET".to_string())
+        )
+    );
+    assert_eq!(
+        sent[1].1.as_deref(),
+        m.secret.as_ref().map(Secret::expose),
+        "a listed host:port gets the private header"
+    );
+}
+
+/// A probe attempt is one request: the probe's own `retries` are the only retries, so
+/// `retries: 3` facing a 503 makes 4 requests, not 4 × the transport's attempts.
+#[tokio::test]
+async fn a_probe_attempt_makes_one_request_however_the_server_fails() {
+    let seen = Arc::new(Seen::default());
+    let app = Router::new()
+        .fallback(|State(seen): State<Arc<Seen>>| async move {
+            seen.hits.fetch_add(1, Ordering::SeqCst);
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [("retry-after", "1")],
+                "busy",
+            )
+        })
+        .with_state(seen.clone());
+    let port = serve(app).await.port();
+    let yaml =
+        format!("http: {{ url: \"http://127.0.0.1:{port}/ready\", retries: 3, interval: 1s }}");
+    let err = probe(&yaml, "k", &[]).await.unwrap_err();
+    assert!(err.contains("503"), "{err}");
+    assert_eq!(seen.hits.load(Ordering::SeqCst), 1);
+}
+
+/// End to end: `retries: 3, interval: 1s` against a 503 is 4 requests in all.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_verify_probe_makes_exactly_its_configured_attempts() {
+    let seen = Arc::new(Seen::default());
+    let app = Router::new()
+        .fallback(|State(seen): State<Arc<Seen>>| async move {
+            seen.hits.fetch_add(1, Ordering::SeqCst);
+            (StatusCode::SERVICE_UNAVAILABLE, "busy")
+        })
+        .with_state(seen.clone());
+    let port = serve(app).await.port();
+    let ws = crate::support::Ws::new();
+    ws.config(&format!(
+        r#"version: 1
+state: {{ store: "file:.rotagate/state.age", recipients: [RECIPIENT] }}
+credentials:
+  - id: api-token
+    owner: o
+    bootstrap: true
+    key: {{ type: secret }}
+    promote:
+      - file: {{ path: app.env, set: {{ TOKEN: "{{{{ new.value }}}}" }} }}
+    verify:
+      - http: {{ url: "http://127.0.0.1:{port}/ready", retries: 3, interval: 1s }}
+    gate: none
+"#
+    ));
+    let out = tokio::task::spawn_blocking(move || ws.run(&["run", "--max-wait", "1m"]))
+        .await
+        .unwrap();
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert_eq!(seen.hits.load(Ordering::SeqCst), 4, "{}", out.all());
+    assert!(out.all().contains("answered 503"), "{}", out.all());
 }
 
 #[tokio::test]
@@ -228,9 +370,20 @@ async fn retries_honour_retry_after_and_errors_never_show_the_rendered_url() {
         )
         .with_state(hits.clone());
     let port = serve(app).await.port();
+    // The transport retries (steps that change things use them; probes do not).
     let started = Instant::now();
-    let ok = probe(&format!("http: {{ url: \"http://127.0.0.1:{port}/flaky\", expect: {{ json: {{ /ok: true }} }} }}"), "k", &[]).await;
-    assert!(ok.is_ok(), "{ok:?}");
+    let request = rotagate::http::Request {
+        method: reqwest::Method::GET,
+        url: format!("http://127.0.0.1:{port}/flaky").parse().unwrap(),
+        shown: "GET /flaky".into(),
+        headers: Vec::new(),
+        body: None,
+        content_type: None,
+        timeout: Duration::from_secs(5),
+        trusted_hosts: Vec::new(),
+    };
+    let ok = client().send(&request).await.unwrap();
+    assert_eq!(ok.status.as_u16(), 200);
     assert_eq!(hits.load(Ordering::SeqCst), 3);
     assert!(
         started.elapsed() >= Duration::from_secs(1),
@@ -324,6 +477,7 @@ async fn jwks_behind_redirect(keys: Vec<serde_json::Value>) -> (u16, Arc<Seen>) 
             .body(axum::body::Body::empty())
             .unwrap()
     });
+    *seen.www_port.lock().unwrap() = www_port;
     (serve(apex).await.port(), seen)
 }
 
@@ -332,16 +486,18 @@ async fn a_jwt_probe_verifies_a_token_against_the_served_key_picked_by_kid() {
     let new = rsa("new-kid");
     let old = rsa("old-kid");
     let impostor = rsa("new-kid");
-    let yaml = |port: u16| {
+    let yaml = |(port, seen): &(u16, Arc<Seen>)| {
+        let www = *seen.www_port.lock().unwrap();
         format!(
-            "jwt: {{ url: \"http://127.0.0.1:{port}/.well-known/jwks.json\", follow_redirects_to: [localhost], headers: {{ Authorization: \"Bearer {{{{ env.TOKEN }}}}\" }} }}"
+            "jwt: {{ url: \"http://127.0.0.1:{port}/.well-known/jwks.json\", follow_redirects_to: [\"localhost:{www}\"], headers: {{ Authorization: \"Bearer {{{{ env.TOKEN }}}}\" }} }}"
         )
     };
     let env = [("TOKEN", "jwks-token-SECRET")];
 
-    let (port, seen) =
+    let served =
         jwks_behind_redirect(vec![old.jwk.clone().unwrap(), new.jwk.clone().unwrap()]).await;
-    let evidence = probe_with(&yaml(port), &new, &env).await.unwrap();
+    let evidence = probe_with(&yaml(&served), &new, &env).await.unwrap();
+    let seen = served.1;
     assert!(evidence.contains("verifies"), "{evidence}");
     assert_eq!(
         seen.auth.lock().unwrap().clone(),
@@ -351,16 +507,16 @@ async fn a_jwt_probe_verifies_a_token_against_the_served_key_picked_by_kid() {
         )]
     );
 
-    let (port, _) = jwks_behind_redirect(vec![old.jwk.clone().unwrap()]).await;
-    let err = probe_with(&yaml(port), &new, &env).await.unwrap_err();
+    let served = jwks_behind_redirect(vec![old.jwk.clone().unwrap()]).await;
+    let err = probe_with(&yaml(&served), &new, &env).await.unwrap_err();
     assert!(
         err.contains("has no key with kid new-kid (it serves: old-kid)"),
         "{err}"
     );
 
     // The right kid, the wrong key: the flip the runbooks warn of.
-    let (port, _) = jwks_behind_redirect(vec![impostor.jwk.clone().unwrap()]).await;
-    let err = probe_with(&yaml(port), &new, &env).await.unwrap_err();
+    let served = jwks_behind_redirect(vec![impostor.jwk.clone().unwrap()]).await;
+    let err = probe_with(&yaml(&served), &new, &env).await.unwrap_err();
     assert!(err.contains("are not a pair"), "{err}");
     assert!(!err.contains("jwks-token-SECRET"), "{err}");
 

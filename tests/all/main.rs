@@ -18,6 +18,7 @@ mod material;
 mod minted;
 mod openapi;
 mod postgres;
+mod snapshots;
 mod state;
 mod vercel;
 mod webhook;

@@ -67,7 +67,7 @@ pub async fn console() -> (String, Arc<Console>) {
                 }
                 let keys = c.keys.lock().unwrap();
                 let secret = keys.iter().find(|k| k.0 == id).unwrap().1.clone();
-                (StatusCode::CREATED, json!({ "id": id, "secret": secret, "livemode": true }).to_string())
+                (StatusCode::CREATED, json!({ "id": id, "secret": secret, "livemode": true, "expires_at": "2031-01-01T12:00:00Z" }).to_string())
             }),
         )
         .route(
@@ -133,6 +133,28 @@ credentials:
     drain: 0s
     gate: none
 "#;
+
+/// With `expires_from`, the provider's expiry in the mint's answer is the key's hard
+/// expiry, shown by `status` and counted by `check`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_minted_keys_expiry_comes_from_the_providers_answer() {
+    let (url, _console) = console().await;
+    let ws = Ws::new();
+    ws.config(&CONFIG.replace("CONSOLE", &url).replace(
+        "      kid_from: /id\n",
+        "      kid_from: /id\n      expires_from: /expires_at\n",
+    ));
+    let run = |args: &[&str]| {
+        let mut c = ws.cmd(args);
+        c.env("SEQN_ADMIN_TOKEN", ADMIN);
+        crate::support::Run::from(c.output().unwrap())
+    };
+    let first = run(&["run"]);
+    assert_eq!(first.code, 0, "{}", first.all());
+    let status: serde_json::Value =
+        serde_json::from_str(&run(&["status", "--json"]).stdout).unwrap();
+    assert_eq!(status[0]["expires"], "2031-01-01T00:00:00Z");
+}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_minted_key_is_journaled_revoked_at_retire_and_never_minted_twice() {

@@ -234,7 +234,7 @@ credentials:
     fake.merge(HOME, pr.number, "bob");
     let done = run(&ws, &fake, &api, &["run"]).await;
     assert_eq!(done.code, 0, "{}\n{:#?}", done.all(), adapter.violations());
-    assert!(done.stderr.contains("completed"), "{}", done.stderr);
+    assert!(done.all().contains("completed"), "{}", done.stderr);
 
     // Notifications: a failing rotation opens an issue, a good one closes it. The
     // deploy fails rather than a permission: GitHub's description documents no 403

@@ -72,7 +72,7 @@ fn a_forged_state_is_refused_and_nothing_changes() {
         let out = ws.run(args);
         assert_eq!(out.code, 1, "{args:?}: {}", out.all());
         assert!(
-            out.stderr
+            out.all()
                 .contains("refusing the state: its MAC does not match its content"),
             "{}",
             out.stderr
@@ -102,7 +102,7 @@ fn a_forged_state_is_refused_and_nothing_changes() {
     let out = ws.run(&["run"]);
     assert_eq!(out.code, 1);
     assert!(
-        out.stderr
+        out.all()
             .contains("written with another identity, or forged"),
         "{}",
         out.stderr
@@ -146,11 +146,26 @@ fn wrong_identity_truncated_state_and_newer_format_are_clear_errors() {
     let out = ws.run(&["run"]);
     assert_eq!(out.code, 1);
     assert!(
-        out.stderr.contains("the state is unreadable") && out.stderr.contains("truncated"),
+        out.all().contains("the state is unreadable") && out.all().contains("truncated"),
         "{}",
         out.stderr
     );
     assert_eq!(ws.state_bytes(), &good[..good.len() / 2], "untouched");
+
+    // Damaged, not truncated: one character of the header changed.
+    let mut damaged = good.clone();
+    let at = damaged.iter().position(|b| *b == b'\n').unwrap() + 5;
+    damaged[at] = if damaged[at] == b'A' { b'B' } else { b'A' };
+    std::fs::write(ws.path(".rotagate/state.age"), &damaged).unwrap();
+    let out = ws.run(&["plan"]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("the state file is damaged")
+            && out.stderr.contains("restore the last good state")
+            && !out.stderr.contains("upgrading"),
+        "{}",
+        out.stderr
+    );
 
     std::fs::write(ws.path(".rotagate/state.age"), &good).unwrap();
     let mut state = ws.state();
@@ -163,7 +178,7 @@ fn wrong_identity_truncated_state_and_newer_format_are_clear_errors() {
     let out = ws.run(&["plan"]);
     assert_eq!(out.code, 1);
     assert!(
-        out.stderr
+        out.all()
             .contains("written by a newer rotagate (state format 99"),
         "{}",
         out.stderr
@@ -178,7 +193,7 @@ fn a_jwks_file_that_is_not_json_fails_the_step_and_keeps_both() {
     let out = ws.run(&["rotate", "api-signing", "--reason", "t"]);
     assert_eq!(out.code, 1, "{}", out.all());
     assert!(
-        out.stderr.contains("public/jwks.json is not JSON"),
+        out.all().contains("public/jwks.json is not JSON"),
         "{}",
         out.stderr
     );
@@ -208,7 +223,7 @@ fn rekey_moves_the_state_to_a_new_identity_keeping_the_chain() {
     // The old identity can still decrypt (it is a recipient) but no longer verify.
     let old = ws.run(&["status"]);
     assert_eq!(old.code, 1);
-    assert!(old.stderr.contains("another identity"), "{}", old.stderr);
+    assert!(old.all().contains("another identity"), "{}", old.stderr);
     let out = ws
         .cmd(&["status", "--json"])
         .env("ROTAGATE_AGE_IDENTITY", new.to_secret().expose())

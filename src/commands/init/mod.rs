@@ -3,8 +3,11 @@
 use std::io::Write;
 use std::path::Path;
 
-use crate::app::AppError;
-use crate::cli::InitArgs;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::app::{AppError, EXIT_OK};
 use crate::state::StateIdentity;
 
 const CONFIG_TEMPLATE: &str = include_str!("rotagate.yaml");
@@ -14,23 +17,48 @@ const CONFIG_TEMPLATE: &str = include_str!("rotagate.yaml");
 const WORKFLOWS: &[(&str, &str)] = &[
     (
         "rotate-scheduled.yml",
-        include_str!("../../workflows/rotate-scheduled.yml"),
+        include_str!("../../../workflows/rotate-scheduled.yml"),
     ),
     (
         "rotate-incident.yml",
-        include_str!("../../workflows/rotate-incident.yml"),
+        include_str!("../../../workflows/rotate-incident.yml"),
     ),
     (
         "rotate-approval.yml",
-        include_str!("../../workflows/rotate-approval.yml"),
+        include_str!("../../../workflows/rotate-approval.yml"),
     ),
     (
         "rotate-matrix.yml",
-        include_str!("../../workflows/rotate-matrix.yml"),
+        include_str!("../../../workflows/rotate-matrix.yml"),
     ),
 ];
 
-pub fn init(args: &InitArgs) -> Result<(), AppError> {
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Where to create rotagate.yaml.
+    #[arg(long, env = "ROTAGATE_INIT_DIR", default_value = ".")]
+    pub dir: PathBuf,
+    /// Where to write the new state identity (mode 0600). Put it in the `rotation`
+    /// environment's ROTAGATE_AGE_IDENTITY secret, then delete the file.
+    #[arg(
+        long,
+        env = "ROTAGATE_IDENTITY_OUT",
+        default_value = "rotagate-identity.txt"
+    )]
+    pub identity_out: PathBuf,
+    /// Overwrite an existing rotagate.yaml and workflow files.
+    #[arg(long, env = "ROTAGATE_FORCE")]
+    pub force: bool,
+    /// Write rotate-matrix.yml (one job per credential) instead of rotate-scheduled.yml.
+    #[arg(long, env = "ROTAGATE_INIT_MATRIX")]
+    pub matrix: bool,
+}
+
+pub fn run(args: &InitArgs) -> Result<u8, AppError> {
+    init(args).map(|()| EXIT_OK)
+}
+
+fn init(args: &InitArgs) -> Result<(), AppError> {
     let config_path = args.dir.join("rotagate.yaml");
     if config_path.exists() && !args.force {
         return Err(AppError::Usage(format!(
@@ -85,12 +113,12 @@ pub fn init(args: &InitArgs) -> Result<(), AppError> {
     } else {
         format!("wrote {}\n", written.join(", "))
     };
-    eprintln!(
-        "wrote {config}\n{workflows}wrote the state identity to {id} (mode 0600; its recipient {r} is in the config)\n\nnext:\n  1. store {id}'s content as the ROTAGATE_AGE_IDENTITY secret of a GitHub environment named `rotation` (deployable from the default branch only), then delete the file\n  2. edit {config}: one entry per credential (README has one per runbook); on GitHub Actions set state.store to github-branch:rotagate-state\n  3. rotagate plan --identity-file {id}\n  4. README \"On GitHub Actions\": the GitHub App, its secrets, CODEOWNERS",
+    crate::app::print_stderr(&format!(
+        "wrote {config}\n{workflows}wrote the state identity to {id} (mode 0600; its recipient {r} is in the config)\n\nnext:\n  1. store {id}'s content as the ROTAGATE_AGE_IDENTITY secret of a GitHub environment named `rotation` (deployable from the default branch only), then delete the file\n  2. edit {config}: one entry per credential (README has one per runbook); on GitHub Actions set state.store to github-branch:rotagate-state\n  3. rotagate plan --identity-file {id}\n  4. README \"On GitHub Actions\": the GitHub App, its secrets, CODEOWNERS\n",
         config = config_path.display(),
         id = args.identity_out.display(),
         r = identity.recipient(),
-    );
+    ));
     Ok(())
 }
 

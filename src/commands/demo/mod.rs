@@ -15,8 +15,15 @@ const CONFIG: &str = include_str!("rotagate.yaml");
 const CHECK_KID: &str = include_str!("check-kid.sh");
 const ID: &str = "api-signing";
 
-pub async fn run(dir: Option<&Path>) -> Result<u8, AppError> {
-    let dir = match dir {
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Where to run the demo (default: a new temporary directory, kept).
+    #[arg(long, env = "ROTAGATE_DEMO_DIR")]
+    pub dir: Option<std::path::PathBuf>,
+}
+
+pub async fn run(args: &DemoArgs) -> Result<u8, AppError> {
+    let dir = match args.dir.as_deref() {
         Some(d) => {
             std::fs::create_dir_all(d).map_err(|e| fail(d, e))?;
             d.to_path_buf()
@@ -121,8 +128,12 @@ pub async fn run(dir: Option<&Path>) -> Result<u8, AppError> {
     let expected = matches!(first.credentials[0].outcome, Outcome::Completed { .. })
         && matches!(second.credentials[0].outcome, Outcome::Completed { .. })
         && matches!(third.credentials[0].outcome, Outcome::RolledBack { .. });
+    // The binary that runs now, by its path: after `cargo run` rotagate is not on PATH.
+    let exe = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "rotagate".into());
     say(&format!(
-        "\nThe state is {state}, age-encrypted. Read it as an operator would at break-glass:\n  age -d -i {id} {state}\nTry it yourself:\n  cd {dir} && rotagate --identity-file demo-identity.txt plan",
+        "\nThe state is {state}, age-encrypted. Read it as an operator would at break-glass:\n  age -d -i {id} {state}\nTry it yourself (or `cargo install --path .` first, to call it `rotagate`):\n  cd {dir} && {exe} --identity-file demo-identity.txt plan\n  cd {dir} && {exe} --identity-file demo-identity.txt rotate api-signing --reason practice",
         state = dir.join(".rotagate/state.age").display(),
         id = identity_path.display(),
         dir = dir.display(),

@@ -1,0 +1,18 @@
+//! `rotagate status`: the inventory, one line per credential.
+
+use std::time::Duration;
+
+use crate::app::{AppError, EXIT_OK, prepare, print_json, print_stdout};
+use crate::cli::{Cli, JsonArgs};
+use crate::inventory;
+
+pub async fn run(cli: &Cli, args: &JsonArgs) -> Result<u8, AppError> {
+    let (config, _, vault) = prepare(cli, None, Duration::ZERO).await?;
+    let rows = inventory::status(&config, &vault.doc, time::OffsetDateTime::now_utc());
+    if args.json {
+        print_json(&rows);
+    } else {
+        print_stdout(&inventory::render_status(&rows));
+    }
+    Ok(EXIT_OK)
+}
