@@ -58,15 +58,21 @@ install() {
   for file in "$action_dir"/sums/*; do
     [ -f "$file" ] && listed+="${file##*/}"$'\n'
   done
-  # Oldest first; BSD sort (macOS) has no -V.
-  listed="$(printf '%s' "$listed" | sort -t. -k1,1n -k2,2n -k3,3n)"
+  # Oldest first, a pre-release before its release; BSD sort (macOS) has no -V.
+  listed="$(printf '%s' "$listed" |
+    awk -F'[.-]' 'NF { print $1, $2, $3, (index($0, "-") ? 0 : 1), $0 }' |
+    sort -k1,1n -k2,2n -k3,3n -k4,4n -k5,5 | awk '{ print $5 }')"
+  # Tags are written v1.2.3; sums/ and the input take the bare version.
+  version="${version#v}"
   if [ -n "$version" ]; then
     [[ "$version" =~ ^[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.]+)?$ ]] ||
       die "input version is not a version number (like 1.2.3)"
     grep -qxF "$version" <<<"$listed" ||
       die "version $version is not listed in this action's sums/ directory; listed: ${listed//$'\n'/ }"
   else
-    version="$(tail -n 1 <<<"$listed")"
+    # The newest release; a pre-release only when nothing else is listed.
+    version="$(grep -v -- - <<<"$listed" | tail -n 1 || true)"
+    [ -n "$version" ] || version="$(tail -n 1 <<<"$listed")"
   fi
   local target repo
   target="$(target)"
@@ -86,7 +92,7 @@ install() {
   mkdir -p "$bin_dir"
   local url="${GITHUB_SERVER_URL:-https://github.com}/$repo/releases/download/v$version/$asset"
   curl --fail --silent --show-error --location --proto '=https' --tlsv1.2 \
-    --retry 4 --retry-all-errors --output "$bin_dir/rotagate.download" "$url" ||
+    --retry 4 --retry-connrefused --output "$bin_dir/rotagate.download" "$url" ||
     die "cannot download $url"
   local actual
   actual="$(sha256_of "$bin_dir/rotagate.download")"

@@ -236,6 +236,18 @@ async fn a_job_masks_first_reports_and_follows_its_event() {
     );
     assert_eq!(first.outputs["summary"].trim(), first.summary.trim());
     let kid1 = fake.secret("acme/api", "SIGNING_KID").unwrap();
+    // Only secrets are masked: a kid, a key name and plain words stay readable in the
+    // log and in outputs (the runner drops an output holding a masked value).
+    for public in [kid1.as_str(), "SIGNING_KID", "main", "true"] {
+        assert!(
+            !first
+                .log
+                .lines()
+                .any(|l| l == format!("::add-mask::{public}")),
+            "{public} was masked: {}",
+            first.log
+        );
+    }
 
     // The incident workflow's dispatch rotates the credential it names.
     let incident = job(
@@ -447,7 +459,8 @@ impl ActionDir {
         std::fs::create_dir_all(&stubs).unwrap();
         std::fs::write(root.path().join("download"), download).unwrap();
         let curl = format!(
-            "#!/bin/sh\nwhile [ $# -gt 0 ]; do case \"$1\" in --output) out=\"$2\"; shift;; esac; shift; done\necho \"$@\" >/dev/null\ncp '{}' \"$out\"\n",
+            "#!/bin/sh\necho \"$@\" > '{}'\nwhile [ $# -gt 0 ]; do case \"$1\" in --output) out=\"$2\"; shift;; esac; shift; done\ncp '{}' \"$out\"\n",
+            root.path().join("curl-args").display(),
             root.path().join("download").display()
         );
         std::fs::write(stubs.join("curl"), curl).unwrap();
@@ -556,6 +569,27 @@ fn the_action_installs_only_a_binary_whose_checksum_is_committed() {
     let (code, log, _) = good.run("install", &[("INPUT_VERSION", "0.2.0; curl x")]);
     assert_eq!(code, 1);
     assert!(log.contains("not a version number"), "{log}");
+
+    // A tag's leading `v` is accepted; curl retries transient failures, not a 404.
+    let (code, log, _) = good.run("install", &[("INPUT_VERSION", "v0.1.0")]);
+    assert!(log.contains("sums/0.1.0 says"), "{code} {log}");
+    let curl_args = std::fs::read_to_string(good.root.path().join("curl-args")).unwrap();
+    assert!(
+        curl_args.contains("--retry 4") && !curl_args.contains("--retry-all-errors"),
+        "{curl_args}"
+    );
+    // Without a version: the newest release, which sorts after its pre-releases.
+    let release = ActionDir::new(
+        &[
+            ("1.0.0-beta.2", &older),
+            ("1.0.0", &sums),
+            ("0.9.0", &older),
+        ],
+        binary,
+    );
+    let (code, log, _) = release.run("install", &[]);
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("rotagate 1.0.0 ("), "{log}");
 
     // A runner without a release binary, or no release at all, builds from source.
     let (code, _, outputs) = good.run("install", &[("RUNNER_OS", "Windows")]);
