@@ -83,9 +83,15 @@ struct Registry {
     /// Digests of registered values, so a value is expanded into its forms once.
     seen: HashSet<[u8; 32]>,
     forms: Vec<Zeroizing<String>>,
-    /// Rebuilt on the first redaction after a registration.
+    /// An automaton over `forms[..built]`; forms registered since are matched one by
+    /// one until there are enough of them to be worth rebuilding it for, so a run that
+    /// keeps making secrets does not rebuild it for every log line.
     matcher: Option<AhoCorasick>,
+    built: usize,
 }
+
+/// Forms matched one by one before the automaton is rebuilt to include them.
+const PENDING_LIMIT: usize = 64;
 
 fn registry() -> std::sync::MutexGuard<'static, Registry> {
     static REGISTRY: OnceLock<Mutex<Registry>> = OnceLock::new();
@@ -110,7 +116,6 @@ fn register(value: &str) {
     // to hide is what the redactor removes.
     r.forms
         .extend(crate::ci::mask_lines(value).into_iter().map(Zeroizing::new));
-    r.matcher = None;
 }
 
 /// `text` with every secret this process has held replaced by `<redacted>`.
@@ -119,28 +124,36 @@ pub fn redact(text: &str) -> String {
     if r.forms.is_empty() {
         return text.to_string();
     }
-    if r.matcher.is_none() {
+    if r.forms.len() - r.built > PENDING_LIMIT {
         let built = AhoCorasick::builder()
             .match_kind(MatchKind::LeftmostLongest)
             .build(r.forms.iter().map(|f| f.as_bytes()));
-        match built {
-            Ok(m) => r.matcher = Some(m),
-            // Too many patterns for an automaton: fall back to plain replacement.
-            Err(_) => {
-                let mut out = text.to_string();
-                for form in &r.forms {
-                    out = out.replace(form.as_str(), REDACTED);
-                }
-                return out;
-            }
+        // Too many patterns for an automaton: every form is then matched one by one.
+        r.matcher = built.ok();
+        r.built = if r.matcher.is_some() {
+            r.forms.len()
+        } else {
+            0
+        };
+    }
+    let mut out = match &r.matcher {
+        Some(matcher) => {
+            let mut out = String::with_capacity(text.len());
+            matcher.replace_all_with(text, &mut out, |_, _, dst| {
+                dst.push_str(REDACTED);
+                true
+            });
+            out
+        }
+        None => text.to_string(),
+    };
+    let mut pending: Vec<&str> = r.forms[r.built..].iter().map(|f| f.as_str()).collect();
+    pending.sort_by_key(|f| std::cmp::Reverse(f.len()));
+    for form in pending {
+        if out.contains(form) {
+            out = out.replace(form, REDACTED);
         }
     }
-    let matcher = r.matcher.as_ref().expect("built above");
-    let mut out = String::with_capacity(text.len());
-    matcher.replace_all_with(text, &mut out, |_, _, dst| {
-        dst.push_str(REDACTED);
-        true
-    });
     out
 }
 
@@ -230,6 +243,17 @@ mod tests {
         let json = serde_json::to_string(&s).unwrap();
         let back: Secret = serde_json::from_str(&json).unwrap();
         assert_eq!(back, s);
+    }
+
+    #[test]
+    fn secrets_made_after_the_automaton_was_built_are_redacted_too() {
+        let early: Vec<Secret> = (0..100)
+            .map(|i| Secret::new(format!("early-secret-value-{i:04}")))
+            .collect();
+        assert!(!redact("x early-secret-value-0042 y").contains("0042"));
+        let late = Secret::new("late-secret-value-after-build");
+        let out = redact(&format!("{} and {}", early[7].expose(), late.expose()));
+        assert_eq!(out, "<redacted> and <redacted>");
     }
 
     #[test]
