@@ -68,7 +68,7 @@ pub fn load(cli: &Cli) -> Result<LoadedConfig, AppError> {
         crate::secret::register_env(&names);
     }
     for w in &config.warnings {
-        print_stderr(&format!("warning: {w}\n"));
+        warn(&w.to_string());
     }
     Ok(config)
 }
@@ -263,9 +263,7 @@ pub async fn notify(config: &LoadedConfig, vault: &Vault, rt: &Runtime) {
         .sync(&credentials, &findings)
         .await
     {
-        print_stderr(&format!(
-            "warning: owner notifications were not updated: {e}\n"
-        ));
+        warn(&format!("owner notifications were not updated: {e}"));
     }
 }
 
@@ -457,14 +455,44 @@ pub async fn main_with(cli: Cli) -> ExitCode {
     match crate::commands::execute(&cli).await {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            match &e {
+            let text = match &e {
                 AppError::Config(c) => {
                     annotate_config_error(c);
-                    print_stderr(&config::render::render(c));
+                    config::render::render(c)
                 }
-                other => print_stderr(&format!("error: {other}\n")),
-            }
+                other => {
+                    if ci::masking_enabled() {
+                        ci::error("rotagate", &other.to_string(), None);
+                    }
+                    format!("error: {other}\n")
+                }
+            };
+            print_stderr(&text);
+            summarise_failure(&text);
             ExitCode::from(e.exit_code())
         }
+    }
+}
+
+/// A warning for the operator: an annotation under Actions, a `warning:` line elsewhere.
+pub fn warn(message: &str) {
+    if ci::masking_enabled() {
+        ci::warning("rotagate", message);
+    } else {
+        print_stderr(&format!("warning: {message}\n"));
+    }
+}
+
+/// Under Actions, a command that ended early (a refusal, a config error) still leaves a
+/// step summary saying why.
+fn summarise_failure(text: &str) {
+    if let Ok(Some(wf)) = ci::Workflow::detect() {
+        let summary = format!(
+            "### rotagate {}: stopped\n\n```\n{}\n```\n",
+            env!("CARGO_PKG_VERSION"),
+            text.trim_end()
+        );
+        // Reporting is best effort once the command has failed.
+        let _ = wf.append_summary(&summary);
     }
 }

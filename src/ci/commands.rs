@@ -22,6 +22,15 @@ fn command(line: &str) {
     let _ = err.flush();
 }
 
+/// A `::warning` annotation.
+pub fn warning(title: &str, message: &str) {
+    command(&format!(
+        "::warning title={}::{}",
+        escape_property(title),
+        escape_command_data(message)
+    ));
+}
+
 /// An `::error` annotation, attached to a file position when one is given.
 pub fn error(title: &str, message: &str, at: Option<(&str, usize, usize)>) {
     let mut props = vec![format!("title={}", escape_property(title))];

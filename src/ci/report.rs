@@ -187,6 +187,25 @@ pub fn check_summary(findings: &[Finding]) -> String {
     md
 }
 
+/// The step summary of `plan`: what the next run would do, per credential.
+pub fn plan_summary(items: &[PlanItem]) -> String {
+    let mut md = format!(
+        "### rotagate {} plan\n\n| credential | owner | next | detail |\n|---|---|---|---|\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    for i in items {
+        md.push_str(&format!(
+            "| {} | {} | {} | {} |\n",
+            cell(&i.credential),
+            cell(i.owner.as_deref().unwrap_or("")),
+            cell(&i.action),
+            cell(&i.detail)
+        ));
+    }
+    md.push('\n');
+    md
+}
+
 /// A job matrix with one entry per credential the next run has work for.
 pub fn plan_matrix(items: &[PlanItem]) -> String {
     let include: Vec<_> = items

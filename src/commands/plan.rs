@@ -31,6 +31,9 @@ pub async fn run(cli: &Cli, args: &PlanArgs) -> Result<u8, AppError> {
     {
         print_stderr(&format!("warning: {}: {}\n", f.credential, f.message));
     }
+    if let Some(wf) = ci::Workflow::detect()? {
+        wf.append_summary(&ci::plan_summary(&items))?;
+    }
     if args.matrix {
         let matrix = ci::plan_matrix(&items);
         print_stdout(&format!("{matrix}\n"));

@@ -310,7 +310,17 @@ async fn a_job_masks_first_reports_and_follows_its_event() {
             "{}",
             refused.log
         );
-        assert!(refused.outputs.is_empty() && refused.summary.is_empty());
+        // The refusal is an annotation and the step summary says why; no outputs.
+        assert!(refused.outputs.is_empty(), "{:?}", refused.outputs);
+        assert!(
+            refused.log.contains("::error title=rotagate::")
+                && refused.summary.contains(": stopped")
+                && (refused.summary.contains("not on the default branch")
+                    || refused.summary.contains("pull request")),
+            "{}\n{}",
+            refused.log,
+            refused.summary
+        );
         assert_eq!(
             fake.branch_head(HOME, "rotagate-state"),
             generation,
@@ -355,6 +365,11 @@ async fn a_job_masks_first_reports_and_follows_its_event() {
     .await;
     assert_eq!(plan.code, 0, "{}", plan.log);
     assert_eq!(plan.outputs["matrix"], r#"{"include":[]}"#);
+    assert!(
+        plan.summary.contains(" plan\n") && plan.summary.contains("| api-signing |"),
+        "{}",
+        plan.summary
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -382,6 +397,11 @@ async fn config_errors_are_annotations_on_their_line() {
         )),
         "{}",
         bad.log
+    );
+    assert!(
+        bad.summary.contains(": stopped") && bad.summary.contains("`soon` is not a duration"),
+        "{}",
+        bad.summary
     );
 }
 
@@ -427,7 +447,8 @@ async fn secrets_are_masked_before_even_a_config_warning() {
     .await;
     assert_eq!(run.code, 0, "{}", run.log);
     assert!(
-        run.log.contains("nobody confirms it was done"),
+        run.log.contains("::warning title=rotagate::")
+            && run.log.contains("nobody confirms it was done"),
         "{}",
         run.log
     );
