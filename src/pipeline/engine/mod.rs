@@ -91,6 +91,14 @@ impl<'s> Planned<'s> {
 /// Where the step loop stopped: the step and its message.
 type StepFailure = (String, String);
 
+/// How the probe loop ended short of every probe passing.
+enum ProbesStopped {
+    /// Waiting on a retry, or a probe that could not start.
+    Flow(Flow),
+    /// A probe used up its retries.
+    Exhausted { step: String, reason: String },
+}
+
 pub(crate) enum Flow {
     Continue,
     Stop(Outcome),
@@ -437,6 +445,39 @@ impl<'a> Driver<'a> {
             }
         }
         Ok(Ok(()))
+    }
+
+    /// The one probe loop: runs each `verify` probe not yet done, journaled as
+    /// `{prefix}/{i}`, with `new` and `old` as its materials (a rollback verifies the old
+    /// material as the new one).
+    async fn run_probes(
+        &mut self,
+        prefix: &str,
+        new: Option<&Material>,
+        old: Option<&Material>,
+    ) -> Result<Option<ProbesStopped>, EngineError> {
+        for (i, spec) in self.cred.verify.clone().iter().enumerate() {
+            let step = format!("{prefix}/{i}");
+            if self.rot_ref().journal.is_done(&step) {
+                continue;
+            }
+            let probe = match self.probe_for(spec) {
+                Ok(p) => p,
+                Err(m) => {
+                    return Ok(Some(ProbesStopped::Flow(
+                        self.cannot_start(&step, m).await?,
+                    )));
+                }
+            };
+            match self.probe(&step, probe.as_ref(), new, old).await? {
+                ProbeFlow::Passed => {}
+                ProbeFlow::Waiting(o) => return Ok(Some(ProbesStopped::Flow(Flow::Stop(o)))),
+                ProbeFlow::Exhausted(reason) => {
+                    return Ok(Some(ProbesStopped::Exhausted { step, reason }));
+                }
+            }
+        }
+        Ok(None)
     }
 
     async fn record_failure(&mut self, step: &str, message: &str) -> Result<String, EngineError> {

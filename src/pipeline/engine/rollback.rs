@@ -3,7 +3,7 @@
 
 use tracing::info;
 
-use super::{Driver, Flow, OpKind, Planned, ProbeFlow};
+use super::{Driver, Flow, OpKind, Planned, ProbesStopped};
 use crate::config::Strategy;
 use crate::material::Material;
 use crate::pipeline::EngineError;
@@ -27,36 +27,31 @@ impl Driver<'_> {
             }
             RollbackStage::Restored => {
                 if old.is_some() {
-                    for (i, spec) in self.cred.verify.clone().iter().enumerate() {
-                        let step = format!("rollback/verify/{i}");
-                        if self.rot_ref().journal.is_done(&step) {
-                            continue;
-                        }
-                        let probe = match self.probe_for(spec) {
-                            Ok(p) => p,
-                            Err(m) => return self.cannot_start(&step, m).await,
-                        };
-                        // Verify the old material as if it were the new one.
-                        match self
-                            .probe(&step, probe.as_ref(), old.as_ref(), new.as_ref())
-                            .await?
-                        {
-                            ProbeFlow::Passed => {}
-                            ProbeFlow::Waiting(o) => return Ok(Flow::Stop(o)),
-                            ProbeFlow::Exhausted(reason) => {
-                                // The next attempt re-runs the hooks (a redeploy, say) before
-                                // verifying again: probing the same failed run would never pass.
-                                let rot = self.rot();
-                                rot.journal.undo("rollback/verify/");
-                                rot.journal.undo("rollback/hook/");
-                                if let Some(rb) = rot.rollback.as_mut() {
-                                    rb.stage = RollbackStage::Requested;
-                                }
-                                let message = self
-                                    .record_failure(&step, &format!("the old material does not verify after rollback: {reason}"))
-                                    .await?;
-                                return Ok(Flow::Stop(self.outcome_failed(&step, &message)));
+                    // Verify the old material as if it were the new one.
+                    match self
+                        .run_probes("rollback/verify", old.as_ref(), new.as_ref())
+                        .await?
+                    {
+                        None => {}
+                        Some(ProbesStopped::Flow(flow)) => return Ok(flow),
+                        Some(ProbesStopped::Exhausted { step, reason }) => {
+                            // The next attempt re-runs the hooks (a redeploy, say) before
+                            // verifying again: probing the same failed run would never pass.
+                            let rot = self.rot();
+                            rot.journal.undo("rollback/verify/");
+                            rot.journal.undo("rollback/hook/");
+                            if let Some(rb) = rot.rollback.as_mut() {
+                                rb.stage = RollbackStage::Requested;
                             }
+                            let message = self
+                                .record_failure(
+                                    &step,
+                                    &format!(
+                                        "the old material does not verify after rollback: {reason}"
+                                    ),
+                                )
+                                .await?;
+                            return Ok(Flow::Stop(self.outcome_failed(&step, &message)));
                         }
                     }
                 }

@@ -3,7 +3,7 @@
 use serde_json::json;
 use tracing::{info, warn};
 
-use super::{Driver, Flow, OpKind, Planned, ProbeFlow};
+use super::{Driver, Flow, OpKind, Planned, ProbeFlow, ProbesStopped};
 use crate::actions::View;
 use crate::clock::show;
 use crate::config::{KeySpec, Strategy};
@@ -186,22 +186,14 @@ impl Driver<'_> {
 
     pub(super) async fn verify(&mut self) -> Result<Flow, EngineError> {
         let (new, old) = self.materials();
-        for (i, spec) in self.cred.verify.clone().iter().enumerate() {
-            let step = format!("verify/{i}");
-            if self.rot_ref().journal.is_done(&step) {
-                continue;
-            }
-            let probe = match self.probe_for(spec) {
-                Ok(p) => p,
-                Err(m) => return self.cannot_start(&step, m).await,
-            };
-            match self
-                .probe(&step, probe.as_ref(), new.as_ref(), old.as_ref())
-                .await?
-            {
-                ProbeFlow::Passed => {}
-                ProbeFlow::Waiting(o) => return Ok(Flow::Stop(o)),
-                ProbeFlow::Exhausted(reason) => return self.verify_failed(&step, &reason).await,
+        match self
+            .run_probes("verify", new.as_ref(), old.as_ref())
+            .await?
+        {
+            None => {}
+            Some(ProbesStopped::Flow(flow)) => return Ok(flow),
+            Some(ProbesStopped::Exhausted { step, reason }) => {
+                return self.verify_failed(&step, &reason).await;
             }
         }
         self.reach(Stage::Verified, "every probe passed").await?;
