@@ -10,7 +10,11 @@
 //!    the "minute" scaled to --window-secs and the latency scaled with it;
 //! 3. RSA key generation next to `openssl genrsa`;
 //! 4. `rotagate plan` start-up on 1,000 credentials and their state;
-//! 5. the size and encrypt/decrypt time of that state.
+//! 5. the size and encrypt/decrypt time of that state;
+//! 6. a bootstrap `rotagate run` of 100, 300 and 1,000 local credentials in one state,
+//!    next to as many one-credential states run one after another;
+//! 7. an incident `rotagate rotate` of one credential in the 1,000-credential state,
+//!    next to the same in a one-credential state.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -423,40 +427,13 @@ async fn startup_and_state(a: &Args, r: &mut Report) {
             .collect(),
     );
 
-    // `rotagate plan`, as a fresh process: wall time and peak RSS from getrusage.
-    let probe = r#"
-import resource, subprocess, sys, time
-t = time.perf_counter()
-p = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-wall = time.perf_counter() - t
-if p.returncode != 0:
-    sys.exit(p.stderr.decode())
-print(wall, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
-"#;
+    // `rotagate plan`, as a fresh process: wall time and peak RSS.
     let mut walls = Vec::new();
     let mut peak_kb = 0u64;
     for _ in 0..if a.quick { 3 } else { 7 } {
-        let out = Command::new("python3")
-            .arg("-c")
-            .arg(probe)
-            .arg(support::BIN)
-            .arg("plan")
-            .current_dir(ws.dir.path())
-            .env("ROTAGATE_AGE_IDENTITY", &ws.identity)
-            .env_remove("GITHUB_ACTIONS")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = String::from_utf8_lossy(&out.stdout);
-        let mut parts = text.split_whitespace();
-        walls.push(Duration::from_secs_f64(
-            parts.next().unwrap().parse().unwrap(),
-        ));
-        peak_kb = peak_kb.max(parts.next().unwrap().parse().unwrap());
+        let plan = measured(&ws, &["plan"]);
+        walls.push(plan.wall);
+        peak_kb = peak_kb.max(plan.peak_kb);
     }
     let wall = median(walls);
     let rss_mb = peak_kb as f64 / 1024.0;
@@ -478,6 +455,165 @@ print(wall, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
         format!("{:.0} ms", wall.as_secs_f64() * 1000.0),
     );
     r.budget("plan under 60 MB", rss_mb < 60.0, format!("{rss_mb:.1} MB"));
+}
+
+/// What one `rotagate` process cost.
+struct Measured {
+    wall: Duration,
+    /// Bytes it wrote (the kernel adds a reaped child's `wchar` to its parent's, so a
+    /// wrapper reads its own).
+    written: u64,
+    peak_kb: u64,
+}
+
+/// Runs `rotagate ARGS` in `ws` under a wrapper that measures it.
+fn measured(ws: &support::Ws, args: &[&str]) -> Measured {
+    let probe = r#"
+import resource, subprocess, sys, time
+def wchar():
+    for line in open("/proc/self/io"):
+        if line.startswith("wchar:"):
+            return int(line.split()[1])
+before = wchar()
+t = time.perf_counter()
+p = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+wall = time.perf_counter() - t
+if p.returncode != 0:
+    sys.exit(p.stderr.decode())
+print(wall, wchar() - before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+"#;
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(probe)
+        .arg(support::BIN)
+        .args(args)
+        .current_dir(ws.dir.path())
+        .env("ROTAGATE_AGE_IDENTITY", &ws.identity)
+        .env_remove("GITHUB_ACTIONS")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "rotagate {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut parts = text.split_whitespace();
+    let mut next = || parts.next().unwrap();
+    Measured {
+        wall: Duration::from_secs_f64(next().parse().unwrap()),
+        written: next().parse().unwrap(),
+        peak_kb: next().parse().unwrap(),
+    }
+}
+
+/// A workspace whose config holds `n` local credentials, first issued by the next run.
+fn local_fleet(n: usize) -> support::Ws {
+    let ws = support::Ws::new();
+    let mut yaml = format!(
+        "version: 1\nstate:\n  store: file:.rotagate/state.age\n  recipients: [{}]\ncredentials:\n",
+        ws.recipient
+    );
+    for i in 0..n {
+        write!(
+            yaml,
+            "  - id: service-{i:04}\n    bootstrap: true\n    key: {{ type: secret, length: 40 }}\n    promote:\n      - file: {{ path: env/service-{i:04}.env, set: {{ API_KEY: \"{{{{ new.value }}}}\" }} }}\n    drain: 0s\n    gate: none\n"
+        )
+        .unwrap();
+    }
+    ws.write("rotagate.yaml", &yaml);
+    ws
+}
+
+/// The generation of the state in `ws`: how many saves made it.
+fn generation(ws: &support::Ws) -> u64 {
+    let identity =
+        rotagate::state::StateIdentity::parse(&Secret::new(ws.identity.clone())).unwrap();
+    let bytes = std::fs::read(ws.path(".rotagate/state.age")).unwrap();
+    rotagate::state::open(&bytes, &identity)
+        .unwrap()
+        .chain
+        .generation
+}
+
+fn fleet_run(a: &Args, r: &mut Report) {
+    let sizes: &[usize] = if a.smoke {
+        &[10, 30]
+    } else {
+        &[100, 300, 1000]
+    };
+    // --quick runs a tenth of the one-credential states and scales up.
+    let sample = |n: usize| if a.quick { n.div_ceil(10) } else { n };
+    r.line(format!(
+        "\n## 6. Fleet run\n\nA bootstrap `rotagate run` (release build, default `--concurrency`) of N local credentials in one file state: each a `type: secret` promoted to its own env file, `drain: 0s`, `gate: none`. Next to it, N one-credential states, each run by its own process one after another{}.\n\n| N | wall time | state saves | bytes written | final state | N one-credential states |\n|---|---|---|---|---|---|",
+        if a.quick { " (a tenth of them, scaled up)" } else { "" }
+    ));
+    let mut fleet_times = BTreeMap::new();
+    let mut separate_times = BTreeMap::new();
+    let mut biggest = None;
+    for &n in sizes {
+        let ws = local_fleet(n);
+        let Measured { wall, written, .. } = measured(&ws, &["run"]);
+        let saves = generation(&ws);
+        let size = std::fs::metadata(ws.path(".rotagate/state.age"))
+            .unwrap()
+            .len();
+        let mut separate = Duration::ZERO;
+        for _ in 0..sample(n) {
+            separate += measured(&local_fleet(1), &["run"]).wall;
+        }
+        let separate = separate * n as u32 / sample(n) as u32;
+        r.line(format!(
+            "| {n} | {} | {saves} | {:.1} MB | {:.2} MB | {} |",
+            secs(wall),
+            written as f64 / 1_048_576.0,
+            size as f64 / 1_048_576.0,
+            secs(separate)
+        ));
+        fleet_times.insert(n, wall);
+        separate_times.insert(n, separate);
+        biggest = Some((n, ws));
+    }
+    let (n, big) = biggest.unwrap();
+    let small = local_fleet(1);
+    measured(&small, &["run"]);
+    let rotate = |ws: &support::Ws, id: &str| {
+        median(
+            (0..3)
+                .map(|_| measured(ws, &["rotate", id, "--reason", "bench"]).wall)
+                .collect(),
+        )
+    };
+    let rotate_big = rotate(&big, "service-0000");
+    let rotate_small = rotate(&small, "service-0000");
+    r.line(format!(
+        "\n## 7. Incident rotate in a big state\n\n`rotagate rotate service-0000` (the whole rotation, median of 3) in the {n}-credential state of section 6 and in a one-credential state.\n\n| state | wall time |\n|---|---|\n| {n} credentials | {} |\n| 1 credential | {} |",
+        secs(rotate_big),
+        secs(rotate_small)
+    ));
+    r.line("\n| budget | measured | |\n|---|---|---|");
+    let ratio = fleet_times[&n].as_secs_f64() / separate_times[&n].as_secs_f64();
+    r.budget(
+        &format!("{n} credentials in one run ≤ 1.0× {n} one-credential states"),
+        ratio <= 1.0,
+        format!("{ratio:.2}×"),
+    );
+    let (lo, hi) = (sizes[sizes.len() - 2], n);
+    let growth = fleet_times[&hi].as_secs_f64() / fleet_times[&lo].as_secs_f64();
+    r.budget(
+        &format!(
+            "growth from {lo} to {hi} credentials within 4× (linear: {:.1}×)",
+            hi as f64 / lo as f64
+        ),
+        growth <= 4.0,
+        format!("{growth:.2}×"),
+    );
+    let rotate_ratio = rotate_big.as_secs_f64() / rotate_small.as_secs_f64();
+    r.budget(
+        &format!("rotate in a {n}-credential state within 2× of a one-credential state"),
+        rotate_ratio <= 2.0,
+        format!("{rotate_ratio:.2}×"),
+    );
 }
 
 /// Runs a future to completion from synchronous code inside the runtime.
@@ -540,6 +676,7 @@ async fn main() {
     limit_bound(&a, &mut r).await;
     keygen(&a, &mut r);
     startup_and_state(&a, &mut r).await;
+    fleet_run(&a, &mut r);
     r.line("\n## Budgets missed\n");
     if r.missed.is_empty() {
         r.line("None.");

@@ -158,6 +158,7 @@ pub fn options(waits: &Waits, only: Vec<String>, bootstrap: bool) -> RunOptions 
         bootstrap,
         max_wait: waits.max_wait.0,
         lease_wait: waits.lease_wait.0,
+        ..RunOptions::default()
     }
 }
 
@@ -179,7 +180,7 @@ pub fn runtime(config: &LoadedConfig, acting: Option<&[String]>) -> Result<Runti
         vercel: vercel_from_env()?,
     };
     let progress: Arc<dyn Progress> = if ci::masking_enabled() {
-        Arc::new(ci::LogGroups)
+        Arc::new(ci::LogGroups::default())
     } else {
         Arc::new(Quiet)
     };

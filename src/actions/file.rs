@@ -55,6 +55,10 @@ impl FileTarget {
 
 #[async_trait]
 impl Action for FileTarget {
+    fn local(&self) -> bool {
+        true
+    }
+
     fn describe(&self) -> String {
         match &self.spec.set {
             Some(set) => format!(

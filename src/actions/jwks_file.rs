@@ -213,6 +213,10 @@ impl JwksFile {
 
 #[async_trait]
 impl Action for JwksFile {
+    fn local(&self) -> bool {
+        self.spec.repo.is_none()
+    }
+
     fn describe(&self) -> String {
         format!("jwks-file {}", self.where_())
     }

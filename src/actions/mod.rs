@@ -56,6 +56,12 @@ pub trait Action: Send + Sync {
         false
     }
 
+    /// Only touches files on this machine, so it needs none of the slots that bound how
+    /// many commands and requests a run has going at once.
+    fn local(&self) -> bool {
+        false
+    }
+
     /// What [`Op::Restore`] needs to undo a first `Write`, read before it and journaled
     /// with the step's start, so a run killed mid-write still knows what was there.
     async fn capture(

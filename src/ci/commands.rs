@@ -47,16 +47,39 @@ pub fn error(title: &str, message: &str, at: Option<(&str, usize, usize)>) {
     ));
 }
 
-/// One collapsible log group per credential the run works on.
-pub struct LogGroups;
+/// One collapsible log group per credential the run works on while it works on that one
+/// alone. Groups do not nest, so once credentials advance side by side their lines
+/// (each prefixed with its credential) stay ungrouped until one runs alone again.
+#[derive(Default)]
+pub struct LogGroups {
+    state: std::sync::Mutex<Groups>,
+}
+
+#[derive(Default)]
+struct Groups {
+    active: usize,
+    open: Option<String>,
+}
 
 impl Progress for LogGroups {
     fn begin(&self, credential: &str) {
-        command(&format!("::group::{}", escape_command_data(credential)));
+        let mut groups = self.state.lock().expect("log groups lock");
+        groups.active += 1;
+        if groups.active == 1 {
+            command(&format!("::group::{}", escape_command_data(credential)));
+            groups.open = Some(credential.to_string());
+        } else if groups.open.take().is_some() {
+            command("::endgroup::");
+        }
     }
 
-    fn end(&self, _credential: &str) {
-        command("::endgroup::");
+    fn end(&self, credential: &str) {
+        let mut groups = self.state.lock().expect("log groups lock");
+        groups.active = groups.active.saturating_sub(1);
+        if groups.open.as_deref() == Some(credential) {
+            groups.open = None;
+            command("::endgroup::");
+        }
     }
 }
 

@@ -16,12 +16,19 @@ pub struct RunArgs {
     /// Issue first material for credentials the state has none of.
     #[arg(long, env = "ROTAGATE_BOOTSTRAP")]
     pub bootstrap: bool,
+    /// Every credential advances side by side; this many of their steps that reach beyond
+    /// this machine (commands, HTTP requests, provider APIs) run at once. Provider clients
+    /// keep their own pacing across all of them.
+    #[arg(long, env = "ROTAGATE_CONCURRENCY", default_value_t = pipeline::DEFAULT_CONCURRENCY as u64,
+          value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub concurrency: u64,
     #[command(flatten)]
     pub waits: Waits,
 }
 
 pub async fn run(cli: &Cli, args: &RunArgs) -> Result<u8, AppError> {
     let mut opts = options(&args.waits, args.only.clone(), args.bootstrap);
+    opts.concurrency = args.concurrency as usize;
     let trigger = match ci::Workflow::detect()? {
         Some(wf) if args.only.is_empty() => wf.trigger(),
         _ => ci::Trigger::Routine,

@@ -17,7 +17,10 @@ pub use plan::{PlanItem, plan};
 pub use rotation::{
     At, Failure, GateRecord, RollbackStage, RollbackState, Rotation, Stage, Trigger,
 };
-pub use runner::{RunOptions, adopt, all_ids, config_hash, reopen_gate, rollback, rotate, run};
+pub use runner::{
+    DEFAULT_CONCURRENCY, RunOptions, adopt, all_ids, config_hash, reopen_gate, rollback, rotate,
+    run,
+};
 
 use crate::config::template::is_reserved_env;
 use crate::secret::Secret;

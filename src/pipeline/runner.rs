@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
+use tokio::sync::Semaphore;
 
 use super::EngineError;
 use super::engine::{Driver, Runtime};
@@ -16,7 +17,12 @@ use crate::clock::show;
 use crate::config::{Credential, LoadedConfig, credential_from_snapshot, snapshot_value};
 use crate::material::{self, Material};
 use crate::secret::Secret;
-use crate::state::{CredentialState, StateError, Vault};
+use crate::state::{CredentialState, SharedVault, StateError, Vault};
+
+/// Steps that reach beyond this machine (commands, HTTP, provider APIs) running at once
+/// unless `--concurrency` says otherwise: as many as GitHub's default of requests in
+/// flight. Provider clients keep their own pacing across all of them.
+pub const DEFAULT_CONCURRENCY: usize = 16;
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -28,6 +34,8 @@ pub struct RunOptions {
     pub max_wait: Duration,
     /// How long to wait for another run's lease on a credential.
     pub lease_wait: Duration,
+    /// How many steps that reach beyond this machine run at once, across credentials.
+    pub concurrency: usize,
 }
 
 impl Default for RunOptions {
@@ -37,6 +45,7 @@ impl Default for RunOptions {
             bootstrap: false,
             max_wait: Duration::from_secs(600),
             lease_wait: Duration::from_secs(60),
+            concurrency: DEFAULT_CONCURRENCY,
         }
     }
 }
@@ -63,7 +72,8 @@ fn live(config: &LoadedConfig, id: &str) -> Option<Credential> {
         .map(|c| c.resolved(&config.config.defaults))
 }
 
-/// Advances every due or in-flight rotation as far as its gates allow.
+/// Advances every due or in-flight rotation as far as its gates allow, all side by
+/// side; their saves are group commits.
 pub async fn run(
     config: &LoadedConfig,
     vault: &mut Vault,
@@ -75,7 +85,6 @@ pub async fn run(
             return Err(unknown(config, id));
         }
     }
-    let deadline = rt.clock.now() + opts.max_wait;
     // Rotations in flight for credentials since removed from the config still finish,
     // from their snapshot.
     let mut ids: Vec<String> = config
@@ -90,104 +99,170 @@ pub async fn run(
         }
     }
     ids.retain(|id| opts.only.is_empty() || opts.only.contains(id));
+    let session = Session::new(config, rt, opts, vault);
+    // Every credential advances at once; only steps that reach beyond this machine wait
+    // for a slot. A failure stops nothing already under way: each step finishes and
+    // records its result.
+    let results = futures::future::join_all(ids.into_iter().map(|id| advance(&session, id))).await;
     let mut report = RunReport::default();
-    for id in ids {
-        let cred = live(config, &id);
-        let owner = cred.as_ref().and_then(|c| c.owner.clone());
-        if let Some(busy) = drop_expired_retained(vault, rt, &id, opts).await? {
-            report.credentials.push(CredentialReport {
-                id,
-                owner,
-                outcome: busy,
-                notes: Vec::new(),
-            });
-            continue;
-        }
-        let now = rt.clock.now();
-        if let Decision::Idle(outcome) = decide(
-            cred.as_ref(),
-            vault.doc.credentials.get(&id),
-            now,
-            opts.bootstrap,
-        ) {
-            tracing::debug!("{id}: {}", outcome.describe());
-            report.credentials.push(CredentialReport {
-                id,
-                owner,
-                outcome,
-                notes: Vec::new(),
-            });
-            continue;
-        }
-        rt.progress.begin(&id);
-        let worked = work_on(config, vault, rt, &id, cred.as_ref(), opts, deadline).await;
-        rt.progress.end(&id);
-        let (outcome, notes) = worked?;
-        report.credentials.push(CredentialReport {
-            id,
-            owner,
-            outcome,
-            notes,
-        });
+    for result in results {
+        report.credentials.push(result?);
     }
     Ok(report)
 }
 
+/// What the credentials one command works on share: the config, the tools, the open
+/// state, and the slots of steps that reach beyond this machine.
+struct Session<'a, 'v> {
+    config: &'a LoadedConfig,
+    rt: &'a Runtime,
+    opts: &'a RunOptions,
+    state: SharedVault<'v>,
+    slots: Semaphore,
+    deadline: OffsetDateTime,
+}
+
+impl<'a, 'v> Session<'a, 'v> {
+    fn new(
+        config: &'a LoadedConfig,
+        rt: &'a Runtime,
+        opts: &'a RunOptions,
+        vault: &'v mut Vault,
+    ) -> Self {
+        Session {
+            config,
+            rt,
+            opts,
+            state: SharedVault::new(vault, rt.clock.clone()),
+            slots: Semaphore::new(opts.concurrency.max(1)),
+            deadline: rt.clock.now() + opts.max_wait,
+        }
+    }
+
+    /// Takes the lease on `id`, or says who holds it.
+    async fn lease(&self, id: &str) -> Result<Option<Outcome>, EngineError> {
+        let deadline = self.rt.clock.now() + self.opts.lease_wait;
+        match self.state.lease(id, deadline).await {
+            Ok(()) => Ok(None),
+            Err(e @ StateError::LeaseHeld { .. }) => Ok(Some(Outcome::Busy {
+                detail: e.to_string(),
+            })),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Drives the rotation in flight in `entry` as far as it goes in this run.
+    async fn drive(
+        &self,
+        id: &str,
+        entry: CredentialState,
+        operator_rollback: bool,
+    ) -> Result<(Outcome, Vec<String>), EngineError> {
+        let snapshot = entry
+            .rotation
+            .as_ref()
+            .map(|r| r.snapshot.clone())
+            .expect("a rotation in flight");
+        let cred = credential_from_snapshot(&snapshot).map_err(|e| EngineError::Refused {
+            credential: id.to_string(),
+            message: format!("the config snapshot of the rotation in flight does not load ({e}); this state was written by another rotagate version"),
+        })?;
+        let mut driver = Driver::new(
+            self.rt,
+            &self.state,
+            &self.slots,
+            entry,
+            &self.config.dir,
+            id,
+            cred,
+            self.deadline,
+        );
+        driver.operator_rollback = operator_rollback;
+        let outcome = driver.drive().await?;
+        Ok((outcome, std::mem::take(&mut driver.notes)))
+    }
+}
+
+/// One credential's part of a run: retained halves past their time, then its rotation.
+async fn advance(s: &Session<'_, '_>, id: String) -> Result<CredentialReport, EngineError> {
+    let cred = live(s.config, &id);
+    let owner = cred.as_ref().and_then(|c| c.owner.clone());
+    let report = |outcome, notes| CredentialReport {
+        id: id.clone(),
+        owner: owner.clone(),
+        outcome,
+        notes,
+    };
+    if let Some(busy) = drop_expired_retained(s, &id).await? {
+        return Ok(report(busy, Vec::new()));
+    }
+    let now = s.rt.clock.now();
+    if let Decision::Idle(outcome) = decide(
+        cred.as_ref(),
+        Some(&s.state.entry(&id).await),
+        now,
+        s.opts.bootstrap,
+    ) {
+        tracing::debug!("{id}: {}", outcome.describe());
+        return Ok(report(outcome, Vec::new()));
+    }
+    s.rt.progress.begin(&id);
+    let worked = work_on(s, &id, cred.as_ref()).await;
+    s.rt.progress.end(&id);
+    let (outcome, notes) = worked?;
+    Ok(report(outcome, notes))
+}
+
 /// Leases `id`, decides again, and drives its rotation.
 async fn work_on(
-    config: &LoadedConfig,
-    vault: &mut Vault,
-    rt: &Runtime,
+    s: &Session<'_, '_>,
     id: &str,
     cred: Option<&Credential>,
-    opts: &RunOptions,
-    deadline: OffsetDateTime,
 ) -> Result<(Outcome, Vec<String>), EngineError> {
-    if let Some(busy) = lease(vault, rt, id, opts).await? {
+    if let Some(busy) = s.lease(id).await? {
         return Ok((busy, Vec::new()));
     }
     // Decide again on the state as it is now that this run holds the lease.
-    let now = rt.clock.now();
-    let start = match decide(cred, vault.doc.credentials.get(id), now, opts.bootstrap) {
+    let now = s.rt.clock.now();
+    let mut entry = s.state.entry(id).await;
+    let start = match decide(cred, Some(&entry), now, s.opts.bootstrap) {
         Decision::Idle(outcome) => {
-            vault.release(now).await?;
+            s.state.release(id).await?;
             return Ok((outcome, Vec::new()));
         }
         Decision::Work(start) => start,
     };
     if let (Some((trigger, reason)), Some(cred)) = (start, cred) {
-        let entry = vault.doc.credentials.entry(id.to_string()).or_default();
-        start_rotation(entry, cred, trigger, &reason, Vec::new(), now);
-        vault.save(now).await?;
+        start_rotation(&mut entry, cred, trigger, &reason, Vec::new(), now);
+        s.state.put(id, entry.clone()).await?;
     }
-    let driven = drive(config, vault, rt, id, deadline, false).await?;
-    vault.release(rt.clock.now()).await?;
+    let driven = s.drive(id, entry, false).await;
+    let released = s.state.release(id).await;
+    let driven = driven?;
+    released?;
     Ok(driven)
 }
 
 /// Drops the private halves whose `retain` has passed (old age identities), under the
 /// credential's lease. `Some` when another run holds it.
 async fn drop_expired_retained(
-    vault: &mut Vault,
-    rt: &Runtime,
+    s: &Session<'_, '_>,
     id: &str,
-    opts: &RunOptions,
 ) -> Result<Option<Outcome>, EngineError> {
-    let expired = |vault: &Vault, now| {
-        vault.doc.credentials.get(id).is_some_and(|e| {
-            e.retained
-                .iter()
-                .any(|m| m.retain_until.is_some_and(|u| u <= now))
-        })
+    let expired = |entry: &CredentialState, now| {
+        entry
+            .retained
+            .iter()
+            .any(|m| m.retain_until.is_some_and(|u| u <= now))
     };
-    if !expired(vault, rt.clock.now()) {
+    if !expired(&s.state.entry(id).await, s.rt.clock.now()) {
         return Ok(None);
     }
-    if let Some(busy) = lease(vault, rt, id, opts).await? {
+    if let Some(busy) = s.lease(id).await? {
         return Ok(Some(busy));
     }
-    let now = rt.clock.now();
-    let entry = vault.doc.credentials.get_mut(id).expect("checked above");
+    let now = s.rt.clock.now();
+    let mut entry = s.state.entry(id).await;
     let (gone, kept): (Vec<Material>, Vec<Material>) = std::mem::take(&mut entry.retained)
         .into_iter()
         .partition(|m| m.retain_until.is_some_and(|u| u <= now));
@@ -205,8 +280,8 @@ async fn drop_expired_retained(
             format!("{} private half dropped: retain passed", m.summary()),
         );
     }
-    vault.save(now).await?;
-    vault.release(now).await?;
+    s.state.put(id, entry).await?;
+    s.state.release(id).await?;
     Ok(None)
 }
 
@@ -239,49 +314,6 @@ fn decide(
         ))),
         Next::Idle { next_due } => Decision::Idle(Outcome::Idle { next_due }),
     }
-}
-
-/// Takes the lease on `id`, or says who holds it.
-async fn lease(
-    vault: &mut Vault,
-    rt: &Runtime,
-    id: &str,
-    opts: &RunOptions,
-) -> Result<Option<Outcome>, EngineError> {
-    let deadline = rt.clock.now() + opts.lease_wait;
-    match vault
-        .acquire_waiting(&[id.to_string()], rt.clock.as_ref(), deadline)
-        .await
-    {
-        Ok(()) => Ok(None),
-        Err(e @ StateError::LeaseHeld { .. }) => Ok(Some(Outcome::Busy {
-            detail: e.to_string(),
-        })),
-        Err(e) => Err(e.into()),
-    }
-}
-
-async fn drive(
-    config: &LoadedConfig,
-    vault: &mut Vault,
-    rt: &Runtime,
-    id: &str,
-    deadline: OffsetDateTime,
-    operator_rollback: bool,
-) -> Result<(Outcome, Vec<String>), EngineError> {
-    let snapshot = vault.doc.credentials[id]
-        .rotation
-        .as_ref()
-        .map(|r| r.snapshot.clone())
-        .expect("a rotation in flight");
-    let cred = credential_from_snapshot(&snapshot).map_err(|e| EngineError::Refused {
-        credential: id.to_string(),
-        message: format!("the config snapshot of the rotation in flight does not load ({e}); this state was written by another rotagate version"),
-    })?;
-    let mut driver = Driver::new(rt, vault, &config.dir, id, cred, deadline);
-    driver.operator_rollback = operator_rollback;
-    let outcome = driver.drive().await?;
-    Ok((outcome, std::mem::take(&mut driver.notes)))
 }
 
 fn start_rotation(
@@ -344,21 +376,24 @@ fn refused(id: &str, message: impl Into<String>) -> EngineError {
     }
 }
 
-/// Runs `f` with the lease on `id` held, releasing it afterwards whatever happens.
+/// Runs `f` on `id`'s entry with the lease on `id` held, releasing it afterwards
+/// whatever happens.
 async fn leased<T>(
+    config: &LoadedConfig,
     vault: &mut Vault,
     rt: &Runtime,
-    id: &str,
     opts: &RunOptions,
-    f: impl AsyncFnOnce(&mut Vault) -> Result<T, EngineError>,
+    id: &str,
+    f: impl AsyncFnOnce(&Session<'_, '_>, CredentialState) -> Result<T, EngineError>,
 ) -> Result<T, EngineError> {
-    if let Some(Outcome::Busy { detail }) = lease(vault, rt, id, opts).await? {
+    let session = Session::new(config, rt, opts, vault);
+    if let Some(Outcome::Busy { detail }) = session.lease(id).await? {
         return Err(refused(id, detail));
     }
     rt.progress.begin(id);
-    let result = f(vault).await;
+    let result = f(&session, session.state.entry(id).await).await;
     rt.progress.end(id);
-    let released = vault.release(rt.clock.now()).await;
+    let released = session.state.release(id).await;
     let value = result?;
     released?;
     Ok(value)
@@ -376,10 +411,8 @@ pub async fn rotate(
     emergency: bool,
 ) -> Result<RunReport, EngineError> {
     let cred = live(config, id).ok_or_else(|| unknown(config, id))?;
-    let deadline = rt.clock.now() + opts.max_wait;
-    let (outcome, notes) = leased(vault, rt, id, opts, async |vault| {
+    let (outcome, notes) = leased(config, vault, rt, opts, id, async |s, mut entry| {
         let now = rt.clock.now();
-        let entry = vault.doc.credentials.entry(id.to_string()).or_default();
         if let Some(r) = &entry.rotation
             && !emergency
         {
@@ -395,13 +428,13 @@ pub async fn rotate(
             return Err(refused(id, Outcome::NoKey.describe()));
         }
         let (trigger, abandoned) = if emergency {
-            (Trigger::Emergency, revoke_for_emergency(entry, reason, now))
+            (Trigger::Emergency, revoke_for_emergency(&mut entry, reason, now))
         } else {
             (Trigger::Dispatch, Vec::new())
         };
-        start_rotation(entry, &cred, trigger, reason, abandoned, now);
-        vault.save(now).await?;
-        drive(config, vault, rt, id, deadline, false).await
+        start_rotation(&mut entry, &cred, trigger, reason, abandoned, now);
+        s.state.put(id, entry.clone()).await?;
+        s.drive(id, entry, false).await
     })
     .await?;
     Ok(RunReport {
@@ -464,10 +497,8 @@ pub async fn rollback(
     if config.credential(id).is_none() && !vault.doc.credentials.contains_key(id) {
         return Err(unknown(config, id));
     }
-    let deadline = rt.clock.now() + opts.max_wait;
-    let (outcome, notes) = leased(vault, rt, id, opts, async |vault| {
+    let (outcome, notes) = leased(config, vault, rt, opts, id, async |s, mut entry| {
         let now = rt.clock.now();
-        let entry = vault.doc.credentials.entry(id.to_string()).or_default();
         let current_revoked = entry
             .current
             .as_ref()
@@ -500,9 +531,9 @@ pub async fn rollback(
             });
             let rotation_id = rotation.id.clone();
             entry.audit(now, Some(&rotation_id), "rollback-requested", "requested by an operator");
-            vault.save(now).await?;
+            s.state.put(id, entry.clone()).await?;
         }
-        drive(config, vault, rt, id, deadline, true).await
+        s.drive(id, entry, true).await
     })
     .await?;
     Ok(RunReport {
@@ -549,8 +580,7 @@ pub async fn adopt(
             "--role is only for `strategy: alternating` credentials",
         ));
     }
-    leased(vault, rt, id, opts, async |vault| {
-        let entry = vault.doc.credentials.entry(id.to_string()).or_default();
+    leased(config, vault, rt, opts, id, async |s, mut entry| {
         if let Some(r) = &entry.rotation {
             return Err(refused(id, format!("rotation {} is in flight; adopt only between rotations", r.id)));
         }
@@ -583,7 +613,7 @@ pub async fn adopt(
         entry.kids.insert(material.kid.clone(), material.fingerprint.clone());
         entry.current = Some(material);
         entry.audit(now, None, "adopted", format!("{summary} recorded as current"));
-        vault.save(now).await?;
+        s.state.put(id, entry.clone()).await?;
         Ok(format!("{id}: adopted {summary}"))
     })
     .await
@@ -600,10 +630,8 @@ pub async fn reopen_gate(
     if config.credential(id).is_none() && !vault.doc.credentials.contains_key(id) {
         return Err(unknown(config, id));
     }
-    let deadline = rt.clock.now() + opts.max_wait;
-    let (outcome, notes) = leased(vault, rt, id, opts, async |vault| {
+    let (outcome, notes) = leased(config, vault, rt, opts, id, async |s, mut entry| {
         let now = rt.clock.now();
-        let entry = vault.doc.credentials.entry(id.to_string()).or_default();
         let Some(rotation) = entry.rotation.as_mut() else {
             return Err(refused(id, "no rotation is in flight"));
         };
@@ -638,8 +666,8 @@ pub async fn reopen_gate(
             "gate-reopened",
             format!("{name}: attempt {attempt}"),
         );
-        vault.save(now).await?;
-        drive(config, vault, rt, id, deadline, false).await
+        s.state.put(id, entry.clone()).await?;
+        s.drive(id, entry, false).await
     })
     .await?;
     Ok(RunReport {

@@ -205,7 +205,7 @@ pub fn seal(
         doc,
     };
     let body_json = Zeroizing::new(
-        serde_json::to_string_pretty(&body)
+        serde_json::to_string(&body)
             .map_err(|e| StateError::Malformed(format!("serialising the state: {e}")))?,
     );
     let mac = STANDARD.encode(identity.mac(body_json.as_bytes()).finalize().into_bytes());

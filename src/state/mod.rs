@@ -3,6 +3,7 @@
 mod envelope;
 mod file;
 mod github_branch;
+mod shared;
 mod store;
 mod vault;
 
@@ -19,6 +20,7 @@ pub fn hex_digest(bytes: &[u8]) -> String {
 }
 pub use file::FileStore;
 pub use github_branch::GithubBranchStore;
+pub use shared::SharedVault;
 pub use store::{Anchor, StateStore, Stored, Version};
 pub use vault::{RunIdentity, Vault, restore};
 
@@ -115,7 +117,7 @@ impl CredentialState {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StateError {
     #[error("state identity: {0}")]
     Identity(String),

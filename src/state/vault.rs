@@ -213,35 +213,41 @@ impl Vault {
         }
     }
 
-    /// Like [`Vault::acquire`], but waits (re-reading the state) while another run holds
-    /// a lease, until `deadline`.
-    pub async fn acquire_waiting(
-        &mut self,
-        ids: &[String],
-        clock: &dyn crate::clock::Clock,
-        deadline: OffsetDateTime,
-    ) -> Result<(), StateError> {
-        loop {
-            match self.acquire(ids, clock.now()).await {
-                Err(StateError::LeaseHeld { .. }) if clock.now() < deadline => {
-                    clock.sleep(std::time::Duration::from_secs(2)).await;
-                    if let Some((doc, head, sealed)) = self.load_verified().await? {
-                        self.merge_from(doc, head)?;
-                        self.sealed = Some(sealed);
-                    }
-                }
-                other => return other,
-            }
+    /// Marks `id` as this run's without saving: the next save writes the lease. Fails
+    /// with [`StateError::LeaseHeld`] when another live run holds it.
+    pub fn hold(&mut self, id: &str, now: OffsetDateTime) -> Result<(), StateError> {
+        let entry = self.doc.credentials.entry(id.to_string()).or_default();
+        check_lease(id, entry.lease.as_ref(), &self.run, now)?;
+        self.owned.insert(id.to_string());
+        Ok(())
+    }
+
+    /// Re-reads the stored state, keeping this run's own entries.
+    pub async fn refresh(&mut self) -> Result<(), StateError> {
+        if let Some((doc, head, sealed)) = self.load_verified().await? {
+            self.merge_from(doc, head)?;
+            self.sealed = Some(sealed);
         }
+        Ok(())
     }
 
     /// Writes the document as the next generation, renewing this run's leases. On a
     /// compare-and-swap conflict the newer state is reloaded and only this run's entries
     /// are re-applied.
     pub async fn save(&mut self, now: OffsetDateTime) -> Result<(), StateError> {
+        self.save_releasing(now, &BTreeSet::new()).await
+    }
+
+    /// Saves, clearing the leases on `releasing` (which this run then no longer holds)
+    /// and renewing the others.
+    pub async fn save_releasing(
+        &mut self,
+        now: OffsetDateTime,
+        releasing: &BTreeSet<String>,
+    ) -> Result<(), StateError> {
         for id in &self.owned {
             if let Some(entry) = self.doc.credentials.get_mut(id) {
-                entry.lease = Some(Lease {
+                entry.lease = (!releasing.contains(id)).then(|| Lease {
                     run_id: self.run.run_id.clone(),
                     holder: self.run.holder.clone(),
                     host: self.run.host.clone(),
@@ -250,7 +256,10 @@ impl Vault {
                 });
             }
         }
-        self.write(now).await
+        // Released entries stay owned during the write, so a conflict re-applies them.
+        let written = self.write(now).await;
+        self.owned.retain(|id| !releasing.contains(id));
+        written
     }
 
     async fn write(&mut self, now: OffsetDateTime) -> Result<(), StateError> {
@@ -336,17 +345,8 @@ impl Vault {
         if self.owned.is_empty() {
             return Ok(());
         }
-        let owned = std::mem::take(&mut self.owned);
-        for id in &owned {
-            if let Some(entry) = self.doc.credentials.get_mut(id) {
-                entry.lease = None;
-            }
-        }
-        // Keep ownership for the write so a conflict re-applies the released entries.
-        self.owned = owned;
-        let written = self.write(now).await;
-        self.owned.clear();
-        written
+        let owned = self.owned.clone();
+        self.save_releasing(now, &owned).await
     }
 
     /// Re-encrypts the state to new recipients with a new writer identity, keeping the
@@ -467,11 +467,11 @@ fn check_follows(head: &Chain, parent: &Chain) -> Result<(), StateError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::state::FileStore;
 
-    fn run(host: &str, pid: u32) -> RunIdentity {
+    pub(crate) fn run(host: &str, pid: u32) -> RunIdentity {
         RunIdentity {
             run_id: uuid::Uuid::new_v4().to_string(),
             holder: format!("{host}:{pid}"),
@@ -480,7 +480,7 @@ mod tests {
         }
     }
 
-    async fn vault(dir: &std::path::Path, id: &str, r: RunIdentity) -> Vault {
+    pub(crate) async fn vault(dir: &std::path::Path, id: &str, r: RunIdentity) -> Vault {
         let identity = StateIdentity::parse(&crate::secret::Secret::new(id)).unwrap();
         let recipients = envelope::parse_recipients(&[identity.recipient()]).unwrap();
         let store = FileStore::new(dir.join("state.age"), "file:state.age");

@@ -5,7 +5,6 @@
 //! decrypts and verifies.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -154,33 +153,6 @@ fn library_verifies(ws: &Ws) {
     rt.block_on(async { drop(ws.vault().await) });
 }
 
-/// Runs the binary and kills it with SIGKILL right after its `line`-th log line.
-/// Returns whether it was killed (false: it finished first).
-fn run_killed_after_line(ws: &Ws, args: &[&str], line: usize) -> bool {
-    let mut child = ws
-        .cmd(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut seen = 0;
-    let mut killed = false;
-    for l in BufReader::new(stderr).lines() {
-        let Ok(l) = l else { break };
-        if l.contains("INFO") || l.contains("WARN") {
-            seen += 1;
-            if seen == line {
-                child.kill().unwrap();
-                killed = true;
-                break;
-            }
-        }
-    }
-    child.wait().unwrap();
-    killed
-}
-
 /// Runs until the hook named `point` blocks (for `kid`, or any kid when empty), then
 /// kills the binary inside it.
 fn run_killed_inside(ws: &Ws, args: &[&str], point: &str, kid: &str) -> bool {
@@ -299,7 +271,7 @@ fn sweep(scenario: Scenario) -> usize {
     let mut line = 1;
     loop {
         let ws = copy_of(&base);
-        if !run_killed_after_line(&ws, &args, line) {
+        if !ws.run_killed_after_line(&args, line) {
             break;
         }
         points.insert(check_invariants(&ws, &old));

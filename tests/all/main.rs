@@ -10,6 +10,7 @@ mod config;
 mod crash;
 mod engine;
 mod examples;
+mod fleet;
 mod fuzz;
 mod github;
 mod http;

@@ -4,8 +4,9 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -109,6 +110,33 @@ impl Ws {
         }
         c.env("ROTAGATE_AGE_IDENTITY", &self.identity);
         c
+    }
+
+    /// Runs the binary and kills it with SIGKILL right after its `line`-th log line.
+    /// Returns whether it was killed (false: it finished first).
+    pub fn run_killed_after_line(&self, args: &[&str], line: usize) -> bool {
+        let mut child = self
+            .cmd(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let mut seen = 0;
+        let mut killed = false;
+        for l in BufReader::new(stderr).lines() {
+            let Ok(l) = l else { break };
+            if l.contains("INFO") || l.contains("WARN") {
+                seen += 1;
+                if seen == line {
+                    child.kill().unwrap();
+                    killed = true;
+                    break;
+                }
+            }
+        }
+        child.wait().unwrap();
+        killed
     }
 
     pub fn run(&self, args: &[&str]) -> Run {

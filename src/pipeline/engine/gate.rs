@@ -13,7 +13,7 @@ use crate::pipeline::EngineError;
 use crate::pipeline::outcome::Outcome;
 use crate::pipeline::rotation::{At, Failure, GateRecord};
 
-impl Driver<'_> {
+impl Driver<'_, '_> {
     pub(super) fn gate_spec(&self) -> GateSpec {
         if self.rot_ref().emergency() {
             self.cred.emergency_gate()

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use time::OffsetDateTime;
+use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
 use super::outcome::Outcome;
@@ -19,7 +20,7 @@ use crate::config::{ActionSpec, Credential, GateSpec};
 use crate::http::HttpClient;
 use crate::material::Material;
 use crate::probes::{self, Probe};
-use crate::state::{CredentialState, Vault};
+use crate::state::{CredentialState, SharedVault};
 
 mod gate;
 mod promote;
@@ -119,9 +120,14 @@ enum OpKind {
     Run,
 }
 
-pub(crate) struct Driver<'a> {
+pub(crate) struct Driver<'a, 'v> {
     rt: &'a Runtime,
-    vault: &'a mut Vault,
+    state: &'a SharedVault<'v>,
+    /// Held while a step reaches beyond this machine, so a fleet keeps a bounded number
+    /// of commands and requests going at once.
+    slots: &'a Semaphore,
+    /// This credential's entry; handed to `state` at every save.
+    entry: CredentialState,
     base_dir: &'a Path,
     id: String,
     cred: Credential,
@@ -138,10 +144,13 @@ pub(crate) struct Driver<'a> {
     pub(crate) operator_rollback: bool,
 }
 
-impl<'a> Driver<'a> {
+impl<'a, 'v> Driver<'a, 'v> {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         rt: &'a Runtime,
-        vault: &'a mut Vault,
+        state: &'a SharedVault<'v>,
+        slots: &'a Semaphore,
+        entry: CredentialState,
         base_dir: &'a Path,
         id: &str,
         cred: Credential,
@@ -155,7 +164,9 @@ impl<'a> Driver<'a> {
         );
         Driver {
             rt,
-            vault,
+            state,
+            slots,
+            entry,
             base_dir,
             id: id.to_string(),
             cred,
@@ -173,15 +184,11 @@ impl<'a> Driver<'a> {
     }
 
     fn entry(&mut self) -> &mut CredentialState {
-        self.vault
-            .doc
-            .credentials
-            .entry(self.id.clone())
-            .or_default()
+        &mut self.entry
     }
 
     fn entry_ref(&self) -> &CredentialState {
-        &self.vault.doc.credentials[&self.id]
+        &self.entry
     }
 
     fn rot(&mut self) -> &mut Rotation {
@@ -203,9 +210,21 @@ impl<'a> Driver<'a> {
         (self.rot_ref().new.clone(), self.entry_ref().current.clone())
     }
 
+    /// A slot for a step, unless it only touches files here.
+    async fn slot(&self, local: bool) -> Option<tokio::sync::SemaphorePermit<'a>> {
+        if local {
+            return None;
+        }
+        Some(
+            self.slots
+                .acquire()
+                .await
+                .expect("the slots are never closed"),
+        )
+    }
+
     async fn save(&mut self) -> Result<(), EngineError> {
-        let now = self.now();
-        self.vault.save(now).await?;
+        self.state.put(&self.id, self.entry.clone()).await?;
         Ok(())
     }
 
@@ -414,6 +433,7 @@ impl<'a> Driver<'a> {
                 OpKind::Restore(before) => Op::Restore(before),
                 OpKind::Run => Op::Run(&view),
             };
+            let _slot = self.slot(action.local()).await;
             action.execute(op, &cx).await
         };
         match result {
@@ -550,6 +570,7 @@ impl<'a> Driver<'a> {
                     old,
                     env: &self.env,
                 };
+                let _slot = self.slot(false).await;
                 probe
                     .check(&view, &self.step_context(step, &produced))
                     .await

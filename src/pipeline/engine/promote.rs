@@ -8,7 +8,7 @@ use crate::config::Strategy;
 use crate::pipeline::EngineError;
 use crate::pipeline::rotation::{Failure, Stage};
 
-impl Driver<'_> {
+impl Driver<'_, '_> {
     pub(super) fn bootstrap(&self) -> bool {
         self.entry_ref().current.is_none()
     }

@@ -10,7 +10,7 @@ use crate::pipeline::EngineError;
 use crate::pipeline::outcome::Outcome;
 use crate::pipeline::rotation::{At, RollbackStage};
 
-impl Driver<'_> {
+impl Driver<'_, '_> {
     pub(super) async fn rollback_step(&mut self) -> Result<Flow, EngineError> {
         let rb = self.rot_ref().rollback.clone().expect("rolling back");
         let (new, old) = self.materials();

@@ -12,7 +12,7 @@ use crate::pipeline::EngineError;
 use crate::pipeline::outcome::Outcome;
 use crate::pipeline::rotation::{At, Failure, RollbackStage, Stage};
 
-impl Driver<'_> {
+impl Driver<'_, '_> {
     pub(super) async fn generate(&mut self) -> Result<Flow, EngineError> {
         let now = self.now();
         let (kid, role) = {
