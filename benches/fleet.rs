@@ -14,7 +14,9 @@
 //! 6. a bootstrap `rotagate run` of 100, 300 and 1,000 local credentials in one state,
 //!    next to as many one-credential states run one after another;
 //! 7. an incident `rotagate rotate` of one credential in the 1,000-credential state,
-//!    next to the same in a one-credential state.
+//!    next to the same in a one-credential state;
+//! 8. a state after 1,000 rotations of one credential next to a fresh one: size and one
+//!    save's time.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -616,6 +618,56 @@ fn fleet_run(a: &Args, r: &mut Report) {
     );
 }
 
+/// One save of the state in `ws` (median): encrypt, MAC, atomic write.
+fn save_time(ws: &support::Ws, times: usize) -> Duration {
+    let mut vault = futures_block(ws.vault());
+    let now = time::OffsetDateTime::now_utc();
+    median(
+        (0..times)
+            .map(|_| {
+                let t = Instant::now();
+                futures_block(vault.save(now)).unwrap();
+                t.elapsed()
+            })
+            .collect(),
+    )
+}
+
+fn long_history(a: &Args, r: &mut Report) {
+    let rotations = if a.smoke { 30 } else { 1000 };
+    let fresh = local_fleet(1);
+    measured(&fresh, &["run"]);
+    let old = local_fleet(1);
+    measured(&old, &["run"]);
+    for _ in 1..rotations {
+        measured(&old, &["rotate", "service-0000", "--reason", "bench"]);
+    }
+    let size = |ws: &support::Ws| {
+        std::fs::metadata(ws.path(".rotagate/state.age"))
+            .unwrap()
+            .len()
+    };
+    let segments = std::fs::read_dir(old.path(".rotagate/state-audit"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    let times = if a.quick { 5 } else { 11 };
+    let (fresh_save, old_save) = (save_time(&fresh, times), save_time(&old, times));
+    r.line(format!(
+        "\n## 8. A long history\n\nOne credential after {rotations} rotations (each a `rotagate rotate`), next to the same credential after its first. Older audit events live in sealed segments ({segments} of them here); the live state keeps the last 50 to 100 per credential, the kid history and the segment list.\n\n| state | size | one save (median of {times}) |\n|---|---|---|\n| after 1 rotation | {:.1} KB | {:.1} ms |\n| after {rotations} rotations | {:.1} KB | {:.1} ms |",
+        size(&fresh) as f64 / 1024.0,
+        fresh_save.as_secs_f64() * 1000.0,
+        size(&old) as f64 / 1024.0,
+        old_save.as_secs_f64() * 1000.0
+    ));
+    r.line("\n| budget | measured | |\n|---|---|---|");
+    let ratio = old_save.as_secs_f64() / fresh_save.as_secs_f64();
+    r.budget(
+        &format!("a save after {rotations} rotations within 2× of a fresh state's"),
+        ratio <= 2.0,
+        format!("{ratio:.2}×"),
+    );
+}
+
 /// Runs a future to completion from synchronous code inside the runtime.
 fn futures_block<F: std::future::Future>(f: F) -> F::Output {
     tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(f))
@@ -677,6 +729,7 @@ async fn main() {
     keygen(&a, &mut r);
     startup_and_state(&a, &mut r).await;
     fleet_run(&a, &mut r);
+    long_history(&a, &mut r);
     r.line("\n## Budgets missed\n");
     if r.missed.is_empty() {
         r.line("None.");

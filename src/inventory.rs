@@ -8,6 +8,7 @@ use crate::config::LoadedConfig;
 use crate::pipeline::Stage;
 use crate::pipeline::schedule::schedule;
 use crate::state::StateDoc;
+use crate::state::archive::ArchivedEvent;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StatusRow {
@@ -307,21 +308,25 @@ pub struct AuditLine {
     pub detail: String,
 }
 
-pub fn audit(doc: &StateDoc, only: Option<&str>) -> Vec<AuditLine> {
-    let mut lines: Vec<AuditLine> = doc
+/// The whole log: the archived events, then each credential's live tail, by time.
+pub fn audit(doc: &StateDoc, archived: &[ArchivedEvent], only: Option<&str>) -> Vec<AuditLine> {
+    let live = doc
         .credentials
         .iter()
+        .flat_map(|(id, e)| e.audit.iter().map(move |a| (id, a)));
+    let archived = archived.iter().map(|a| (&a.credential, &a.event));
+    let mut lines: Vec<AuditLine> = archived
+        .chain(live)
         .filter(|(id, _)| only.is_none_or(|o| o == id.as_str()))
-        .flat_map(|(id, e)| {
-            e.audit.iter().map(move |a| AuditLine {
-                credential: id.clone(),
-                at: a.at,
-                rotation: a.rotation.clone(),
-                event: a.event.clone(),
-                detail: a.detail.clone(),
-            })
+        .map(|(id, a)| AuditLine {
+            credential: id.clone(),
+            at: a.at,
+            rotation: a.rotation.clone(),
+            event: a.event.clone(),
+            detail: a.detail.clone(),
         })
         .collect();
+    // Stable: events of one instant keep the order they were recorded in.
     lines.sort_by_key(|l| l.at);
     lines
 }

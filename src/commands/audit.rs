@@ -19,7 +19,8 @@ pub struct AuditArgs {
 
 pub async fn run(cli: &Cli, args: &AuditArgs) -> Result<u8, AppError> {
     let (_, _, vault) = prepare(cli, None, Duration::ZERO).await?;
-    let lines = inventory::audit(&vault.doc, args.id.as_deref());
+    let archived = vault.archived_audit().await?;
+    let lines = inventory::audit(&vault.doc, &archived, args.id.as_deref());
     if args.output.json {
         print_json(&lines);
     } else {

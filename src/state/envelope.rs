@@ -226,7 +226,10 @@ pub fn seal(
     ))
 }
 
-fn decrypt(armored: &[u8], identity: &StateIdentity) -> Result<Zeroizing<Vec<u8>>, StateError> {
+pub(super) fn decrypt(
+    armored: &[u8],
+    identity: &StateIdentity,
+) -> Result<Zeroizing<Vec<u8>>, StateError> {
     let reader = age::armor::ArmoredReader::new(armored);
     let decryptor = age::Decryptor::new(reader).map_err(damaged)?;
     let mut stream = decryptor
@@ -262,7 +265,10 @@ fn damaged(e: age::DecryptError) -> StateError {
     StateError::Malformed(format!("the state file is damaged: {what}"))
 }
 
-fn encrypt(plaintext: &[u8], recipients: &[age::x25519::Recipient]) -> Result<Vec<u8>, StateError> {
+pub(super) fn encrypt(
+    plaintext: &[u8],
+    recipients: &[age::x25519::Recipient],
+) -> Result<Vec<u8>, StateError> {
     let encryptor =
         age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
             .map_err(|e| StateError::Malformed(format!("cannot encrypt the state: {e}")))?;

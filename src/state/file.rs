@@ -59,9 +59,23 @@ impl FileStore {
         Ok(file)
     }
 
-    fn write_atomically(&self, bytes: &[u8]) -> Result<(), StateError> {
-        let dir = self
+    /// Where audit segments live: `state-audit/` next to `state.age`.
+    fn segment_path(&self, name: &str) -> PathBuf {
+        let stem = self
             .path
+            .file_stem()
+            .map_or("state".into(), |s| s.to_string_lossy());
+        self.path
+            .with_file_name(format!("{stem}-audit"))
+            .join(format!("{name}.age"))
+    }
+
+    fn write_atomically(&self, bytes: &[u8]) -> Result<(), StateError> {
+        self.write_file(&self.path, bytes)
+    }
+
+    fn write_file(&self, path: &Path, bytes: &[u8]) -> Result<(), StateError> {
+        let dir = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
@@ -78,14 +92,9 @@ impl FileStore {
             })?;
         tmp.write_all(bytes)
             .and_then(|()| tmp.as_file().sync_all())
-            .map_err(|e| self.err(format!("cannot write the state: {e}")))?;
-        tmp.persist(&self.path).map_err(|e| {
-            self.err(format!(
-                "cannot replace {}: {}",
-                self.path.display(),
-                e.error
-            ))
-        })?;
+            .map_err(|e| self.err(format!("cannot write {}: {e}", path.display())))?;
+        tmp.persist(path)
+            .map_err(|e| self.err(format!("cannot replace {}: {}", path.display(), e.error)))?;
         // The rename is durable only once the directory entry is.
         if let Ok(d) = File::open(dir) {
             let _ = d.sync_all();
@@ -119,6 +128,27 @@ impl StateStore for FileStore {
 
     async fn load(&self) -> Result<Option<Stored>, StateError> {
         self.read()
+    }
+
+    async fn put_segment(&self, name: &str, bytes: &[u8]) -> Result<(), StateError> {
+        let path = self.segment_path(name);
+        if path.exists() {
+            return Ok(());
+        }
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir)
+                .map_err(|e| self.err(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        self.write_file(&path, bytes)
+    }
+
+    async fn get_segment(&self, name: &str) -> Result<Option<Vec<u8>>, StateError> {
+        let path = self.segment_path(name);
+        match fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.err(format!("cannot read {}: {e}", path.display()))),
+        }
     }
 
     async fn save(&self, bytes: &[u8], expected: Option<&Version>) -> Result<Version, StateError> {

@@ -13,6 +13,8 @@ use super::{Anchor, StateError, StateStore, Stored, Version};
 use crate::github::{Call, Cost, GitHub, GithubError, encode};
 
 const FILE: &str = "state.age";
+/// Where archived audit segments live on the branch.
+const SEGMENTS: &str = "audit";
 const README: &str = "This branch holds rotagate's state: `state.age`, age-encrypted and MAC-chained.\nOnly rotagate writes it. Protect the branch against force pushes and deletion.\nBreak-glass: `age -d -i identity.txt state.age`.\n";
 
 pub struct GithubBranchStore {
@@ -81,12 +83,21 @@ impl GithubBranchStore {
 
     /// `state.age` as of `git_ref` (a branch or a commit), with its blob sha.
     async fn read_at(&self, git_ref: &str) -> Result<Option<(Vec<u8>, String)>, StateError> {
+        self.read_file(FILE, git_ref).await
+    }
+
+    /// A file of the branch as of `git_ref`, with its blob sha.
+    async fn read_file(
+        &self,
+        path: &str,
+        git_ref: &str,
+    ) -> Result<Option<(Vec<u8>, String)>, StateError> {
         let reply = self
             .request(
                 &Call::get(
                     "GET /repos/{owner}/{repo}/contents/{path}",
                     format!(
-                        "/repos/{}/contents/{FILE}?ref={}",
+                        "/repos/{}/contents/{path}?ref={}",
                         self.repo,
                         encode(git_ref)
                     ),
@@ -348,6 +359,37 @@ impl StateStore for GithubBranchStore {
             repo = self.repo,
             var = self.anchor_variable(),
         )]
+    }
+
+    async fn put_segment(&self, name: &str, bytes: &[u8]) -> Result<(), StateError> {
+        let body = json!({
+            "message": "rotagate: archive audit events",
+            "content": STANDARD.encode(bytes),
+            "branch": self.branch,
+        });
+        // 422: the path exists already, and a segment's name is its content.
+        self.gh
+            .expect(
+                &Call {
+                    method: Method::PUT,
+                    path: format!("/repos/{}/contents/{SEGMENTS}/{name}.age", self.repo),
+                    endpoint: "PUT /repos/{owner}/{repo}/contents/{path}",
+                    body: Some(&body),
+                    cost: Cost::Create,
+                },
+                &[422],
+            )
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    async fn get_segment(&self, name: &str) -> Result<Option<Vec<u8>>, StateError> {
+        let path = format!("{SEGMENTS}/{name}.age");
+        Ok(self
+            .read_file(&path, &self.branch)
+            .await?
+            .map(|(bytes, _)| bytes))
     }
 
     async fn save(&self, bytes: &[u8], expected: Option<&Version>) -> Result<Version, StateError> {

@@ -1,5 +1,6 @@
 //! The state: one age-encrypted, MAC-chained document; stores; leases.
 
+pub mod archive;
 mod envelope;
 mod file;
 mod github_branch;
@@ -34,6 +35,9 @@ pub const STATE_FORMAT: u32 = 1;
 pub struct StateDoc {
     #[serde(default)]
     pub credentials: BTreeMap<String, CredentialState>,
+    /// Sealed segments holding the audit log's older events, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub archive: Vec<archive::Segment>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -25,6 +25,13 @@ pub trait StateStore: Send + Sync {
     /// stored yet); otherwise fails with [`StateError::Conflict`] and writes nothing.
     async fn save(&self, bytes: &[u8], expected: Option<&Version>) -> Result<Version, StateError>;
 
+    /// Stores a sealed audit segment under `name` (content-addressed: a segment already
+    /// there is the same one).
+    async fn put_segment(&self, name: &str, bytes: &[u8]) -> Result<(), StateError>;
+
+    /// A sealed audit segment, `None` when the store has no segment `name`.
+    async fn get_segment(&self, name: &str) -> Result<Option<Vec<u8>>, StateError>;
+
     /// The state the head replaced, when the store keeps history, so the chain can be
     /// checked against it.
     async fn load_parent(&self, _head: &Version) -> Result<Option<Vec<u8>>, StateError> {

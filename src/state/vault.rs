@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 
 use time::OffsetDateTime;
 
+use super::archive;
 use super::envelope::{self, Chain, StateIdentity};
 use super::{Anchor, Lease, StateDoc, StateError, StateStore, Version};
 
@@ -257,14 +258,21 @@ impl Vault {
             }
         }
         // Released entries stay owned during the write, so a conflict re-applies them.
-        let written = self.write(now).await;
+        let written = self.write(now, releasing).await;
         self.owned.retain(|id| !releasing.contains(id));
         written
     }
 
-    async fn write(&mut self, now: OffsetDateTime) -> Result<(), StateError> {
+    /// Seals and stores the document, first archiving the older audit events of
+    /// `finished`: entries no one holds a working copy of any more.
+    async fn write(
+        &mut self,
+        now: OffsetDateTime,
+        finished: &BTreeSet<String>,
+    ) -> Result<(), StateError> {
         let mut backoff = save_backoff();
         loop {
+            self.archive_old_events(finished).await?;
             let previous = self.head.as_ref().map(|(c, _)| c);
             let (bytes, chain) =
                 envelope::seal(&self.doc, previous, &self.identity, &self.recipients, now)?;
@@ -320,6 +328,51 @@ impl Vault {
         }
     }
 
+    /// Moves the older audit events of `finished` into a sealed segment, stored before
+    /// the state that lists it.
+    async fn archive_old_events(&mut self, finished: &BTreeSet<String>) -> Result<(), StateError> {
+        let events = archive::take_old_events(&mut self.doc, finished);
+        if events.is_empty() {
+            return Ok(());
+        }
+        let (bytes, segment) = archive::seal(events, &self.recipients)?;
+        self.store.put_segment(&segment.name, &bytes).await?;
+        tracing::debug!(
+            "{} audit events archived to segment {}",
+            segment.events,
+            segment.name
+        );
+        self.doc.archive.push(segment);
+        Ok(())
+    }
+
+    /// Every archived audit event, read from the store and checked against the state.
+    pub async fn archived_audit(&self) -> Result<Vec<archive::ArchivedEvent>, StateError> {
+        let mut events = Vec::new();
+        for segment in &self.doc.archive {
+            events.extend(self.segment_events(segment).await?);
+        }
+        Ok(events)
+    }
+
+    async fn segment_events(
+        &self,
+        segment: &archive::Segment,
+    ) -> Result<Vec<archive::ArchivedEvent>, StateError> {
+        let bytes = self
+            .store
+            .get_segment(&segment.name)
+            .await?
+            .ok_or_else(|| {
+                StateError::Forged(format!(
+                    "audit segment {} that the state lists is missing from {}",
+                    segment.name,
+                    self.store.describe()
+                ))
+            })?;
+        archive::open(&bytes, segment, &self.identity)
+    }
+
     /// Adopts a newer stored state, keeping this run's own entries.
     fn merge_from(
         &mut self,
@@ -333,6 +386,12 @@ impl Vault {
             }
             if let Some(ours) = self.doc.credentials.get(id) {
                 fresh.credentials.insert(id.clone(), ours.clone());
+            }
+        }
+        // Segments are append-only: keep the ones this run archived to.
+        for segment in &self.doc.archive {
+            if !fresh.archive.iter().any(|s| s.name == segment.name) {
+                fresh.archive.push(segment.clone());
             }
         }
         self.doc = fresh;
@@ -374,9 +433,19 @@ impl Vault {
                 "the state sealed for the new identity does not open with it ({e}); nothing was changed"
             ))
         })?;
+        // Archived segments follow the state to its new recipients (sealed anew, so
+        // under new names); the old ones stay for older copies of the state.
+        let mut archive = Vec::new();
+        for segment in &self.doc.archive {
+            let events = self.segment_events(segment).await?;
+            let (bytes, resealed) = archive::seal(events, &recipients)?;
+            self.store.put_segment(&resealed.name, &bytes).await?;
+            archive.push(resealed);
+        }
+        self.doc.archive = archive;
         self.identity = identity;
         self.recipients = recipients;
-        self.write(now).await
+        self.write(now, &BTreeSet::new()).await
     }
 }
 

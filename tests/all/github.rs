@@ -904,6 +904,39 @@ async fn state_on_a_branch_refuses_a_replayed_state_and_a_concurrent_writer() {
     );
 }
 
+/// On the branch store the audit log's older events go to `audit/` on the branch, and
+/// `audit` reads them back from there.
+#[tokio::test(flavor = "multi_thread")]
+async fn archived_audit_segments_live_on_the_state_branch() {
+    let fake = world().await;
+    let ws = on_state_branch();
+    ok(&ws.gh(&fake, HOME, &["run"]).await);
+    let rotations = 12;
+    for _ in 1..rotations {
+        ok(&ws
+            .gh(&fake, HOME, &["rotate", "api-signing", "--reason", "r"])
+            .await);
+    }
+    let out = ws
+        .gh(&fake, HOME, &["audit", "api-signing", "--json"])
+        .await;
+    ok(&out);
+    let lines: Vec<serde_json::Value> = serde_json::from_str(&out.stdout).unwrap();
+    let completed = lines.iter().filter(|l| l["event"] == "completed").count();
+    assert_eq!(completed, rotations, "{}", out.stdout);
+    let segments: Vec<String> = fake
+        .files(HOME, "rotagate-state")
+        .into_iter()
+        .filter(|p| p.starts_with("audit/"))
+        .collect();
+    assert!(!segments.is_empty(), "no segment on the branch");
+    assert!(
+        fake.file(HOME, "rotagate-state", &segments[0])
+            .unwrap()
+            .starts_with("-----BEGIN AGE ENCRYPTED FILE-----")
+    );
+}
+
 /// A force push of the state branch back to an earlier, perfectly chained state (from
 /// before a rotation) is refused by the anchor kept in a repository variable; the
 /// newest state is put back with `state restore`, and only that one.

@@ -238,3 +238,106 @@ fn rekey_moves_the_state_to_a_new_identity_keeping_the_chain() {
     let after = ws.state()["body"]["generation"].as_u64().unwrap();
     assert!(after > before, "the chain continues: {before} -> {after}");
 }
+
+const ONE_SECRET: &str = r#"version: 1
+state:
+  store: file:.rotagate/state.age
+  recipients: [RECIPIENT]
+credentials:
+  - id: api-key
+    bootstrap: true
+    key: { type: secret, length: 32 }
+    promote:
+      - file: { path: .env, set: { API_KEY: "{{ new.value }}" } }
+    drain: 0s
+    gate: none
+"#;
+
+/// The audit log's older events leave the live state for sealed segments that the age
+/// CLI reads; `audit` still shows every event, and a segment that is not the one the
+/// state lists is refused.
+#[test]
+fn older_audit_events_move_to_sealed_segments_and_audit_shows_them_all() {
+    let ws = crate::support::Ws::new();
+    ws.config(ONE_SECRET);
+    assert_eq!(ws.run(&["run"]).code, 0);
+    let rotations = 12;
+    for _ in 1..rotations {
+        let out = ws.run(&["rotate", "api-key", "--reason", "t"]);
+        assert_eq!(out.code, 0, "{}", out.all());
+    }
+    let state = ws.state();
+    let doc = &state["body"]["doc"];
+    let live = doc["credentials"]["api-key"]["audit"]
+        .as_array()
+        .unwrap()
+        .len();
+    let segments = doc["archive"].as_array().unwrap();
+    assert!(!segments.is_empty(), "{doc}");
+    assert!(live <= 100, "{live} events live");
+    let archived: u64 = segments.iter().map(|s| s["events"].as_u64().unwrap()).sum();
+
+    let out = ws.run(&["audit", "api-key", "--json"]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    let lines: Vec<serde_json::Value> = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(lines.len() as u64, live as u64 + archived);
+    let completed = lines.iter().filter(|l| l["event"] == "completed").count();
+    assert_eq!(completed, rotations, "every rotation's end is in the log");
+    assert!(
+        lines
+            .windows(2)
+            .all(|w| w[0]["at"].as_str() <= w[1]["at"].as_str())
+    );
+
+    // Break-glass: the age CLI opens a segment with the state identity.
+    let name = segments[0]["name"].as_str().unwrap();
+    let path = ws.path(&format!(".rotagate/state-audit/{name}.age"));
+    let plain = Command::new("age")
+        .args(["-d", "-i"])
+        .arg(ws.path("identity.txt"))
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(plain.status.success());
+    let body: serde_json::Value = serde_json::from_slice(&plain.stdout).unwrap();
+    assert_eq!(body["events"][0]["credential"], "api-key");
+
+    // A rekey seals the segments anew for the new identity; the log stays whole.
+    let new = rotagate::state::StateIdentity::generate();
+    ws.write("new-identity.txt", new.to_secret().expose());
+    ws.config(&ONE_SECRET.replace("[RECIPIENT]", &format!("[RECIPIENT, {}]", new.recipient())));
+    let out = ws.run(&["state", "rekey", "--new-identity-file", "new-identity.txt"]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    let audit_as_new = || {
+        ws.cmd(&["audit", "--json"])
+            .env("ROTAGATE_AGE_IDENTITY", new.to_secret().expose())
+            .output()
+            .unwrap()
+    };
+    let out = audit_as_new();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rekeyed: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rekeyed.len(), lines.len());
+
+    // A segment swapped for another that decrypts just as well is refused.
+    let name = ws.state()["body"]["doc"]["archive"][0]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = ws.path(&format!(".rotagate/state-audit/{name}.age"));
+    let forged = age_encrypt(&new.recipient(), br#"{"events":[]}"#);
+    std::fs::write(&path, forged).unwrap();
+    let out = audit_as_new();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "audit segment {name} is not the one the state lists"
+        )),
+        "{stderr}"
+    );
+}

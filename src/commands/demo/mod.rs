@@ -116,7 +116,7 @@ pub async fn run(args: &DemoArgs) -> Result<u8, AppError> {
     )));
 
     say("\n6. `rotagate audit`");
-    for l in inventory::audit(&vault.doc, Some(ID)) {
+    for l in inventory::audit(&vault.doc, &vault.archived_audit().await?, Some(ID)) {
         say(&format!(
             "  {}  {}: {}",
             crate::clock::show(l.at),

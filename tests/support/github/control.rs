@@ -279,6 +279,14 @@ impl FakeGitHub {
             .map(|(_, b)| String::from_utf8(b).unwrap())
     }
 
+    /// Every path on `branch`.
+    pub fn files(&self, repo: &str, branch: &str) -> Vec<String> {
+        self.w()
+            .tree_at(repo, branch)
+            .map(|(_, tree)| tree.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
     pub fn branch_head(&self, repo: &str, branch: &str) -> Option<String> {
         self.w().repos.get(repo)?.refs.get(branch).cloned()
     }
