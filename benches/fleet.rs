@@ -16,7 +16,10 @@
 //! 7. an incident `rotagate rotate` of one credential in the 1,000-credential state,
 //!    next to the same in a one-credential state;
 //! 8. a state after 1,000 rotations of one credential next to a fresh one: size and one
-//!    save's time.
+//!    save's time;
+//! 9. a bootstrap `rotagate run` of 200 credentials, each a secret in one of 50
+//!    repositories, against the fake GitHub enforcing github.com's secondary limits (a
+//!    real minute: the binary paces to it), with the state on a `github-branch` store.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -668,6 +671,61 @@ fn long_history(a: &Args, r: &mut Report) {
     );
 }
 
+async fn github_fleet(a: &Args, r: &mut Report) {
+    const HOME: &str = "fleet/ops";
+    let (credentials, repos) = if a.smoke { (20, 10) } else { (200, 50) };
+    let window = Duration::from_secs(60);
+    let (fake, names) = fleet(repos).await;
+    fake.add_repo(HOME);
+    fake.set_latency(a.latency);
+    fake.enforce_limits(Some(SimLimits {
+        window,
+        points_per_endpoint: 900,
+        content_per_window: 80,
+        concurrency: 100,
+    }));
+    let ws = support::Ws::new();
+    let mut yaml = format!(
+        "version: 1\nstate:\n  store: github-branch:rotagate-state\n  recipients: [{}]\ngithub:\n  repo: {HOME}\n  secondary_limits: true\ncredentials:\n",
+        ws.recipient
+    );
+    for i in 0..credentials {
+        write!(
+            yaml,
+            "  - id: svc-{i:03}\n    bootstrap: true\n    key: {{ type: secret, length: 40 }}\n    promote:\n      - github-secret: {{ repo: {}, set: {{ API_KEY_{}: \"{{{{ new.value }}}}\" }} }}\n    drain: 0s\n    gate: none\n",
+            names[i % repos],
+            i / repos
+        )
+        .unwrap();
+    }
+    ws.write("rotagate.yaml", &yaml);
+    let started = Instant::now();
+    let out = ws.gh(&fake, HOME, &["run"]).await;
+    let wall = started.elapsed();
+    assert_eq!(out.code, 0, "{}", out.all());
+    let writes = fake.count(SECRET_WRITE);
+    let commits = fake.count("PUT /repos/{owner}/{repo}/contents/{path}");
+    let anchors = fake.count("PATCH /repos/{owner}/{repo}/actions/variables/{name}")
+        + fake.count("POST /repos/{owner}/{repo}/actions/variables");
+    let limited = fake.limit_responses();
+    // 900 points buy 180 secret writes a minute; each save is a commit and an anchor
+    // write, one after another.
+    let per_window = 900 / 5;
+    let bound = window * (writes.div_ceil(per_window) as u32 - 1)
+        + a.latency * (commits + anchors) as u32;
+    r.line(format!(
+        "\n## 9. Fleet run on GitHub\n\nA bootstrap `rotagate run` of {credentials} credentials, each a secret in one of {repos} repositories, the state on the `rotagate-state` branch of {HOME}. The fake enforces github.com's secondary limits over a real minute ({} ms latency); the binary paces to them (`secondary_limits: true`).\n\n| measure | value |\n|---|---|\n| wall time | {} |\n| secret writes | {writes} |\n| state commits | {commits} |\n| anchor writes | {anchors} |\n| limit answers | {limited} |\n| bound: (⌈{writes} / {per_window}⌉ − 1) minutes + a round trip per commit and anchor write | {} |",
+        a.latency.as_millis(),
+        secs(wall),
+        secs(bound)
+    ));
+    r.line("\n| budget | measured | |\n|---|---|---|");
+    r.budget("state commits under 40", commits < 40, format!("{commits}"));
+    r.budget("zero limit answers", limited == 0, format!("{limited}"));
+    let over = wall.as_secs_f64() / bound.as_secs_f64();
+    r.budget("within 1.3× of the bound", over <= 1.3, format!("{over:.2}×"));
+}
+
 /// Runs a future to completion from synchronous code inside the runtime.
 fn futures_block<F: std::future::Future>(f: F) -> F::Output {
     tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(f))
@@ -730,6 +788,7 @@ async fn main() {
     startup_and_state(&a, &mut r).await;
     fleet_run(&a, &mut r);
     long_history(&a, &mut r);
+    github_fleet(&a, &mut r).await;
     r.line("\n## Budgets missed\n");
     if r.missed.is_empty() {
         r.line("None.");
