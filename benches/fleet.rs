@@ -711,8 +711,8 @@ async fn github_fleet(a: &Args, r: &mut Report) {
     // 900 points buy 180 secret writes a minute; each save is a commit and an anchor
     // write, one after another.
     let per_window = 900 / 5;
-    let bound = window * (writes.div_ceil(per_window) as u32 - 1)
-        + a.latency * (commits + anchors) as u32;
+    let bound =
+        window * (writes.div_ceil(per_window) as u32 - 1) + a.latency * (commits + anchors) as u32;
     r.line(format!(
         "\n## 9. Fleet run on GitHub\n\nA bootstrap `rotagate run` of {credentials} credentials, each a secret in one of {repos} repositories, the state on the `rotagate-state` branch of {HOME}. The fake enforces github.com's secondary limits over a real minute ({} ms latency); the binary paces to them (`secondary_limits: true`).\n\n| measure | value |\n|---|---|\n| wall time | {} |\n| secret writes | {writes} |\n| state commits | {commits} |\n| anchor writes | {anchors} |\n| limit answers | {limited} |\n| bound: (⌈{writes} / {per_window}⌉ − 1) minutes + a round trip per commit and anchor write | {} |",
         a.latency.as_millis(),
@@ -723,7 +723,11 @@ async fn github_fleet(a: &Args, r: &mut Report) {
     r.budget("state commits under 40", commits < 40, format!("{commits}"));
     r.budget("zero limit answers", limited == 0, format!("{limited}"));
     let over = wall.as_secs_f64() / bound.as_secs_f64();
-    r.budget("within 1.3× of the bound", over <= 1.3, format!("{over:.2}×"));
+    r.budget(
+        "within 1.3× of the bound",
+        over <= 1.3,
+        format!("{over:.2}×"),
+    );
 }
 
 /// Runs a future to completion from synchronous code inside the runtime.

@@ -1,8 +1,6 @@
 //! Key ids: uuid v4, `<prefix>YYYY-MM-DD` (suffixed on a second rotation the same day),
 //! or a template. A kid already used by this credential is never handed out again.
 
-use std::collections::BTreeSet;
-
 use time::Date;
 
 use crate::config::KidSpec;
@@ -13,15 +11,15 @@ pub struct KidContext<'a> {
     pub today: Date,
     /// The number of this rotation for the credential (1 for the first).
     pub seq: u64,
-    /// Every kid this credential has had.
-    pub used: &'a BTreeSet<String>,
+    /// Whether this credential has had the kid.
+    pub used: &'a dyn Fn(&str) -> bool,
 }
 
 pub fn next_kid(spec: &KidSpec, cx: &KidContext) -> String {
     let base = match spec {
         KidSpec::Uuid => loop {
             let kid = uuid::Uuid::new_v4().to_string();
-            if !cx.used.contains(&kid) {
+            if !(cx.used)(&kid) {
                 return kid;
             }
         },
@@ -32,13 +30,13 @@ pub fn next_kid(spec: &KidSpec, cx: &KidContext) -> String {
 }
 
 /// `base`, or `base-2`, `base-3`... whichever is unused.
-fn unique(base: String, used: &BTreeSet<String>) -> String {
-    if !used.contains(&base) {
+fn unique(base: String, used: &dyn Fn(&str) -> bool) -> String {
+    if !used(&base) {
         return base;
     }
     (2u64..)
         .map(|n| format!("{base}-{n}"))
-        .find(|k| !used.contains(k))
+        .find(|k| !used(k))
         .expect("an unused suffix exists")
 }
 
@@ -96,9 +94,10 @@ fn iso_date(d: Date) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
     use time::macros::date;
 
-    fn cx<'a>(used: &'a BTreeSet<String>) -> KidContext<'a> {
+    fn cx<'a>(used: &'a dyn Fn(&str) -> bool) -> KidContext<'a> {
         KidContext {
             credential: "api-signing",
             today: date!(2026 - 11 - 23),
@@ -111,19 +110,22 @@ mod tests {
     fn date_kids_are_suffixed_on_a_second_rotation_the_same_day() {
         let mut used = BTreeSet::new();
         let spec = KidSpec::Date("prod-key-".into());
-        let first = next_kid(&spec, &cx(&used));
+        let first = next_kid(&spec, &cx(&|k: &str| used.contains(k)));
         assert_eq!(first, "prod-key-2026-11-23");
         used.insert(first);
-        let second = next_kid(&spec, &cx(&used));
+        let second = next_kid(&spec, &cx(&|k: &str| used.contains(k)));
         assert_eq!(second, "prod-key-2026-11-23-2");
         used.insert(second);
-        assert_eq!(next_kid(&spec, &cx(&used)), "prod-key-2026-11-23-3");
+        assert_eq!(
+            next_kid(&spec, &cx(&|k: &str| used.contains(k))),
+            "prod-key-2026-11-23-3"
+        );
     }
 
     #[test]
     fn uuid_kids_are_v4() {
-        let used = BTreeSet::new();
-        let kid = next_kid(&KidSpec::Uuid, &cx(&used));
+        let used = BTreeSet::<String>::new();
+        let kid = next_kid(&KidSpec::Uuid, &cx(&|k: &str| used.contains(k)));
         let parsed = uuid::Uuid::parse_str(&kid).unwrap();
         assert_eq!(parsed.get_version_num(), 4);
     }
@@ -132,9 +134,15 @@ mod tests {
     fn templates_render_and_never_repeat() {
         let mut used = BTreeSet::new();
         let spec = KidSpec::Template("{{ credential }}-{{ seq }}".into());
-        assert_eq!(next_kid(&spec, &cx(&used)), "api-signing-4");
+        assert_eq!(
+            next_kid(&spec, &cx(&|k: &str| used.contains(k))),
+            "api-signing-4"
+        );
         used.insert("api-signing-4".to_string());
-        assert_eq!(next_kid(&spec, &cx(&used)), "api-signing-4-2");
+        assert_eq!(
+            next_kid(&spec, &cx(&|k: &str| used.contains(k))),
+            "api-signing-4-2"
+        );
     }
 
     #[test]

@@ -587,8 +587,8 @@ pub async fn adopt(
         if entry.revoked.contains(&material.fingerprint) {
             return Err(refused(id, "this material was revoked as compromised; it can never be adopted again"));
         }
-        if let Some(fp) = entry.kids.get(&material.kid)
-            && fp != &material.fingerprint
+        if entry.kid_used(&material.kid)
+            && entry.kids.get(&material.kid) != Some(&material.fingerprint)
         {
             return Err(refused(
                 id,
@@ -610,7 +610,7 @@ pub async fn adopt(
             }
         }
         let summary = material.summary();
-        entry.kids.insert(material.kid.clone(), material.fingerprint.clone());
+        entry.record_kid(&material.kid, &material.fingerprint);
         entry.current = Some(material);
         entry.audit(now, None, "adopted", format!("{summary} recorded as current"));
         s.state.put(id, entry.clone()).await?;

@@ -8,30 +8,30 @@
 
 use std::collections::BTreeSet;
 
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use time::OffsetDateTime;
-
 use super::envelope::{self, StateIdentity, hex};
 use super::{AuditEvent, StateDoc, StateError};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 /// Events a credential keeps in the live state after its older ones are archived.
 pub const AUDIT_TAIL: usize = 50;
 /// A credential's live events are archived once there are this many.
 const ARCHIVE_AT: usize = 2 * AUDIT_TAIL;
 
-/// A sealed segment, as the state lists it.
+/// A sealed segment, as the state lists it: kept small, since the list grows by one
+/// entry every few rotations.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Segment {
-    /// `audit-<sha256 prefix>`: where the store keeps it.
-    pub name: String,
     /// SHA-256 of the sealed bytes.
     pub sha256: String,
     pub events: usize,
-    #[serde(with = "time::serde::rfc3339")]
-    pub from: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    pub to: OffsetDateTime,
+}
+
+impl Segment {
+    /// `audit-<sha256 prefix>`: where the store keeps it.
+    pub fn name(&self) -> String {
+        format!("audit-{}", &self.sha256[..16])
+    }
 }
 
 /// One archived event with the credential it belongs to.
@@ -74,11 +74,6 @@ pub fn seal(
     events: Vec<ArchivedEvent>,
     recipients: &[age::x25519::Recipient],
 ) -> Result<(Vec<u8>, Segment), StateError> {
-    let from = events.iter().map(|e| e.event.at).min();
-    let to = events.iter().map(|e| e.event.at).max();
-    let (Some(from), Some(to)) = (from, to) else {
-        return Err(StateError::Malformed("an empty audit segment".into()));
-    };
     let count = events.len();
     let json = serde_json::to_vec(&SegmentBody { events })
         .map_err(|e| StateError::Malformed(format!("serialising an audit segment: {e}")))?;
@@ -87,11 +82,8 @@ pub fn seal(
     Ok((
         bytes,
         Segment {
-            name: format!("audit-{}", &sha256[..16]),
             sha256,
             events: count,
-            from,
-            to,
         },
     ))
 }
@@ -105,14 +97,14 @@ pub fn open(
     if hex(&Sha256::digest(bytes)) != segment.sha256 {
         return Err(StateError::Forged(format!(
             "audit segment {} is not the one the state lists (changed or replaced)",
-            segment.name
+            segment.name()
         )));
     }
     let plaintext = envelope::decrypt(bytes, identity)?;
     let body: SegmentBody = serde_json::from_slice(&plaintext).map_err(|e| {
         StateError::Malformed(format!(
             "audit segment {} does not parse ({e})",
-            segment.name
+            segment.name()
         ))
     })?;
     Ok(body.events)
@@ -122,6 +114,7 @@ pub fn open(
 mod tests {
     use super::*;
     use crate::state::CredentialState;
+    use time::OffsetDateTime;
 
     fn doc_with(events: usize) -> StateDoc {
         let mut entry = CredentialState::default();

@@ -28,6 +28,13 @@ pub use vault::{RunIdentity, Vault, restore};
 use crate::material::Material;
 use crate::pipeline::Rotation;
 
+/// A kid's digest, as [`CredentialState::used_kids`] keeps it: 96 bits of SHA-256.
+fn kid_digest(kid: &str) -> String {
+    use base64::Engine;
+    use sha2::{Digest, Sha256};
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&Sha256::digest(kid.as_bytes())[..12])
+}
+
 /// The state document format this build writes and the newest it reads.
 pub const STATE_FORMAT: u32 = 1;
 
@@ -57,10 +64,14 @@ pub struct CredentialState {
     /// Fingerprints of compromised material: never restored, never adopted again.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub revoked: BTreeSet<String>,
-    /// Every kid this credential has had, with its material's fingerprint, so no kid is
-    /// reused for other material.
+    /// The kids of material this credential still holds or serves (current, previous,
+    /// pending, retained), with their fingerprints.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub kids: BTreeMap<String, String>,
+    /// Digests of every other kid this credential has had: enough that none is handed
+    /// out or adopted again, at a fixed size per kid.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub used_kids: BTreeSet<String>,
     /// How many rotations have been started.
     #[serde(default)]
     pub rotations: u64,
@@ -105,6 +116,38 @@ pub struct AuditEvent {
 }
 
 impl CredentialState {
+    /// Whether `kid` has named material of this credential.
+    pub fn kid_used(&self, kid: &str) -> bool {
+        self.kids.contains_key(kid) || self.used_kids.contains(&kid_digest(kid))
+    }
+
+    /// Records `kid` as naming the material with `fingerprint`; the kids of material no
+    /// longer held keep only their digest.
+    pub fn record_kid(&mut self, kid: &str, fingerprint: &str) {
+        self.kids.insert(kid.to_string(), fingerprint.to_string());
+        let rotation = self.rotation.as_ref();
+        let held: BTreeSet<&str> = self
+            .current
+            .iter()
+            .chain(&self.previous)
+            .chain(&self.retained)
+            .chain(rotation.and_then(|r| r.new.as_ref()))
+            .chain(rotation.into_iter().flat_map(|r| &r.abandoned))
+            .map(|m| m.kid.as_str())
+            .chain([kid])
+            .collect();
+        let gone: Vec<String> = self
+            .kids
+            .keys()
+            .filter(|k| !held.contains(k.as_str()))
+            .cloned()
+            .collect();
+        for old in gone {
+            self.kids.remove(&old);
+            self.used_kids.insert(kid_digest(&old));
+        }
+    }
+
     pub fn audit(
         &mut self,
         at: OffsetDateTime,
@@ -162,4 +205,38 @@ pub enum StateError {
     Store { store: String, message: String },
     #[error("{0}")]
     Refused(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::KeySpec;
+
+    fn material(kid: &str) -> Material {
+        let spec = KeySpec::Secret {
+            length: 32,
+            alphabet: Default::default(),
+            prefix: String::new(),
+            kid: Default::default(),
+        };
+        crate::material::generate(&spec, kid.into(), None, OffsetDateTime::UNIX_EPOCH).unwrap()
+    }
+
+    #[test]
+    fn kids_of_material_no_longer_held_keep_only_their_digest() {
+        let mut entry = CredentialState::default();
+        for kid in ["k1", "k2", "k3", "k4"] {
+            let m = material(kid);
+            entry.record_kid(kid, &m.fingerprint);
+            entry.previous = entry.current.replace(m);
+        }
+        // When k4 was recorded, k3 was current and k2 previous: k1 keeps only a digest.
+        assert_eq!(
+            entry.kids.keys().collect::<Vec<_>>(),
+            ["k2", "k3", "k4"].iter().collect::<Vec<_>>()
+        );
+        assert_eq!(entry.used_kids.len(), 1);
+        assert!(["k1", "k2", "k3", "k4"].iter().all(|k| entry.kid_used(k)));
+        assert!(!entry.kid_used("k5"));
+    }
 }

@@ -336,11 +336,11 @@ impl Vault {
             return Ok(());
         }
         let (bytes, segment) = archive::seal(events, &self.recipients)?;
-        self.store.put_segment(&segment.name, &bytes).await?;
+        self.store.put_segment(&segment.name(), &bytes).await?;
         tracing::debug!(
             "{} audit events archived to segment {}",
             segment.events,
-            segment.name
+            segment.name()
         );
         self.doc.archive.push(segment);
         Ok(())
@@ -361,12 +361,12 @@ impl Vault {
     ) -> Result<Vec<archive::ArchivedEvent>, StateError> {
         let bytes = self
             .store
-            .get_segment(&segment.name)
+            .get_segment(&segment.name())
             .await?
             .ok_or_else(|| {
                 StateError::Forged(format!(
                     "audit segment {} that the state lists is missing from {}",
-                    segment.name,
+                    segment.name(),
                     self.store.describe()
                 ))
             })?;
@@ -390,7 +390,7 @@ impl Vault {
         }
         // Segments are append-only: keep the ones this run archived to.
         for segment in &self.doc.archive {
-            if !fresh.archive.iter().any(|s| s.name == segment.name) {
+            if !fresh.archive.contains(segment) {
                 fresh.archive.push(segment.clone());
             }
         }
@@ -439,7 +439,7 @@ impl Vault {
         for segment in &self.doc.archive {
             let events = self.segment_events(segment).await?;
             let (bytes, resealed) = archive::seal(events, &recipients)?;
-            self.store.put_segment(&resealed.name, &bytes).await?;
+            self.store.put_segment(&resealed.name(), &bytes).await?;
             archive.push(resealed);
         }
         self.doc.archive = archive;

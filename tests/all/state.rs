@@ -239,6 +239,11 @@ fn rekey_moves_the_state_to_a_new_identity_keeping_the_chain() {
     assert!(after > before, "the chain continues: {before} -> {after}");
 }
 
+/// Where a listed segment is stored: named by its SHA-256.
+fn segment_name(segment: &serde_json::Value) -> String {
+    format!("audit-{}", &segment["sha256"].as_str().unwrap()[..16])
+}
+
 const ONE_SECRET: &str = r#"version: 1
 state:
   store: file:.rotagate/state.age
@@ -290,7 +295,7 @@ fn older_audit_events_move_to_sealed_segments_and_audit_shows_them_all() {
     );
 
     // Break-glass: the age CLI opens a segment with the state identity.
-    let name = segments[0]["name"].as_str().unwrap();
+    let name = segment_name(&segments[0]);
     let path = ws.path(&format!(".rotagate/state-audit/{name}.age"));
     let plain = Command::new("age")
         .args(["-d", "-i"])
@@ -324,10 +329,7 @@ fn older_audit_events_move_to_sealed_segments_and_audit_shows_them_all() {
     assert_eq!(rekeyed.len(), lines.len());
 
     // A segment swapped for another that decrypts just as well is refused.
-    let name = ws.state()["body"]["doc"]["archive"][0]["name"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let name = segment_name(&ws.state()["body"]["doc"]["archive"][0]);
     let path = ws.path(&format!(".rotagate/state-audit/{name}.age"));
     let forged = age_encrypt(&new.recipient(), br#"{"events":[]}"#);
     std::fs::write(&path, forged).unwrap();

@@ -17,14 +17,13 @@ impl Driver<'_, '_> {
         let now = self.now();
         let (kid, role) = {
             let entry = self.entry_ref();
-            let used = entry.kids.keys().cloned().collect();
             let kid = material::next_kid(
                 self.cred.key.kid(),
                 &KidContext {
                     credential: &self.id,
                     today: now.date(),
                     seq: entry.rotations,
-                    used: &used,
+                    used: &|kid| entry.kid_used(kid),
                 },
             );
             let role = self.cred.roles().map(|[a, b]| {
@@ -89,7 +88,7 @@ impl Driver<'_, '_> {
         let summary = material.summary();
         let (kid, fingerprint) = (material.kid.clone(), material.fingerprint.clone());
         let now = self.now();
-        self.entry().kids.insert(kid.clone(), fingerprint.clone());
+        self.entry().record_kid(&kid, &fingerprint);
         let r = self.rot();
         r.new = Some(material);
         r.journal.finish(
