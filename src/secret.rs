@@ -83,15 +83,62 @@ struct Registry {
     /// Digests of registered values, so a value is expanded into its forms once.
     seen: HashSet<[u8; 32]>,
     forms: Vec<Zeroizing<String>>,
-    /// An automaton over `forms[..built]`; forms registered since are matched one by
-    /// one until there are enough of them to be worth rebuilding it for, so a run that
-    /// keeps making secrets does not rebuild it for every log line.
-    matcher: Option<AhoCorasick>,
+    /// Automata over consecutive runs of `forms[..built]`, each covering at least twice
+    /// the forms of the next (the logarithmic method): a run that keeps making secrets
+    /// rebuilds each form O(log n) times, not once per [`PENDING_LIMIT`] new forms.
+    matchers: Vec<(AhoCorasick, usize)>,
     built: usize,
 }
 
-/// Forms matched one by one before the automaton is rebuilt to include them.
+/// Forms matched one by one before an automaton is built to include them.
 const PENDING_LIMIT: usize = 64;
+
+impl Registry {
+    /// Folds the pending forms into the automata once there are enough of them.
+    fn build(&mut self) {
+        if self.forms.len() - self.built <= PENDING_LIMIT {
+            return;
+        }
+        let mut start = self.built;
+        while let Some((_, covered)) = self.matchers.last()
+            && *covered <= self.forms.len() - start
+        {
+            start -= covered;
+            self.matchers.pop();
+        }
+        let built = AhoCorasick::builder()
+            .match_kind(MatchKind::Standard)
+            .build(self.forms[start..].iter().map(|f| f.as_bytes()));
+        match built {
+            Ok(matcher) => {
+                self.matchers.push((matcher, self.forms.len() - start));
+                self.built = self.forms.len();
+            }
+            // Too many patterns for an automaton: those forms are matched one by one.
+            Err(_) => self.built = start,
+        }
+    }
+
+    /// Every span of `text` that holds a known form, overlapping ones included.
+    fn spans(&self, text: &str) -> Vec<(usize, usize)> {
+        let mut spans: Vec<(usize, usize)> = self
+            .matchers
+            .iter()
+            .flat_map(|(m, _)| m.find_overlapping_iter(text))
+            .map(|m| (m.start(), m.end()))
+            .collect();
+        for form in &self.forms[self.built..] {
+            let mut from = 0;
+            while let Some(at) = text[from..].find(form.as_str()) {
+                let start = from + at;
+                spans.push((start, start + form.len()));
+                // On to the next character: occurrences may overlap.
+                from = start + text[start..].chars().next().map_or(1, char::len_utf8);
+            }
+        }
+        spans
+    }
+}
 
 fn registry() -> std::sync::MutexGuard<'static, Registry> {
     static REGISTRY: OnceLock<Mutex<Registry>> = OnceLock::new();
@@ -118,42 +165,32 @@ fn register(value: &str) {
         .extend(crate::ci::mask_lines(value).into_iter().map(Zeroizing::new));
 }
 
-/// `text` with every secret this process has held replaced by `<redacted>`.
+/// `text` with every secret this process has held replaced by `<redacted>`: every
+/// occurrence of every form, overlapping ones merged, so no part of one is left.
 pub fn redact(text: &str) -> String {
     let mut r = registry();
     if r.forms.is_empty() {
         return text.to_string();
     }
-    if r.forms.len() - r.built > PENDING_LIMIT {
-        let built = AhoCorasick::builder()
-            .match_kind(MatchKind::LeftmostLongest)
-            .build(r.forms.iter().map(|f| f.as_bytes()));
-        // Too many patterns for an automaton: every form is then matched one by one.
-        r.matcher = built.ok();
-        r.built = if r.matcher.is_some() {
-            r.forms.len()
-        } else {
-            0
-        };
-    }
-    let mut out = match &r.matcher {
-        Some(matcher) => {
-            let mut out = String::with_capacity(text.len());
-            matcher.replace_all_with(text, &mut out, |_, _, dst| {
-                dst.push_str(REDACTED);
-                true
-            });
-            out
+    r.build();
+    let mut spans = r.spans(text);
+    drop(r);
+    spans.sort_unstable();
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    let mut spans = spans.into_iter().peekable();
+    while let Some((start, mut end)) = spans.next() {
+        while let Some(&(next_start, next_end)) = spans.peek()
+            && next_start < end
+        {
+            end = end.max(next_end);
+            spans.next();
         }
-        None => text.to_string(),
-    };
-    let mut pending: Vec<&str> = r.forms[r.built..].iter().map(|f| f.as_str()).collect();
-    pending.sort_by_key(|f| std::cmp::Reverse(f.len()));
-    for form in pending {
-        if out.contains(form) {
-            out = out.replace(form, REDACTED);
-        }
+        out.push_str(&text[copied..start]);
+        out.push_str(REDACTED);
+        copied = end;
     }
+    out.push_str(&text[copied..]);
     out
 }
 
@@ -254,6 +291,29 @@ mod tests {
         let late = Secret::new("late-secret-value-after-build");
         let out = redact(&format!("{} and {}", early[7].expose(), late.expose()));
         assert_eq!(out, "<redacted> and <redacted>");
+    }
+
+    #[test]
+    fn overlapping_secrets_leave_no_fragment_of_either() {
+        let _long = Secret::new("overlap-outer-SECRET-value-9f8e7d");
+        let _inner = Secret::new("SECRET-value-9f8e7d-and-more");
+        let out = redact("a overlap-outer-SECRET-value-9f8e7d-and-more b");
+        assert_eq!(out, "a <redacted> b");
+    }
+
+    #[test]
+    fn thousands_of_secrets_made_one_by_one_are_all_redacted() {
+        let made: Vec<Secret> = (0..1500)
+            .map(|i| {
+                let s = Secret::new(format!("many-secret-{i:05}-abcdefghij"));
+                // Log lines between secrets, as a fleet run writes them.
+                assert_eq!(redact(&format!("x {} y", s.expose())), "x <redacted> y");
+                s
+            })
+            .collect();
+        for s in made.iter().step_by(97) {
+            assert_eq!(redact(&format!("[{}]", s.expose())), "[<redacted>]");
+        }
     }
 
     #[test]
