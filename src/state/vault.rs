@@ -192,8 +192,7 @@ impl Vault {
     /// [`StateError::LeaseHeld`] when another live run holds one.
     pub async fn acquire(&mut self, ids: &[String], now: OffsetDateTime) -> Result<(), StateError> {
         for id in ids {
-            let entry = self.doc.credentials.entry(id.clone()).or_default();
-            check_lease(id, entry.lease.as_ref(), &self.run, now)?;
+            self.check_free(id, now)?;
         }
         self.owned.extend(ids.iter().cloned());
         match self.save(now).await {
@@ -217,10 +216,15 @@ impl Vault {
     /// Marks `id` as this run's without saving: the next save writes the lease. Fails
     /// with [`StateError::LeaseHeld`] when another live run holds it.
     pub fn hold(&mut self, id: &str, now: OffsetDateTime) -> Result<(), StateError> {
-        let entry = self.doc.credentials.entry(id.to_string()).or_default();
-        check_lease(id, entry.lease.as_ref(), &self.run, now)?;
+        self.check_free(id, now)?;
         self.owned.insert(id.to_string());
         Ok(())
+    }
+
+    /// Whether this run may take `id`: no other live run holds its lease.
+    fn check_free(&mut self, id: &str, now: OffsetDateTime) -> Result<(), StateError> {
+        let entry = self.doc.credentials.entry(id.to_string()).or_default();
+        check_lease(id, entry.lease.as_ref(), &self.run, now)
     }
 
     /// Re-reads the stored state, keeping this run's own entries.
