@@ -9,7 +9,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::actions::Providers;
 use crate::cli::{Cli, Waits};
 use crate::clock::SystemClock;
 use crate::config::{self, ConfigError, LoadedConfig, StoreSpec};
@@ -23,6 +22,7 @@ use crate::state::{
     FileStore, GithubBranchStore, RunIdentity, StateError, StateIdentity, StateStore, Vault,
     parse_recipients,
 };
+use crate::step::Providers;
 use crate::{ci, inventory, state};
 
 /// Everything that ends a command early, with its exit code.

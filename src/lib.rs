@@ -3,7 +3,8 @@
 //! Each run advances every credential's rotation as far as its gates allow, saving an
 //! age-encrypted, MAC-chained state after every step, and stops. The pieces:
 //! [`config`] (rotagate.yaml), [`material`] (generators), [`pipeline`] (stages, journal,
-//! engine), [`state`] (encrypted state, stores, leases), [`actions`] and [`probes`] (one
+//! engine), [`state`] (encrypted state, stores, leases), [`step`] (what steps share:
+//! templates' view, requests, programs, clients), [`actions`] and [`probes`] (one
 //! file per kind behind one trait each), [`gate`] (approvals), [`ci`] (GitHub Actions).
 
 pub mod actions;
@@ -25,4 +26,5 @@ pub mod postgres;
 pub mod probes;
 pub mod secret;
 pub mod state;
+pub mod step;
 pub mod vercel;

@@ -7,9 +7,31 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 
 use super::envfile::read_env_file;
-use super::{Action, ActionError, Op, StepContext, View, resolve, write_atomically};
-use crate::config::FileAction;
+use super::{Action, ActionKind, Op, write_atomically};
+use crate::config::Template;
+use crate::config::validate::steps::{relative_path, template, valid_env_key};
+use crate::config::validate::{Role, Scope, Slot, Validator};
 use crate::secret::Secret;
+use crate::step::{Providers, StepContext, StepError, View, resolve};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileAction {
+    /// Path relative to rotagate.yaml.
+    pub path: String,
+    /// KEY: value lines to upsert in a dotenv file; other lines stay as they are.
+    /// Keys may use {{ new.role }} for alternating slots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set: Option<BTreeMap<Template, Template>>,
+    /// The whole file content (e.g. a PEM for a docker secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<Template>,
+    /// Unix permissions for the file (default 0600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u32>,
+}
 
 pub struct FileTarget {
     spec: FileAction,
@@ -25,7 +47,7 @@ impl FileTarget {
     }
 
     /// The `set` map rendered for `view`: key names may depend on the material's role.
-    fn rendered(&self, view: &View) -> Result<Vec<(String, Secret)>, ActionError> {
+    fn rendered(&self, view: &View) -> Result<Vec<(String, Secret)>, StepError> {
         let Some(set) = &self.spec.set else {
             return Ok(Vec::new());
         };
@@ -34,17 +56,13 @@ impl FileTarget {
             .collect()
     }
 
-    fn read(&self, cx: &StepContext) -> Result<super::envfile::EnvFile, ActionError> {
+    fn read(&self, cx: &StepContext) -> Result<super::envfile::EnvFile, StepError> {
         let path = resolve(cx.base_dir, &self.spec.path);
         read_env_file(&path)
-            .map_err(|e| ActionError::Failed(format!("cannot read {}: {e}", path.display())))
+            .map_err(|e| StepError::Failed(format!("cannot read {}: {e}", path.display())))
     }
 
-    fn write_env(
-        &self,
-        cx: &StepContext,
-        file: &super::envfile::EnvFile,
-    ) -> Result<(), ActionError> {
+    fn write_env(&self, cx: &StepContext, file: &super::envfile::EnvFile) -> Result<(), StepError> {
         write_atomically(
             &resolve(cx.base_dir, &self.spec.path),
             file.render().as_bytes(),
@@ -78,7 +96,7 @@ impl Action for FileTarget {
         &self,
         view: &View<'_>,
         cx: &StepContext<'_>,
-    ) -> Result<Option<Value>, ActionError> {
+    ) -> Result<Option<Value>, StepError> {
         if self.spec.content.is_some() {
             let path = resolve(cx.base_dir, &self.spec.path);
             let previous = std::fs::read_to_string(&path).ok();
@@ -96,7 +114,7 @@ impl Action for FileTarget {
         Ok(Some(json!({ "keys": previous })))
     }
 
-    async fn execute(&self, op: Op<'_>, cx: &StepContext<'_>) -> Result<Value, ActionError> {
+    async fn execute(&self, op: Op<'_>, cx: &StepContext<'_>) -> Result<Value, StepError> {
         match op {
             Op::Publish(view) | Op::Write(view) => {
                 if let Some(content) = &self.spec.content {
@@ -144,7 +162,7 @@ impl Action for FileTarget {
                             Ok(()) => {}
                             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                             Err(e) => {
-                                return Err(ActionError::Failed(format!(
+                                return Err(StepError::Failed(format!(
                                     "cannot remove {}: {e}",
                                     path.display()
                                 )));
@@ -156,7 +174,7 @@ impl Action for FileTarget {
                 let keys = before
                     .get("keys")
                     .and_then(Value::as_object)
-                    .ok_or_else(|| ActionError::Failed("nothing was recorded to restore".into()))?;
+                    .ok_or_else(|| StepError::Failed("nothing was recorded to restore".into()))?;
                 let mut file = self.read(cx)?;
                 for (k, v) in keys {
                     match v.as_str() {
@@ -169,7 +187,63 @@ impl Action for FileTarget {
                 self.write_env(cx, &file)?;
                 Ok(json!({ "restored": keys.keys().collect::<Vec<_>>() }))
             }
-            Op::Run(_) => Err(ActionError::Failed("a file step is not a hook".into())),
+            Op::Run(_) => Err(StepError::Failed("a file step is not a hook".into())),
         }
+    }
+}
+
+impl ActionKind for FileTarget {
+    type Spec = FileAction;
+    const ROLES: &'static [Role] = &[Role::Publish, Role::Promote];
+
+    fn check(f: &FileAction, v: &mut Validator, scope: &Scope, path: &str, role: Role) {
+        let p = format!("{path}.file");
+        relative_path(v, &format!("{p}.path"), &f.path);
+        match (&f.set, &f.content) {
+            (Some(_), Some(_)) | (None, None) => v.err(
+                &p,
+                "a file step needs exactly one of `set` (keys in an env file) or `content` (the whole file)",
+                None,
+            ),
+            (None, Some(_)) if role == Role::Publish => v.err(
+                &format!("{p}.content"),
+                "a publish step must be able to remove what it added; use `set`",
+                None,
+            ),
+            _ => {}
+        }
+        if let Some(set) = &f.set {
+            if set.is_empty() {
+                v.err(&format!("{p}.set"), "`set` names no keys", None);
+            }
+            for (k, val) in set {
+                let kp = format!("{p}.set.{}", k.raw());
+                template(v, scope, &kp, k, Slot::SetKey);
+                template(v, scope, &kp, val, Slot::SetValue);
+                if k.vars().is_ok_and(|vars| vars.is_empty()) && !valid_env_key(k.raw()) {
+                    v.err_key(
+                        &kp,
+                        format!("`{}` is not a valid env file key", k.raw()),
+                        None,
+                    );
+                }
+            }
+        }
+        if let Some(content) = &f.content {
+            template(v, scope, &format!("{p}.content"), content, Slot::Content);
+        }
+        if let Some(mode) = f.mode
+            && mode > 0o777
+        {
+            v.err(
+                &format!("{p}.mode"),
+                "mode is a permission such as 0o600 (384)",
+                None,
+            );
+        }
+    }
+
+    fn build(f: &FileAction, _: &Providers) -> Result<Option<Box<dyn Action>>, StepError> {
+        Ok(Some(Box::new(FileTarget::new(f.clone()))))
     }
 }

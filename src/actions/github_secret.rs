@@ -6,10 +6,51 @@ use async_trait::async_trait;
 use http::Method;
 use serde_json::{Value, json};
 
-use super::{Action, ActionError, Op, StepContext, View};
-use crate::config::{GithubValuesAction, Visibility};
+use super::{Action, ActionKind, Op};
 use crate::github::{Call, Cost, GitHub, GithubError, encode, seal};
 use crate::secret::Secret;
+use crate::step::{Providers, StepContext, StepError, View};
+use std::collections::BTreeMap;
+
+use crate::config::Template;
+use crate::config::validate::steps::{repo, template};
+use crate::config::validate::{Role, Scope as Names, Slot, Validator};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Where GitHub secrets or variables go, and what they are set to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GithubValuesAction {
+    /// One repository, `owner/name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repo: Option<String>,
+    /// Several repositories, written concurrently.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub repos: Vec<String>,
+    /// An environment of the repository (or repositories).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    /// An organisation (organisation-level values).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org: Option<String>,
+    /// Which of the organisation's repositories can use them (default `private`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visibility: Option<Visibility>,
+    /// For `visibility: selected`: repository names in the organisation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub repositories: Vec<String>,
+    /// NAME: value.
+    pub set: BTreeMap<String, Template>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Visibility {
+    All,
+    Private,
+    Selected,
+}
 
 /// Where values go: a repository, one of its environments, or an organisation.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -152,13 +193,13 @@ impl GithubSecret {
         Ok(reply.status)
     }
 
-    async fn write(&self, view: &View<'_>) -> Result<Value, ActionError> {
+    async fn write(&self, view: &View<'_>) -> Result<Value, StepError> {
         let values: Vec<(String, Secret)> = self
             .spec
             .set
             .iter()
             .map(|(k, t)| Ok((k.clone(), t.render(view)?)))
-            .collect::<Result<_, ActionError>>()?;
+            .collect::<Result<_, StepError>>()?;
         let scopes = scopes(&self.spec);
         let org = match self.spec.org {
             Some(_) => org_fields(&self.gh, &self.spec).await?,
@@ -202,7 +243,7 @@ impl GithubSecret {
         }
         if !failures.is_empty() {
             failures.sort();
-            return Err(ActionError::Failed(format!(
+            return Err(StepError::Failed(format!(
                 "{} of {} secrets were not written: {}",
                 failures.len(),
                 created + updated + failures.len(),
@@ -229,15 +270,126 @@ impl Action for GithubSecret {
         true
     }
 
-    async fn execute(&self, op: Op<'_>, _cx: &StepContext<'_>) -> Result<Value, ActionError> {
+    async fn execute(&self, op: Op<'_>, _cx: &StepContext<'_>) -> Result<Value, StepError> {
         match op {
             Op::Write(view) => self.write(view).await,
-            Op::Restore(_) => Err(ActionError::Failed(
+            Op::Restore(_) => Err(StepError::Failed(
                 "GitHub secrets cannot be read back, so without old material there is nothing to restore them to".into(),
             )),
             Op::Publish(_) | Op::Unpublish(_) | Op::Run(_) => {
-                Err(ActionError::Failed("a github-secret step only writes values".into()))
+                Err(StepError::Failed("a github-secret step only writes values".into()))
             }
         }
+    }
+}
+
+impl ActionKind for GithubSecret {
+    type Spec = GithubValuesAction;
+    const ROLES: &'static [Role] = &[Role::Promote];
+
+    fn check(a: &GithubValuesAction, v: &mut Validator, scope: &Names, path: &str, _: Role) {
+        check_values(v, scope, &format!("{path}.github-secret"), a, true);
+    }
+
+    fn build(
+        a: &GithubValuesAction,
+        providers: &Providers,
+    ) -> Result<Option<Box<dyn Action>>, StepError> {
+        let gh = providers.github("github-secret")?;
+        Ok(Some(Box::new(GithubSecret::new(a.clone(), gh))))
+    }
+
+    fn github_need(a: &GithubValuesAction) -> Option<(&'static str, Option<String>)> {
+        Some(("github-secret", a.first_repo()))
+    }
+}
+
+impl GithubValuesAction {
+    /// The repository named first (none for organisation values).
+    pub(crate) fn first_repo(&self) -> Option<String> {
+        self.repo.clone().or(self.repos.first().cloned())
+    }
+}
+
+pub(super) fn check_values(
+    v: &mut Validator,
+    scope: &Names,
+    path: &str,
+    a: &GithubValuesAction,
+    secret: bool,
+) {
+    let scopes = usize::from(a.repo.is_some())
+        + usize::from(!a.repos.is_empty())
+        + usize::from(a.org.is_some());
+    if scopes != 1 {
+        v.err(path, "name exactly one of `repo`, `repos` or `org`", None);
+    }
+    for (i, r) in a.repo.iter().chain(a.repos.iter()).enumerate() {
+        let p = if a.repo.is_some() {
+            format!("{path}.repo")
+        } else {
+            format!("{path}.repos[{i}]")
+        };
+        repo(v, &p, r);
+    }
+    if let Some(org) = &a.org {
+        if org.is_empty() || org.contains('/') {
+            v.err(
+                &format!("{path}.org"),
+                format!("`{org}` is not an organisation"),
+                None,
+            );
+        }
+        if a.environment.is_some() {
+            v.err(
+                &format!("{path}.environment"),
+                "environments belong to repositories, not organisations",
+                None,
+            );
+        }
+        match (a.visibility, a.repositories.is_empty()) {
+            (Some(Visibility::Selected), true) => v.err(
+                &format!("{path}.repositories"),
+                "`visibility: selected` needs the repositories that may use it",
+                None,
+            ),
+            (Some(Visibility::All | Visibility::Private) | None, false) => v.err(
+                &format!("{path}.repositories"),
+                "repositories are only for `visibility: selected`",
+                None,
+            ),
+            _ => {}
+        }
+    } else if a.visibility.is_some() || !a.repositories.is_empty() {
+        v.err(
+            path,
+            "`visibility` and `repositories` are for organisation values",
+            None,
+        );
+    }
+    if a.set.is_empty() {
+        v.err(&format!("{path}.set"), "`set` names nothing", None);
+    }
+    for (name, value) in &a.set {
+        let p = format!("{path}.set.{name}");
+        let valid = name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid || name.to_ascii_uppercase().starts_with("GITHUB_") {
+            v.err_key(
+                &p,
+                format!("`{name}` is not a name GitHub accepts"),
+                Some("letters, digits and `_`, not starting with a digit or GITHUB_".into()),
+            );
+        }
+        template(
+            v,
+            scope,
+            &p,
+            value,
+            if secret { Slot::SetValue } else { Slot::Public },
+        );
     }
 }

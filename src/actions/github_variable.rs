@@ -9,10 +9,11 @@ use async_trait::async_trait;
 use http::Method;
 use serde_json::{Value, json};
 
-use super::github_secret::{Scope, org_fields, scopes};
-use super::{Action, ActionError, Op, StepContext, View};
-use crate::config::GithubValuesAction;
+use super::github_secret::{GithubValuesAction, Scope, check_values, org_fields, scopes};
+use super::{Action, ActionKind, Op};
+use crate::config::validate::{Role, Scope as Names, Validator};
 use crate::github::{Call, Cost, GitHub, GithubError};
+use crate::step::{Providers, StepContext, StepError, View};
 
 pub struct GithubVariable {
     spec: GithubValuesAction,
@@ -96,7 +97,7 @@ impl GithubVariable {
     async fn apply(
         &self,
         plan: Vec<(Scope, BTreeMap<String, Option<String>>)>,
-    ) -> Result<Value, ActionError> {
+    ) -> Result<Value, StepError> {
         let org = match self.spec.org {
             Some(_) => org_fields(&self.gh, &self.spec).await?,
             None => Value::Null,
@@ -152,7 +153,7 @@ impl GithubVariable {
         let mut failures: Vec<String> = results.into_iter().filter_map(Result::err).collect();
         if !failures.is_empty() {
             failures.sort();
-            return Err(ActionError::Failed(format!(
+            return Err(StepError::Failed(format!(
                 "{} of {count} variables were not written: {}",
                 failures.len(),
                 failures.join("; ")
@@ -181,7 +182,7 @@ impl Action for GithubVariable {
         &self,
         _view: &View<'_>,
         _cx: &StepContext<'_>,
-    ) -> Result<Option<Value>, ActionError> {
+    ) -> Result<Option<Value>, StepError> {
         let mut before: BTreeMap<String, BTreeMap<String, Option<String>>> = BTreeMap::new();
         for scope in scopes(&self.spec) {
             let existing = self.existing(&scope).await?;
@@ -196,7 +197,7 @@ impl Action for GithubVariable {
         Ok(Some(json!({ "variables": before })))
     }
 
-    async fn execute(&self, op: Op<'_>, _cx: &StepContext<'_>) -> Result<Value, ActionError> {
+    async fn execute(&self, op: Op<'_>, _cx: &StepContext<'_>) -> Result<Value, StepError> {
         match op {
             Op::Write(view) => {
                 let mut changes = BTreeMap::new();
@@ -213,7 +214,7 @@ impl Action for GithubVariable {
                 let recorded = before
                     .get("variables")
                     .and_then(Value::as_object)
-                    .ok_or_else(|| ActionError::Failed("nothing was recorded to restore".into()))?;
+                    .ok_or_else(|| StepError::Failed("nothing was recorded to restore".into()))?;
                 let plan = scopes(&self.spec)
                     .into_iter()
                     .map(|scope| {
@@ -237,9 +238,30 @@ impl Action for GithubVariable {
                     .collect();
                 self.apply(plan).await
             }
-            Op::Publish(_) | Op::Unpublish(_) | Op::Run(_) => Err(ActionError::Failed(
+            Op::Publish(_) | Op::Unpublish(_) | Op::Run(_) => Err(StepError::Failed(
                 "a github-variable step only writes values".into(),
             )),
         }
+    }
+}
+
+impl ActionKind for GithubVariable {
+    type Spec = GithubValuesAction;
+    const ROLES: &'static [Role] = &[Role::Promote];
+
+    fn check(a: &GithubValuesAction, v: &mut Validator, scope: &Names, path: &str, _: Role) {
+        check_values(v, scope, &format!("{path}.github-variable"), a, false);
+    }
+
+    fn build(
+        a: &GithubValuesAction,
+        providers: &Providers,
+    ) -> Result<Option<Box<dyn Action>>, StepError> {
+        let gh = providers.github("github-variable")?;
+        Ok(Some(Box::new(GithubVariable::new(a.clone(), gh))))
+    }
+
+    fn github_need(a: &GithubValuesAction) -> Option<(&'static str, Option<String>)> {
+        Some(("github-variable", a.first_repo()))
     }
 }

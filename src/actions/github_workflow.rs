@@ -1,15 +1,37 @@
 //! `github-workflow`: dispatches a workflow (a redeploy) and journals which run it
 //! started; the probe of the same name follows that run to its conclusion.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use http::Method;
 use serde_json::{Value, json};
 
-use super::{Action, ActionError, Op, StepContext};
-use crate::config::GithubWorkflowAction;
-use crate::github::{Call, Cost, GitHub, GithubError, encode};
+use super::{Action, ActionKind, Op};
+use crate::config::Template;
+use crate::config::validate::steps::{repo, template};
+use crate::config::validate::{Role, Scope, Slot, Validator};
+use crate::github::runs::{dispatch_runs, run_after};
+use crate::github::{Call, Cost, GitHub, encode};
+use crate::step::{Providers, StepContext, StepError};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GithubWorkflowAction {
+    /// `owner/name`
+    pub repo: String,
+    /// The workflow file name (`deploy.yml`) or id.
+    pub workflow: String,
+    /// The branch or tag to run on (default: the repository's default branch).
+    #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+    pub git_ref: Option<String>,
+    /// workflow_dispatch inputs (shown in the run page: public values only).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub inputs: BTreeMap<String, Template>,
+}
 
 pub struct Dispatch {
     spec: GithubWorkflowAction,
@@ -22,49 +44,17 @@ impl Dispatch {
     }
 }
 
-/// The workflow's recent `workflow_dispatch` runs, newest first.
-pub async fn dispatch_runs(
-    gh: &GitHub,
-    repo: &str,
-    workflow: &str,
-) -> Result<Vec<Value>, GithubError> {
-    let runs: Value = gh
-        .get(
-            "GET /repos/{owner}/{repo}/actions/workflows/{workflow_id}/runs",
-            format!(
-                "/repos/{repo}/actions/workflows/{}/runs?event=workflow_dispatch&per_page=20",
-                encode(workflow)
-            ),
-        )
-        .await?;
-    let mut runs: Vec<Value> = runs["workflow_runs"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    runs.sort_by_key(|r| std::cmp::Reverse(r["id"].as_u64().unwrap_or(0)));
-    Ok(runs)
-}
-
-/// Run ids only grow, so "the run this dispatch started" is the newest one above the
-/// newest before it; no clock is compared.
-pub fn run_after(runs: &[Value], after: u64) -> Option<&Value> {
-    runs.iter()
-        .find(|r| r["id"].as_u64().is_some_and(|id| id > after))
-}
-
 #[async_trait]
 impl Action for Dispatch {
     fn describe(&self) -> String {
         format!("github-workflow {} {}", self.spec.repo, self.spec.workflow)
     }
 
-    async fn execute(&self, op: Op<'_>, _cx: &StepContext<'_>) -> Result<Value, ActionError> {
+    async fn execute(&self, op: Op<'_>, _cx: &StepContext<'_>) -> Result<Value, StepError> {
         let view = match op {
             Op::Run(view) | Op::Write(view) => view,
             _ => {
-                return Err(ActionError::Failed(
-                    "a github-workflow step is a hook".into(),
-                ));
+                return Err(StepError::Failed("a github-workflow step is a hook".into()));
             }
         };
         let (repo, workflow) = (&self.spec.repo, &self.spec.workflow);
@@ -106,5 +96,37 @@ impl Action for Dispatch {
         Ok(json!({
             "workflow_dispatch": { "repo": repo, "workflow": workflow, "ref": git_ref, "after_run": before, "run_id": run_id }
         }))
+    }
+}
+
+impl ActionKind for Dispatch {
+    type Spec = GithubWorkflowAction;
+    const ROLES: &'static [Role] = &[Role::Promote, Role::Retire];
+
+    fn check(w: &GithubWorkflowAction, v: &mut Validator, scope: &Scope, path: &str, _: Role) {
+        let p = format!("{path}.github-workflow");
+        repo(v, &format!("{p}.repo"), &w.repo);
+        if w.workflow.trim().is_empty() {
+            v.err(
+                &format!("{p}.workflow"),
+                "name the workflow file (deploy.yml) or its id",
+                None,
+            );
+        }
+        for (k, t) in &w.inputs {
+            template(v, scope, &format!("{p}.inputs.{k}"), t, Slot::Public);
+        }
+    }
+
+    fn build(
+        w: &GithubWorkflowAction,
+        providers: &Providers,
+    ) -> Result<Option<Box<dyn Action>>, StepError> {
+        let gh = providers.github("github-workflow")?;
+        Ok(Some(Box::new(Dispatch::new(w.clone(), gh))))
+    }
+
+    fn github_need(w: &GithubWorkflowAction) -> Option<(&'static str, Option<String>)> {
+        Some(("github-workflow", Some(w.repo.clone())))
     }
 }

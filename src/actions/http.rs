@@ -1,107 +1,16 @@
-//! `http`: a templated request (a deploy hook, a revoke call); shared request building
-//! for the HTTP probes.
-
-use std::collections::BTreeMap;
-use std::time::Duration;
+//! `http`: a templated request (a deploy hook, a revoke call).
 
 use async_trait::async_trait;
-use reqwest::Method;
-use reqwest::header::HeaderName;
 use serde_json::{Value, json};
 
-use super::{Action, ActionError, Op, StepContext, View};
-use crate::config::template::Lookup;
-use crate::config::{HttpAction, HttpMethod, Template};
-use crate::http::Request;
-use crate::secret::Secret;
-
-pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The parts of an HTTP step or probe that become a request.
-pub struct RequestSpec<'a> {
-    pub method: HttpMethod,
-    pub url: &'a Template,
-    pub headers: &'a BTreeMap<String, Template>,
-    pub body: Option<&'a Template>,
-    pub json: Option<&'a Value>,
-    pub follow_redirects_to: &'a [String],
-    pub timeout: Duration,
-}
-
-pub fn render_request(spec: &RequestSpec, view: &View) -> Result<Request, ActionError> {
-    let url_text = spec.url.render(view)?;
-    let url = url::Url::parse(url_text.expose()).map_err(|_| {
-        ActionError::Failed(format!("{} does not render to a valid URL", spec.url.raw()))
-    })?;
-    let mut headers = Vec::new();
-    for (name, value) in spec.headers {
-        let name = HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| ActionError::Failed(format!("`{name}` is not a header name")))?;
-        headers.push((name, value.render(view)?));
-    }
-    let (body, content_type) = match (spec.body, spec.json) {
-        (Some(b), _) => (Some(b.render(view)?), None),
-        (None, Some(j)) => (
-            Some(Secret::new(render_json(j, view)?.to_string())),
-            Some("application/json"),
-        ),
-        (None, None) => (None, None),
-    };
-    Ok(Request {
-        method: method(spec.method),
-        url,
-        shown: format!("{} {}", method_name(spec.method), spec.url.raw()),
-        headers,
-        body,
-        content_type,
-        timeout: spec.timeout,
-        trusted_hosts: spec.follow_redirects_to.to_vec(),
-    })
-}
-
-/// Renders every string in a JSON template; serialisation then escapes values properly
-/// (a PEM's newlines inside a JSON string).
-fn render_json(value: &Value, view: &dyn Lookup) -> Result<Value, ActionError> {
-    Ok(match value {
-        Value::String(s) => {
-            Value::String(Template::new(s.clone()).render(view)?.expose().to_string())
-        }
-        Value::Array(items) => Value::Array(
-            items
-                .iter()
-                .map(|i| render_json(i, view))
-                .collect::<Result<_, _>>()?,
-        ),
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| Ok((k.clone(), render_json(v, view)?)))
-                .collect::<Result<_, ActionError>>()?,
-        ),
-        other => other.clone(),
-    })
-}
-
-pub fn method_name(m: HttpMethod) -> &'static str {
-    match m {
-        HttpMethod::Get => "GET",
-        HttpMethod::Post => "POST",
-        HttpMethod::Put => "PUT",
-        HttpMethod::Patch => "PATCH",
-        HttpMethod::Delete => "DELETE",
-        HttpMethod::Head => "HEAD",
-    }
-}
-
-fn method(m: HttpMethod) -> Method {
-    match m {
-        HttpMethod::Get => Method::GET,
-        HttpMethod::Post => Method::POST,
-        HttpMethod::Put => Method::PUT,
-        HttpMethod::Patch => Method::PATCH,
-        HttpMethod::Delete => Method::DELETE,
-        HttpMethod::Head => Method::HEAD,
-    }
-}
+use super::{Action, ActionKind, Op};
+use crate::config::HttpAction;
+use crate::config::validate::steps::http_action;
+use crate::config::validate::{Role, Scope, Validator};
+use crate::step::{
+    DEFAULT_HTTP_TIMEOUT, Providers, RequestSpec, StepContext, StepError, method_name,
+    render_request,
+};
 
 pub struct HttpStep {
     spec: HttpAction,
@@ -123,11 +32,11 @@ impl Action for HttpStep {
         )
     }
 
-    async fn execute(&self, op: Op<'_>, cx: &StepContext<'_>) -> Result<Value, ActionError> {
+    async fn execute(&self, op: Op<'_>, cx: &StepContext<'_>) -> Result<Value, StepError> {
         let view = match op {
             Op::Run(view) | Op::Write(view) => view,
             Op::Publish(_) | Op::Unpublish(_) | Op::Restore(_) => {
-                return Err(ActionError::Failed(
+                return Err(StepError::Failed(
                     "an http step is a hook or a retire step".into(),
                 ));
             }
@@ -152,11 +61,24 @@ impl Action for HttpStep {
         if !ok {
             let body = String::from_utf8_lossy(&response.body);
             let snippet: String = view.redact(&body).chars().take(300).collect();
-            return Err(ActionError::Failed(format!(
+            return Err(StepError::Failed(format!(
                 "{} answered {status}: {snippet}",
                 request.shown
             )));
         }
         Ok(json!({ "status": status }))
+    }
+}
+
+impl ActionKind for HttpStep {
+    type Spec = HttpAction;
+    const ROLES: &'static [Role] = &[Role::Promote, Role::Retire];
+
+    fn check(h: &HttpAction, v: &mut Validator, scope: &Scope, path: &str, _: Role) {
+        http_action(v, scope, &format!("{path}.http"), h);
+    }
+
+    fn build(h: &HttpAction, _: &Providers) -> Result<Option<Box<dyn Action>>, StepError> {
+        Ok(Some(Box::new(HttpStep::new(h.clone()))))
     }
 }

@@ -10,10 +10,29 @@ use base64::engine::general_purpose::STANDARD;
 use http::Method;
 use serde_json::{Value, json};
 
-use super::{Action, ActionError, Op, Providers, StepContext, resolve, write_atomically};
-use crate::config::JwksFileAction;
+use super::{Action, ActionKind, Op, write_atomically};
+use crate::config::is_branch_name;
+use crate::config::validate::steps::{relative_path, repo};
+use crate::config::validate::{Role, Scope, Validator};
 use crate::github::{Call, Cost, GitHub};
 use crate::material::Material;
+use crate::step::{Providers, StepContext, StepError, resolve};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JwksFileAction {
+    /// Path relative to rotagate.yaml, or within `repo`.
+    pub path: String,
+    /// A GitHub repository (`owner/name`) holding the file, committed through the
+    /// contents API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repo: Option<String>,
+    /// The branch to commit to (default: the repository's default branch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+}
 
 pub struct JwksFile {
     spec: JwksFileAction,
@@ -27,7 +46,7 @@ enum Edit<'a> {
 }
 
 impl JwksFile {
-    pub fn new(spec: JwksFileAction, providers: &Providers) -> Result<Self, ActionError> {
+    pub fn new(spec: JwksFileAction, providers: &Providers) -> Result<Self, StepError> {
         let github = match &spec.repo {
             Some(_) => Some(providers.github("jwks-file in a repository")?),
             None => None,
@@ -45,51 +64,51 @@ impl JwksFile {
 
 /// Reads a JWKS; a missing file is an empty set. Anything else that is not a JWKS is an
 /// error and the file is left as it is.
-pub fn read_jwks(path: &Path) -> Result<Value, ActionError> {
+pub fn read_jwks(path: &Path) -> Result<Value, StepError> {
     match std::fs::read_to_string(path) {
         Ok(text) => parse(&text, &path.display().to_string()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(json!({ "keys": [] })),
-        Err(e) => Err(ActionError::Failed(format!(
+        Err(e) => Err(StepError::Failed(format!(
             "cannot read {}: {e}",
             path.display()
         ))),
     }
 }
 
-fn parse(text: &str, shown: &str) -> Result<Value, ActionError> {
+fn parse(text: &str, shown: &str) -> Result<Value, StepError> {
     let doc: Value = serde_json::from_str(text).map_err(|e| {
-        ActionError::Failed(format!(
+        StepError::Failed(format!(
             "{shown} is not JSON ({e}); fix or remove it, rotagate left it untouched"
         ))
     })?;
     if !doc.get("keys").is_some_and(Value::is_array) {
-        return Err(ActionError::Failed(format!(
+        return Err(StepError::Failed(format!(
             "{shown} is not a JWKS (no \"keys\" array); rotagate left it untouched"
         )));
     }
     Ok(doc)
 }
 
-fn render(doc: &Value) -> Result<String, ActionError> {
+fn render(doc: &Value) -> Result<String, StepError> {
     let mut text =
-        serde_json::to_string_pretty(doc).map_err(|e| ActionError::Failed(e.to_string()))?;
+        serde_json::to_string_pretty(doc).map_err(|e| StepError::Failed(e.to_string()))?;
     text.push('\n');
     Ok(text)
 }
 
 /// Applies `edit`; `Ok(false)` when the document already says so.
-fn apply(doc: &mut Value, edit: &Edit, shown: &str) -> Result<bool, ActionError> {
+fn apply(doc: &mut Value, edit: &Edit, shown: &str) -> Result<bool, StepError> {
     let keys = doc["keys"].as_array_mut().expect("checked by parse");
     match edit {
         Edit::Add(material) => {
             let jwk = material.jwk.as_ref().ok_or_else(|| {
-                ActionError::Failed("only keys with a public JWK go into a JWKS".into())
+                StepError::Failed("only keys with a public JWK go into a JWKS".into())
             })?;
             if let Some(existing) = keys.iter().find(|k| k["kid"] == jwk["kid"]) {
                 if existing["n"] == jwk["n"] && existing["e"] == jwk["e"] {
                     return Ok(false);
                 }
-                return Err(ActionError::Failed(format!(
+                return Err(StepError::Failed(format!(
                     "{shown} already holds kid {} for a different key; a kid is never reused",
                     material.kid
                 )));
@@ -106,7 +125,7 @@ fn apply(doc: &mut Value, edit: &Edit, shown: &str) -> Result<bool, ActionError>
 }
 
 impl JwksFile {
-    async fn edit_local(&self, cx: &StepContext<'_>, edit: &Edit<'_>) -> Result<bool, ActionError> {
+    async fn edit_local(&self, cx: &StepContext<'_>, edit: &Edit<'_>) -> Result<bool, StepError> {
         let path = resolve(cx.base_dir, &self.spec.path);
         let mut doc = read_jwks(&path)?;
         let changed = apply(&mut doc, edit, &path.display().to_string())?;
@@ -124,7 +143,7 @@ impl JwksFile {
         repo: &str,
         edit: &Edit<'_>,
         message: &str,
-    ) -> Result<bool, ActionError> {
+    ) -> Result<bool, StepError> {
         let branch = match &self.spec.branch {
             Some(b) => b.clone(),
             None => gh.default_branch(repo).await?,
@@ -157,12 +176,12 @@ impl JwksFile {
                     .split_whitespace()
                     .collect();
                 let bytes = STANDARD.decode(b64).map_err(|_| {
-                    ActionError::Failed(format!(
+                    StepError::Failed(format!(
                         "{shown}: the contents API sent undecodable content"
                     ))
                 })?;
                 let text = String::from_utf8(bytes)
-                    .map_err(|_| ActionError::Failed(format!("{shown} is not UTF-8")))?;
+                    .map_err(|_| StepError::Failed(format!("{shown} is not UTF-8")))?;
                 (parse(&text, &shown)?, v["sha"].as_str().map(str::to_string))
             };
             if !apply(&mut doc, edit, &shown)? {
@@ -193,7 +212,7 @@ impl JwksFile {
             }
             tracing::debug!("{shown} changed while rotagate edited it; reading it again");
         }
-        Err(ActionError::Failed(format!(
+        Err(StepError::Failed(format!(
             "{shown} kept changing under rotagate; the next run tries again"
         )))
     }
@@ -203,7 +222,7 @@ impl JwksFile {
         cx: &StepContext<'_>,
         edit: Edit<'_>,
         message: String,
-    ) -> Result<bool, ActionError> {
+    ) -> Result<bool, StepError> {
         match (&self.github, &self.spec.repo) {
             (Some(gh), Some(repo)) => self.edit_repo(gh, repo, &edit, &message).await,
             _ => self.edit_local(cx, &edit).await,
@@ -221,12 +240,12 @@ impl Action for JwksFile {
         format!("jwks-file {}", self.where_())
     }
 
-    async fn execute(&self, op: Op<'_>, cx: &StepContext<'_>) -> Result<Value, ActionError> {
+    async fn execute(&self, op: Op<'_>, cx: &StepContext<'_>) -> Result<Value, StepError> {
         match op {
             Op::Publish(view) => {
                 let material = view
                     .new
-                    .ok_or_else(|| ActionError::Failed("no material to publish".into()))?;
+                    .ok_or_else(|| StepError::Failed("no material to publish".into()))?;
                 let message = format!(
                     "rotagate: publish kid {} of {}",
                     material.kid, cx.credential
@@ -238,14 +257,54 @@ impl Action for JwksFile {
                 let kid = view
                     .new
                     .map(|m| m.kid.clone())
-                    .ok_or_else(|| ActionError::Failed("no material to remove".into()))?;
+                    .ok_or_else(|| StepError::Failed("no material to remove".into()))?;
                 let message = format!("rotagate: remove kid {kid} of {}", cx.credential);
                 let removed = self.edit(cx, Edit::Remove(&kid), message).await?;
                 Ok(json!({ "removed": removed }))
             }
-            Op::Write(_) | Op::Restore(_) | Op::Run(_) => Err(ActionError::Failed(
+            Op::Write(_) | Op::Restore(_) | Op::Run(_) => Err(StepError::Failed(
                 "a jwks-file step only publishes and removes keys".into(),
             )),
         }
+    }
+}
+
+impl ActionKind for JwksFile {
+    type Spec = JwksFileAction;
+    const ROLES: &'static [Role] = &[Role::Publish];
+
+    fn check(j: &JwksFileAction, v: &mut Validator, _: &Scope, path: &str, _: Role) {
+        relative_path(v, &format!("{path}.jwks-file.path"), &j.path);
+        if let Some(r) = &j.repo {
+            repo(v, &format!("{path}.jwks-file.repo"), r);
+        }
+        if let Some(b) = &j.branch {
+            if j.repo.is_none() {
+                v.err(
+                    &format!("{path}.jwks-file.branch"),
+                    "`branch` is for a file in a GitHub `repo`",
+                    None,
+                );
+            } else if !is_branch_name(b) {
+                v.err(
+                    &format!("{path}.jwks-file.branch"),
+                    format!("`{b}` is not a branch name"),
+                    None,
+                );
+            }
+        }
+    }
+
+    fn build(
+        j: &JwksFileAction,
+        providers: &Providers,
+    ) -> Result<Option<Box<dyn Action>>, StepError> {
+        Ok(Some(Box::new(JwksFile::new(j.clone(), providers)?)))
+    }
+
+    fn github_need(j: &JwksFileAction) -> Option<(&'static str, Option<String>)> {
+        j.repo
+            .is_some()
+            .then(|| ("jwks-file in a repository", j.repo.clone()))
     }
 }

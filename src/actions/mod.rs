@@ -1,35 +1,34 @@
-//! Steps that change the world: one file per kind, one trait they all implement, one
-//! registry ([`build`]). A kind knows its target's API and nothing of stages; the engine
-//! decides when to call [`Action::execute`] and with which [`Op`].
+//! Steps that change the world: one file per kind, one trait they all implement
+//! ([`Action`]), one registry ([`ActionSpec`], made by `registry!` below). A kind's file
+//! holds everything about it: its config shape, its checks and roles ([`ActionKind`]),
+//! how it is built and what it does. A kind knows its target's API and nothing of
+//! stages; the engine decides when to call [`Action::execute`] and with which [`Op`].
 
-mod command;
-mod context;
+pub mod command;
 mod envfile;
-mod file;
-mod github_secret;
-mod github_variable;
-mod github_workflow;
-pub(crate) mod http;
-mod jwks_file;
-mod postgres;
-mod vercel_env;
+pub mod file;
+pub mod github_secret;
+pub mod github_variable;
+pub mod github_workflow;
+pub mod http;
+pub mod jwks_file;
+pub mod manual;
+pub mod postgres;
+pub mod vercel_env;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use async_trait::async_trait;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use command::{CommandOutput, CommandSpec, DEFAULT_COMMAND_TIMEOUT, run_command};
-pub use context::{EnvValues, StepContext, View};
 pub use envfile::{parse_env_value, read_env_file};
 pub use github_secret::scopes;
-pub use github_workflow::{dispatch_runs, run_after};
 pub use jwks_file::read_jwks;
 
-use crate::config::ActionSpec;
-use crate::config::template::RenderError;
-use crate::github::{GitHub, GithubError};
-use crate::http::HttpError;
+use crate::config::validate::{Role, Scope, Validator};
+use crate::step::{Providers, StepContext, StepError, View};
 
 /// What the engine asks of a step.
 pub enum Op<'a> {
@@ -68,100 +67,128 @@ pub trait Action: Send + Sync {
         &self,
         _view: &View<'_>,
         _cx: &StepContext<'_>,
-    ) -> Result<Option<Value>, ActionError> {
+    ) -> Result<Option<Value>, StepError> {
         Ok(None)
     }
 
     /// Output goes into the journal (inside the encrypted state).
-    async fn execute(&self, op: Op<'_>, cx: &StepContext<'_>) -> Result<Value, ActionError>;
+    async fn execute(&self, op: Op<'_>, cx: &StepContext<'_>) -> Result<Value, StepError>;
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ActionError {
-    #[error(transparent)]
-    Render(#[from] RenderError),
-    #[error(transparent)]
-    Http(#[from] HttpError),
-    #[error(transparent)]
-    Github(#[from] GithubError),
-    #[error("{0}")]
-    Failed(String),
-}
-
-/// Clients for the providers that need one, made once per run. The engine passes them
-/// on without looking inside.
-#[derive(Clone, Default)]
-pub struct Providers {
-    pub github: Option<GitHub>,
-    pub vercel: Option<crate::vercel::Vercel>,
-}
-
-impl Providers {
-    pub fn github(&self, kind: &str) -> Result<GitHub, ActionError> {
-        self.github.clone().ok_or_else(|| {
-            ActionError::Failed(format!(
-                "{kind} needs GitHub credentials: set ROTAGATE_GITHUB_APP_ID and ROTAGATE_GITHUB_APP_KEY (a GitHub App), or ROTAGATE_GITHUB_TOKEN"
-            ))
-        })
-    }
-
-    pub fn vercel(&self) -> Result<crate::vercel::Vercel, ActionError> {
-        self.vercel.clone().ok_or_else(|| {
-            ActionError::Failed(
-                "vercel-env needs a Vercel token: set ROTAGATE_VERCEL_TOKEN (an access token with access to the project's team)".into(),
-            )
-        })
+/// What an action kind declares about itself, in its own file.
+pub(crate) trait ActionKind {
+    /// Its config shape (the value under the kind's name in a step).
+    type Spec;
+    /// The stages it can be listed under.
+    const ROLES: &'static [Role];
+    /// What serde cannot know, reported at `path` (the step) with line and column.
+    fn check(spec: &Self::Spec, v: &mut Validator, scope: &Scope, path: &str, role: Role);
+    /// The step, with the client it needs; `None` for a step a person does.
+    fn build(
+        spec: &Self::Spec,
+        providers: &Providers,
+    ) -> Result<Option<Box<dyn Action>>, StepError>;
+    /// What it asks of GitHub (a label and the repository), checked before any step runs.
+    fn github_need(_spec: &Self::Spec) -> Option<(&'static str, Option<String>)> {
+        None
     }
 }
 
-/// The registry: the one place an action kind is chosen by name. `manual` steps are not
-/// executed but carried by gates, so they build to `None`.
+/// Lists the action kinds: `Variant(Spec) = Kind` makes the step `variant-in-kebab-case:
+/// Spec`, handled by `Kind`'s [`ActionKind`]. The doc comment becomes the kind's
+/// description in `rotagate schema`.
+macro_rules! registry {
+    ($($(#[doc = $doc:literal])* $variant:ident($spec:ty) = $kind:ty, $name:literal;)*) => {
+        /// A step that publishes, promotes or retires. Each kind plays only some roles.
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+        #[serde(rename_all = "kebab-case")]
+        pub enum ActionSpec {
+            $($(#[doc = $doc])* $variant($spec),)*
+        }
+
+        impl ActionSpec {
+            /// The kind's name, as written in the config.
+            pub fn kind(&self) -> &'static str {
+                match self {
+                    $(ActionSpec::$variant(_) => $name,)*
+                }
+            }
+
+            pub(crate) fn roles(&self) -> &'static [Role] {
+                match self {
+                    $(ActionSpec::$variant(_) => <$kind as ActionKind>::ROLES,)*
+                }
+            }
+
+            pub(crate) fn check(&self, v: &mut Validator, scope: &Scope, path: &str, role: Role) {
+                match self {
+                    $(ActionSpec::$variant(s) => <$kind as ActionKind>::check(s, v, scope, path, role),)*
+                }
+            }
+
+            fn build(&self, providers: &Providers) -> Result<Option<Box<dyn Action>>, StepError> {
+                match self {
+                    $(ActionSpec::$variant(s) => <$kind as ActionKind>::build(s, providers),)*
+                }
+            }
+
+            pub(crate) fn github_need(&self) -> Option<(&'static str, Option<String>)> {
+                match self {
+                    $(ActionSpec::$variant(s) => <$kind as ActionKind>::github_need(s),)*
+                }
+            }
+        }
+    };
+}
+
+registry! {
+    /// A checklist line for a human, carried by the gate that guards its stage.
+    Manual(crate::config::Template) = manual::Manual, "manual";
+    /// Keys in an env file (`set`), or a whole file such as a docker secret (`content`).
+    File(file::FileAction) = file::FileTarget, "file";
+    /// A JWKS document: the new public JWK is added on publish, removed on retire or
+    /// rollback; other keys are left alone.
+    JwksFile(jwks_file::JwksFileAction) = jwks_file::JwksFile, "jwks-file";
+    /// A program run with a cleared environment; values reach it on stdin, never argv.
+    Command(command::CommandAction) = command::CommandStep, "command";
+    /// An HTTP request (a deploy hook, a revoke call).
+    Http(crate::config::HttpAction) = http::HttpStep, "http";
+    /// GitHub Actions secrets of a repository, environment or organisation; the values
+    /// of one entry are written as one step.
+    GithubSecret(github_secret::GithubValuesAction) = github_secret::GithubSecret, "github-secret";
+    /// GitHub Actions variables (plain text, so public values only).
+    GithubVariable(github_secret::GithubValuesAction) = github_variable::GithubVariable, "github-variable";
+    /// Dispatches a workflow (a redeploy) with inputs.
+    GithubWorkflow(github_workflow::GithubWorkflowAction) = github_workflow::Dispatch, "github-workflow";
+    /// Environment variables of a Vercel project, all of one entry upserted in one
+    /// request (a kid and its private key flip together).
+    VercelEnv(vercel_env::VercelEnvAction) = vercel_env::VercelEnv, "vercel-env";
+    /// A PostgreSQL role's password, sent as a SCRAM-SHA-256 verifier. As a publish
+    /// target it fills the idle role (alternating) and clears the old one at retire; as
+    /// a promote target it sets the one role's password.
+    Postgres(postgres::PostgresAction) = postgres::Postgres, "postgres";
+}
+
+/// The step a spec asks for, built with the client it needs; `None` for a manual step.
 pub fn build(
     spec: &ActionSpec,
     providers: &Providers,
-) -> Result<Option<Box<dyn Action>>, ActionError> {
-    Ok(match spec {
-        ActionSpec::Manual(_) => None,
-        ActionSpec::File(f) => Some(Box::new(file::FileTarget::new(f.clone()))),
-        ActionSpec::JwksFile(j) => Some(Box::new(jwks_file::JwksFile::new(j.clone(), providers)?)),
-        ActionSpec::Command(c) => Some(Box::new(command::CommandStep::new(c.clone()))),
-        ActionSpec::Http(h) => Some(Box::new(http::HttpStep::new(h.clone()))),
-        ActionSpec::GithubSecret(a) => Some(Box::new(github_secret::GithubSecret::new(
-            a.clone(),
-            providers.github("github-secret")?,
-        ))),
-        ActionSpec::GithubVariable(a) => Some(Box::new(github_variable::GithubVariable::new(
-            a.clone(),
-            providers.github("github-variable")?,
-        ))),
-        ActionSpec::GithubWorkflow(w) => Some(Box::new(github_workflow::Dispatch::new(
-            w.clone(),
-            providers.github("github-workflow")?,
-        ))),
-        ActionSpec::Postgres(a) => Some(Box::new(postgres::Postgres::new(a.clone()))),
-        ActionSpec::VercelEnv(a) => Some(Box::new(vercel_env::VercelEnv::new(
-            a.clone(),
-            providers.vercel()?,
-        ))),
-    })
+) -> Result<Option<Box<dyn Action>>, StepError> {
+    spec.build(providers)
 }
 
-/// Resolves a config-relative path.
-pub(crate) fn resolve(base: &Path, path: &str) -> PathBuf {
-    let p = Path::new(path);
-    if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        base.join(p)
+impl ActionSpec {
+    pub fn is_manual(&self) -> bool {
+        matches!(self, ActionSpec::Manual(_))
     }
 }
 
 /// Replaces a file's content atomically (temp file, fsync, rename), keeping its
 /// permissions or giving a new file `mode`.
-pub(crate) fn write_atomically(path: &Path, content: &[u8], mode: u32) -> Result<(), ActionError> {
+pub(crate) fn write_atomically(path: &Path, content: &[u8], mode: u32) -> Result<(), StepError> {
     use std::io::Write;
     let fail = |what: &str, e: &dyn std::fmt::Display| {
-        ActionError::Failed(format!("{what} {}: {e}", path.display()))
+        StepError::Failed(format!("{what} {}: {e}", path.display()))
     };
     let dir = path
         .parent()

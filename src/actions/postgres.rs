@@ -5,9 +5,27 @@
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
-use super::{Action, ActionError, Op, StepContext, View};
-use crate::config::{PostgresAction, Template};
+use super::{Action, ActionKind, Op};
+use crate::config::Template;
+use crate::config::validate::steps as check;
+use crate::config::validate::{Role, Scope, Validator};
 use crate::postgres::{PgError, clear_password, config, connect, role_and_password, set_password};
+use crate::step::{Providers, StepContext, StepError, View};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresAction {
+    /// An admin connection URL, e.g. "{{ env.PG_ADMIN_URL }}".
+    pub url: Template,
+    /// The role (default {{ new.role }}, for `strategy: alternating`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Template>,
+    /// The password (default {{ new.value }}).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<Template>,
+}
 
 pub struct Postgres {
     spec: PostgresAction,
@@ -15,9 +33,9 @@ pub struct Postgres {
     password: Template,
 }
 
-impl From<PgError> for ActionError {
+impl From<PgError> for StepError {
     fn from(e: PgError) -> Self {
-        ActionError::Failed(e.to_string())
+        StepError::Failed(e.to_string())
     }
 }
 
@@ -35,13 +53,13 @@ impl Postgres {
         format!("postgres {}", self.spec.url.raw())
     }
 
-    async fn client(&self, view: &View<'_>) -> Result<tokio_postgres::Client, ActionError> {
+    async fn client(&self, view: &View<'_>) -> Result<tokio_postgres::Client, StepError> {
         let shown = self.shown();
         let url = self.spec.url.render(view)?;
         Ok(connect(config(&url, &shown)?, &shown).await?)
     }
 
-    async fn set(&self, view: &View<'_>) -> Result<Value, ActionError> {
+    async fn set(&self, view: &View<'_>) -> Result<Value, StepError> {
         let role = self.role.render(view)?;
         let password = self.password.render(view)?;
         let client = self.client(view).await?;
@@ -64,7 +82,7 @@ impl Action for Postgres {
         true
     }
 
-    async fn execute(&self, op: Op<'_>, _cx: &StepContext<'_>) -> Result<Value, ActionError> {
+    async fn execute(&self, op: Op<'_>, _cx: &StepContext<'_>) -> Result<Value, StepError> {
         match op {
             Op::Publish(view) | Op::Write(view) => self.set(view).await,
             Op::Unpublish(view) => {
@@ -73,12 +91,32 @@ impl Action for Postgres {
                 clear_password(&client, role.expose(), &self.shown()).await?;
                 Ok(json!({ "role": role.expose(), "password": "cleared" }))
             }
-            Op::Restore(_) => Err(ActionError::Failed(
+            Op::Restore(_) => Err(StepError::Failed(
                 "PostgreSQL never shows a password, so one set before rotagate cannot be put back: `rotagate adopt` the live password first".into(),
             )),
-            Op::Run(_) => Err(ActionError::Failed(
+            Op::Run(_) => Err(StepError::Failed(
                 "a postgres step is a publish or promote target".into(),
             )),
         }
+    }
+}
+
+impl ActionKind for Postgres {
+    type Spec = PostgresAction;
+    const ROLES: &'static [Role] = &[Role::Publish, Role::Promote];
+
+    fn check(a: &PostgresAction, v: &mut Validator, scope: &Scope, path: &str, _: Role) {
+        check::postgres(
+            v,
+            scope,
+            &format!("{path}.postgres"),
+            &a.url,
+            a.role.as_ref(),
+            a.password.as_ref(),
+        );
+    }
+
+    fn build(a: &PostgresAction, _: &Providers) -> Result<Option<Box<dyn Action>>, StepError> {
+        Ok(Some(Box::new(Postgres::new(a.clone()))))
     }
 }

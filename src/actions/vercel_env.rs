@@ -6,18 +6,83 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
-use super::{Action, ActionError, Op, StepContext, View};
-use crate::config::{VercelEnvAction, VercelTarget};
+use super::{Action, ActionKind, Op};
+use crate::config::Template;
+use crate::config::validate::steps::{template, valid_env_key};
+use crate::config::validate::{Role, Scope, Slot, Validator};
+use crate::step::{Providers, StepContext, StepError, View};
 use crate::vercel::{EnvVar, Project, Vercel, VercelError};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VercelEnvAction {
+    /// The project's name or id.
+    pub project: String,
+    /// The team id (`team_...`) the project belongs to, sent as `teamId`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
+    /// Environments the values apply to (default `[production]`).
+    #[serde(default = "default_vercel_targets")]
+    pub target: Vec<VercelTarget>,
+    /// `sensitive` (default: never readable again, production and preview only) or
+    /// `encrypted` (readable by the team, so a first write can be put back exactly).
+    #[serde(default, rename = "type")]
+    pub kind: VercelEnvType,
+    /// NAME: value.
+    pub set: BTreeMap<String, Template>,
+}
+
+fn default_vercel_targets() -> Vec<VercelTarget> {
+    vec![VercelTarget::Production]
+}
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum VercelTarget {
+    Production,
+    Preview,
+    Development,
+}
+
+impl VercelTarget {
+    pub fn name(self) -> &'static str {
+        match self {
+            VercelTarget::Production => "production",
+            VercelTarget::Preview => "preview",
+            VercelTarget::Development => "development",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum VercelEnvType {
+    #[default]
+    Sensitive,
+    Encrypted,
+}
+
+impl VercelEnvType {
+    pub fn name(self) -> &'static str {
+        match self {
+            VercelEnvType::Sensitive => "sensitive",
+            VercelEnvType::Encrypted => "encrypted",
+        }
+    }
+}
 
 pub struct VercelEnv {
     spec: VercelEnvAction,
     vercel: Vercel,
 }
 
-impl From<VercelError> for ActionError {
+impl From<VercelError> for StepError {
     fn from(e: VercelError) -> Self {
-        ActionError::Failed(e.to_string())
+        StepError::Failed(e.to_string())
     }
 }
 
@@ -80,7 +145,7 @@ impl Action for VercelEnv {
         &self,
         _view: &View<'_>,
         _cx: &StepContext<'_>,
-    ) -> Result<Option<Value>, ActionError> {
+    ) -> Result<Option<Value>, StepError> {
         let project = self.project();
         let vars = self.vercel.list(&project).await?;
         let mut before = BTreeMap::new();
@@ -98,7 +163,7 @@ impl Action for VercelEnv {
         Ok(Some(json!({ "vercel": before })))
     }
 
-    async fn execute(&self, op: Op<'_>, _cx: &StepContext<'_>) -> Result<Value, ActionError> {
+    async fn execute(&self, op: Op<'_>, _cx: &StepContext<'_>) -> Result<Value, StepError> {
         let project = self.project();
         match op {
             Op::Write(view) => {
@@ -113,14 +178,14 @@ impl Action for VercelEnv {
                 let recorded = before
                     .get("vercel")
                     .and_then(Value::as_object)
-                    .ok_or_else(|| ActionError::Failed("nothing was recorded to restore".into()))?;
+                    .ok_or_else(|| StepError::Failed("nothing was recorded to restore".into()))?;
                 let unreadable: Vec<&str> = recorded
                     .iter()
                     .filter(|(_, r)| r.get("unreadable").is_some())
                     .map(|(k, _)| k.as_str())
                     .collect();
                 if !unreadable.is_empty() {
-                    return Err(ActionError::Failed(format!(
+                    return Err(StepError::Failed(format!(
                         "{} held sensitive values before rotagate's first write, and Vercel never shows those again: set them back by hand, and next time `rotagate adopt` the live material first",
                         unreadable.join(", ")
                     )));
@@ -143,9 +208,63 @@ impl Action for VercelEnv {
                 }
                 Ok(json!({ "restored": items.len(), "removed": removed }))
             }
-            Op::Publish(_) | Op::Unpublish(_) | Op::Run(_) => Err(ActionError::Failed(
+            Op::Publish(_) | Op::Unpublish(_) | Op::Run(_) => Err(StepError::Failed(
                 "a vercel-env step only writes values".into(),
             )),
         }
+    }
+}
+
+impl ActionKind for VercelEnv {
+    type Spec = VercelEnvAction;
+    const ROLES: &'static [Role] = &[Role::Promote];
+
+    fn check(a: &VercelEnvAction, v: &mut Validator, scope: &Scope, path: &str, _: Role) {
+        let path = format!("{path}.vercel-env");
+        if a.project.trim().is_empty() || a.project.contains('/') {
+            v.err(
+                &format!("{path}.project"),
+                format!("`{}` is not a Vercel project name or id", a.project),
+                None,
+            );
+        }
+        if a.target.is_empty() {
+            v.err(
+                &format!("{path}.target"),
+                "name at least one target (production, preview, development)",
+                None,
+            );
+        }
+        if a.kind == VercelEnvType::Sensitive && a.target.contains(&VercelTarget::Development) {
+            v.err(
+                &format!("{path}.target"),
+                "Vercel keeps sensitive values for production and preview only",
+                Some("drop development, or use `type: encrypted`".into()),
+            );
+        }
+        if a.set.is_empty() {
+            v.err(&format!("{path}.set"), "`set` names nothing", None);
+        }
+        for (name, value) in &a.set {
+            let p = format!("{path}.set.{name}");
+            if !valid_env_key(name) {
+                v.err_key(
+                    &p,
+                    format!("`{name}` is not an environment variable name"),
+                    None,
+                );
+            }
+            template(v, scope, &p, value, Slot::SetValue);
+        }
+    }
+
+    fn build(
+        a: &VercelEnvAction,
+        providers: &Providers,
+    ) -> Result<Option<Box<dyn Action>>, StepError> {
+        Ok(Some(Box::new(VercelEnv::new(
+            a.clone(),
+            providers.vercel()?,
+        ))))
     }
 }

@@ -9,7 +9,7 @@ mod model;
 pub mod render;
 pub mod schema;
 pub mod template;
-mod validate;
+pub(crate) mod validate;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

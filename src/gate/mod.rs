@@ -6,9 +6,9 @@ pub mod pull_request;
 use async_trait::async_trait;
 use serde_json::Value;
 
-use crate::actions::Providers;
 use crate::config::GateSpec;
 use crate::material::Material;
+use crate::step::Providers;
 
 /// What a gate is asked to approve. Holds only public facts.
 pub struct GateRequest<'a> {

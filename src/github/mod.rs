@@ -9,6 +9,7 @@ mod auth;
 mod pacing;
 mod pages;
 mod permissions;
+pub mod runs;
 mod seal;
 
 use std::collections::{BTreeMap, HashMap};

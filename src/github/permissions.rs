@@ -119,7 +119,7 @@ pub fn check_capabilities(
     home: Option<&str>,
     only: &[String],
 ) -> Result<(), String> {
-    use crate::config::{ActionSpec, GateSpec, ProbeSpec, StoreSpec};
+    use crate::config::{GateSpec, ProbeSpec, StoreSpec};
     let mut needs: Vec<(String, &'static str, Option<String>)> = Vec::new();
     if matches!(
         StoreSpec::parse(&config.state.store),
@@ -134,24 +134,8 @@ pub fn check_capabilities(
     {
         let c = c.resolved(&config.defaults);
         for a in c.publish.iter().chain(&c.promote).chain(&c.retire) {
-            match a {
-                ActionSpec::GithubSecret(s) => needs.push((
-                    c.id.clone(),
-                    "github-secret",
-                    s.repo.clone().or(s.repos.first().cloned()),
-                )),
-                ActionSpec::GithubVariable(s) => needs.push((
-                    c.id.clone(),
-                    "github-variable",
-                    s.repo.clone().or(s.repos.first().cloned()),
-                )),
-                ActionSpec::GithubWorkflow(w) => {
-                    needs.push((c.id.clone(), "github-workflow", Some(w.repo.clone())))
-                }
-                ActionSpec::JwksFile(j) if j.repo.is_some() => {
-                    needs.push((c.id.clone(), "jwks-file in a repository", j.repo.clone()))
-                }
-                _ => {}
+            if let Some((what, repo)) = a.github_need() {
+                needs.push((c.id.clone(), what, repo));
             }
         }
         for p in &c.verify {

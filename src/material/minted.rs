@@ -5,11 +5,11 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::{Material, MaterialError, Source, secret_material};
-use crate::actions::View;
-use crate::actions::http::{DEFAULT_HTTP_TIMEOUT, RequestSpec, render_request};
 use crate::config::HttpAction;
 use crate::http::HttpClient;
 use crate::secret::Secret;
+use crate::step::View;
+use crate::step::{DEFAULT_HTTP_TIMEOUT, RequestSpec, render_request};
 
 /// Calls the provider once and reads the new secret (and its id, as kid) from the
 /// answer. `kid` is used when the answer has no id to take.

@@ -56,6 +56,15 @@ pub fn config_hash(credential: &Credential) -> String {
     crate::state::hex_digest(&Sha256::digest(json))
 }
 
+/// A credential of the config, or one the state still holds (removed from the config
+/// while a rotation was in flight).
+fn ensure_known(config: &LoadedConfig, vault: &Vault, id: &str) -> Result<(), EngineError> {
+    if config.credential(id).is_none() && !vault.doc.credentials.contains_key(id) {
+        return Err(unknown(config, id));
+    }
+    Ok(())
+}
+
 fn unknown(config: &LoadedConfig, id: &str) -> EngineError {
     let known: Vec<&str> = config
         .config
@@ -81,9 +90,7 @@ pub async fn run(
     opts: &RunOptions,
 ) -> Result<RunReport, EngineError> {
     for id in &opts.only {
-        if config.credential(id).is_none() && !vault.doc.credentials.contains_key(id) {
-            return Err(unknown(config, id));
-        }
+        ensure_known(config, vault, id)?;
     }
     // Rotations in flight for credentials since removed from the config still finish,
     // from their snapshot.
@@ -494,9 +501,7 @@ pub async fn rollback(
     opts: &RunOptions,
     id: &str,
 ) -> Result<RunReport, EngineError> {
-    if config.credential(id).is_none() && !vault.doc.credentials.contains_key(id) {
-        return Err(unknown(config, id));
-    }
+    ensure_known(config, vault, id)?;
     let (outcome, notes) = leased(config, vault, rt, opts, id, async |s, mut entry| {
         let now = rt.clock.now();
         let current_revoked = entry
@@ -627,9 +632,7 @@ pub async fn reopen_gate(
     opts: &RunOptions,
     id: &str,
 ) -> Result<RunReport, EngineError> {
-    if config.credential(id).is_none() && !vault.doc.credentials.contains_key(id) {
-        return Err(unknown(config, id));
-    }
+    ensure_known(config, vault, id)?;
     let (outcome, notes) = leased(config, vault, rt, opts, id, async |s, mut entry| {
         let now = rt.clock.now();
         let Some(rotation) = entry.rotation.as_mut() else {

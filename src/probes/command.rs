@@ -5,8 +5,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::{DEFAULT_INTERVAL, Probe, ProbeError};
-use crate::actions::{CommandSpec, DEFAULT_COMMAND_TIMEOUT, StepContext, View, run_command};
 use crate::config;
+use crate::step::{CommandSpec, DEFAULT_COMMAND_TIMEOUT, StepContext, View, run_command};
 
 pub struct CommandProbe {
     spec: config::CommandProbe,

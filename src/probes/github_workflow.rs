@@ -6,9 +6,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::{DEFAULT_INTERVAL, Probe, ProbeError};
-use crate::actions::{StepContext, View, dispatch_runs, run_after};
 use crate::config;
 use crate::github::GitHub;
+use crate::github::runs::{dispatch_runs, run_after};
+use crate::step::{StepContext, View};
 
 pub struct GithubWorkflowProbe {
     spec: config::GithubWorkflowProbe,
@@ -51,7 +52,7 @@ impl Probe for GithubWorkflowProbe {
             })?;
         let runs = dispatch_runs(&self.gh, &self.spec.repo, wf)
             .await
-            .map_err(|e| ProbeError::Action(e.into()))?;
+            .map_err(|e| ProbeError::Step(e.into()))?;
         let run = match dispatched["run_id"].as_u64() {
             Some(id) => runs.iter().find(|r| r["id"].as_u64() == Some(id)),
             None => run_after(&runs, dispatched["after_run"].as_u64().unwrap_or(0)),

@@ -6,9 +6,10 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::{DEFAULT_INTERVAL, Probe, ProbeError, shown_value};
-use crate::actions::http::{DEFAULT_HTTP_TIMEOUT, RequestSpec, method_name, render_request};
-use crate::actions::{StepContext, View};
 use crate::config;
+use crate::step::{
+    DEFAULT_HTTP_TIMEOUT, RequestSpec, StepContext, View, method_name, render_request,
+};
 
 pub struct HttpProbe {
     spec: config::HttpProbe,

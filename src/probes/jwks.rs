@@ -6,9 +6,8 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::{DEFAULT_INTERVAL, Probe, ProbeError, shown_value};
-use crate::actions::http::{DEFAULT_HTTP_TIMEOUT, RequestSpec, render_request};
-use crate::actions::{StepContext, View};
 use crate::config::{self, HttpMethod, Template};
+use crate::step::{DEFAULT_HTTP_TIMEOUT, RequestSpec, StepContext, View, render_request};
 
 pub struct JwksProbe {
     spec: config::JwksProbe,

@@ -9,9 +9,9 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::json;
 
 use super::{DEFAULT_INTERVAL, Probe, ProbeError, shown_value};
-use crate::actions::{StepContext, View};
 use crate::config::template::Field;
 use crate::config::{self, Template};
+use crate::step::{StepContext, View};
 
 /// Long enough for a slow JWKS fetch, short enough to be useless if it leaked.
 const TOKEN_LIFETIME: time::Duration = time::Duration::minutes(5);

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::actions::{ActionError, Providers, StepContext, View};
 use crate::config::ProbeSpec;
+use crate::step::{Providers, StepContext, StepError, View};
 
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -35,23 +35,23 @@ pub enum ProbeError {
     #[error("{0}")]
     Failed(String),
     #[error(transparent)]
-    Action(#[from] ActionError),
+    Step(#[from] StepError),
 }
 
 impl From<crate::http::HttpError> for ProbeError {
     fn from(e: crate::http::HttpError) -> Self {
-        ProbeError::Action(ActionError::Http(e))
+        ProbeError::Step(StepError::Http(e))
     }
 }
 
 impl From<crate::config::template::RenderError> for ProbeError {
     fn from(e: crate::config::template::RenderError) -> Self {
-        ProbeError::Action(ActionError::Render(e))
+        ProbeError::Step(StepError::Render(e))
     }
 }
 
 /// The registry: the one place a probe kind is chosen by name.
-pub fn build(spec: &ProbeSpec, providers: &Providers) -> Result<Box<dyn Probe>, ActionError> {
+pub fn build(spec: &ProbeSpec, providers: &Providers) -> Result<Box<dyn Probe>, StepError> {
     Ok(match spec {
         ProbeSpec::Http(p) => Box::new(http::HttpProbe::new(p.clone())),
         ProbeSpec::Jwks(p) => Box::new(jwks::JwksProbe::new(p.clone())),

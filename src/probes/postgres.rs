@@ -6,9 +6,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::{DEFAULT_INTERVAL, Probe, ProbeError};
-use crate::actions::{StepContext, View};
 use crate::config::{PostgresProbe as Spec, Template};
 use crate::postgres::{config, connect, describe, role_and_password};
+use crate::step::{StepContext, View};
 
 pub struct PostgresProbe {
     spec: Spec,

@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
-use rotagate::actions::Providers;
 use rotagate::clock::Clock;
 use rotagate::pipeline::{self, Outcome, RunOptions, StandardGates};
 use rotagate::secret::Secret;
 use rotagate::state::{GithubBranchStore, RunIdentity, StateIdentity, Vault, parse_recipients};
+use rotagate::step::Providers;
 use serde_json::json;
 
 use crate::support::github::FakeGitHub;

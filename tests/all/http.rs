@@ -12,12 +12,12 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use rotagate::actions::{EnvValues, StepContext, View};
 use rotagate::config::{KeySpec, ProbeSpec};
 use rotagate::http::{HttpClient, RetryPolicy};
 use rotagate::material::{self, Material};
 use rotagate::probes;
 use rotagate::secret::Secret;
+use rotagate::step::{EnvValues, StepContext, View};
 
 use crate::support::server::serve;
 

@@ -8,10 +8,10 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
-use rotagate::actions::Providers;
 use rotagate::http::{HttpClient, RetryPolicy};
 use rotagate::pipeline::{self, Outcome, RunOptions};
 use rotagate::secret::Secret;
+use rotagate::step::Providers;
 use rotagate::vercel::Vercel;
 use serde_json::json;
 
@@ -227,7 +227,7 @@ async fn kid_and_key_flip_together_a_partial_write_is_put_back_and_rollback_rest
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_bad_token_or_team_names_what_to_fix_and_encrypted_values_are_restored_exactly() {
-    use rotagate::actions::{EnvValues, StepContext, View};
+    use rotagate::step::{EnvValues, StepContext, View};
     let fake = FakeVercel::start().await;
     fake.add_project("apier", Some("team_apier"));
     fake.set(

@@ -10,13 +10,13 @@ use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rotagate::actions::Providers;
 use rotagate::clock::ManualClock;
 use rotagate::config::LoadedConfig;
 use rotagate::http::{HttpClient, RetryPolicy};
 use rotagate::pipeline::{FixedEnv, GateFactory, Runtime, StandardGates};
 use rotagate::secret::Secret;
 use rotagate::state::{FileStore, RunIdentity, StateIdentity, Vault, parse_recipients};
+use rotagate::step::Providers;
 
 pub mod github;
 pub mod postgres;

@@ -8,12 +8,12 @@ use super::locate::LazyLocator;
 use super::template::{Field, is_env_name, is_reserved_env};
 use super::*;
 
-mod steps;
-use steps::{check_action, check_probe, mint_request};
+pub(crate) mod steps;
+use steps::{check_probe, mint_request};
 
 /// Where a template is used decides which values it may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Slot {
+pub(crate) enum Slot {
     Url,
     HeaderValue,
     Body,
@@ -70,7 +70,7 @@ pub(crate) enum Role {
 }
 
 impl Role {
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Role::Publish => "publish",
             Role::Promote => "promote",
@@ -79,23 +79,7 @@ impl Role {
     }
 }
 
-/// Which roles each action kind can play.
-pub(crate) fn roles_of(action: &ActionSpec) -> &'static [Role] {
-    match action {
-        ActionSpec::Manual(_) => &[Role::Publish, Role::Promote, Role::Retire],
-        ActionSpec::File(_) => &[Role::Publish, Role::Promote],
-        ActionSpec::JwksFile(_) => &[Role::Publish],
-        ActionSpec::Command(_) => &[Role::Promote, Role::Retire],
-        ActionSpec::Http(_) => &[Role::Promote, Role::Retire],
-        ActionSpec::GithubSecret(_) | ActionSpec::GithubVariable(_) | ActionSpec::VercelEnv(_) => {
-            &[Role::Promote]
-        }
-        ActionSpec::Postgres(_) => &[Role::Publish, Role::Promote],
-        ActionSpec::GithubWorkflow(_) => &[Role::Promote, Role::Retire],
-    }
-}
-
-struct Validator<'a> {
+pub(crate) struct Validator<'a> {
     locator: &'a LazyLocator<'a>,
     file: &'a Path,
     out: Vec<Diagnostic>,
@@ -103,18 +87,23 @@ struct Validator<'a> {
 }
 
 impl Validator<'_> {
-    fn warn(&mut self, path: &str, message: String, hint: Option<String>) {
+    pub(crate) fn warn(&mut self, path: &str, message: String, hint: Option<String>) {
         self.push(path, false, message, hint);
         let d = self.out.pop().expect("just pushed");
         self.warnings.push(d);
     }
 
-    fn err(&mut self, path: &str, message: impl Into<String>, hint: impl Into<Option<String>>) {
+    pub(crate) fn err(
+        &mut self,
+        path: &str,
+        message: impl Into<String>,
+        hint: impl Into<Option<String>>,
+    ) {
         self.push(path, false, message.into(), hint.into());
     }
 
     /// An error about a mapping key (placed on the key rather than its value).
-    fn err_key(&mut self, path: &str, message: impl Into<String>, hint: Option<String>) {
+    pub(crate) fn err_key(&mut self, path: &str, message: impl Into<String>, hint: Option<String>) {
         self.push(path, true, message.into(), hint);
     }
 
@@ -137,11 +126,11 @@ impl Validator<'_> {
 }
 
 /// What a credential's templates may refer to.
-struct Scope<'a> {
-    env: BTreeSet<&'a str>,
-    fields: &'static [Field],
-    key_kind: &'static str,
-    alternating: bool,
+pub(crate) struct Scope<'a> {
+    pub(crate) env: BTreeSet<&'a str>,
+    pub(crate) fields: &'static [Field],
+    pub(crate) key_kind: &'static str,
+    pub(crate) alternating: bool,
 }
 
 /// Errors and warnings, each sorted by position.
@@ -322,8 +311,8 @@ fn credential(v: &mut Validator, path: &str, c: &Credential) {
     ] {
         for (i, action) in list.iter().enumerate() {
             let p = format!("{path}.{name}[{i}]");
-            if !roles_of(action).contains(&role) {
-                let can: Vec<&str> = roles_of(action).iter().map(|r| r.name()).collect();
+            if !action.roles().contains(&role) {
+                let can: Vec<&str> = action.roles().iter().map(|r| r.name()).collect();
                 v.err(
                     &p,
                     format!("`{}` cannot be a {} step", action.kind(), role.name()),
@@ -342,7 +331,7 @@ fn credential(v: &mut Validator, path: &str, c: &Credential) {
                     Some("set a gate (pull_request) so a person confirms it, or automate the step".into()),
                 );
             }
-            check_action(v, &scope, &p, action, role);
+            action.check(v, &scope, &p, role);
         }
     }
     if let Some(propagate) = &c.propagate

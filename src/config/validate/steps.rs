@@ -3,10 +3,10 @@
 
 use super::super::template::{Field, Var, is_env_name, is_reserved_env};
 use super::super::*;
-use super::{Role, Scope, Slot, Validator};
+use super::{Scope, Slot, Validator};
 
 /// The mint request runs before there is new material, so it may not refer to it.
-pub(super) fn mint_request(v: &mut Validator, scope: &Scope, path: &str, h: &HttpAction) {
+pub(crate) fn mint_request(v: &mut Validator, scope: &Scope, path: &str, h: &HttpAction) {
     let p = format!("{path}.http");
     http_action(v, scope, &p, h);
     let mut templates: Vec<&Template> = vec![&h.url];
@@ -30,7 +30,7 @@ pub(super) fn mint_request(v: &mut Validator, scope: &Scope, path: &str, h: &Htt
 
 /// An `http` step (or a mint's request): the request, one body form, real status codes,
 /// hosts a redirect may take it to.
-pub(super) fn http_action(v: &mut Validator, scope: &Scope, p: &str, h: &HttpAction) {
+pub(crate) fn http_action(v: &mut Validator, scope: &Scope, p: &str, h: &HttpAction) {
     http_request(
         v,
         scope,
@@ -59,7 +59,7 @@ pub(super) fn http_action(v: &mut Validator, scope: &Scope, p: &str, h: &HttpAct
     );
 }
 
-pub(super) fn repo(v: &mut Validator, path: &str, repo: &str) {
+pub(crate) fn repo(v: &mut Validator, path: &str, repo: &str) {
     if !is_repo(repo) {
         v.err(
             path,
@@ -69,92 +69,9 @@ pub(super) fn repo(v: &mut Validator, path: &str, repo: &str) {
     }
 }
 
-pub(super) fn github_values(
-    v: &mut Validator,
-    scope: &Scope,
-    path: &str,
-    a: &GithubValuesAction,
-    secret: bool,
-) {
-    let scopes = usize::from(a.repo.is_some())
-        + usize::from(!a.repos.is_empty())
-        + usize::from(a.org.is_some());
-    if scopes != 1 {
-        v.err(path, "name exactly one of `repo`, `repos` or `org`", None);
-    }
-    for (i, r) in a.repo.iter().chain(a.repos.iter()).enumerate() {
-        let p = if a.repo.is_some() {
-            format!("{path}.repo")
-        } else {
-            format!("{path}.repos[{i}]")
-        };
-        repo(v, &p, r);
-    }
-    if let Some(org) = &a.org {
-        if org.is_empty() || org.contains('/') {
-            v.err(
-                &format!("{path}.org"),
-                format!("`{org}` is not an organisation"),
-                None,
-            );
-        }
-        if a.environment.is_some() {
-            v.err(
-                &format!("{path}.environment"),
-                "environments belong to repositories, not organisations",
-                None,
-            );
-        }
-        match (a.visibility, a.repositories.is_empty()) {
-            (Some(Visibility::Selected), true) => v.err(
-                &format!("{path}.repositories"),
-                "`visibility: selected` needs the repositories that may use it",
-                None,
-            ),
-            (Some(Visibility::All | Visibility::Private) | None, false) => v.err(
-                &format!("{path}.repositories"),
-                "repositories are only for `visibility: selected`",
-                None,
-            ),
-            _ => {}
-        }
-    } else if a.visibility.is_some() || !a.repositories.is_empty() {
-        v.err(
-            path,
-            "`visibility` and `repositories` are for organisation values",
-            None,
-        );
-    }
-    if a.set.is_empty() {
-        v.err(&format!("{path}.set"), "`set` names nothing", None);
-    }
-    for (name, value) in &a.set {
-        let p = format!("{path}.set.{name}");
-        let valid = name
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !valid || name.to_ascii_uppercase().starts_with("GITHUB_") {
-            v.err_key(
-                &p,
-                format!("`{name}` is not a name GitHub accepts"),
-                Some("letters, digits and `_`, not starting with a digit or GITHUB_".into()),
-            );
-        }
-        template(
-            v,
-            scope,
-            &p,
-            value,
-            if secret { Slot::SetValue } else { Slot::Public },
-        );
-    }
-}
-
 /// A connection URL holds the admin's password: it may come from env only. The role
 /// defaults to the alternating one, the password to the new value.
-pub(super) fn postgres(
+pub(crate) fn postgres(
     v: &mut Validator,
     scope: &Scope,
     path: &str,
@@ -189,165 +106,7 @@ pub(super) fn postgres(
     }
 }
 
-pub(super) fn vercel_env(v: &mut Validator, scope: &Scope, path: &str, a: &VercelEnvAction) {
-    if a.project.trim().is_empty() || a.project.contains('/') {
-        v.err(
-            &format!("{path}.project"),
-            format!("`{}` is not a Vercel project name or id", a.project),
-            None,
-        );
-    }
-    if a.target.is_empty() {
-        v.err(
-            &format!("{path}.target"),
-            "name at least one target (production, preview, development)",
-            None,
-        );
-    }
-    if a.kind == VercelEnvType::Sensitive && a.target.contains(&VercelTarget::Development) {
-        v.err(
-            &format!("{path}.target"),
-            "Vercel keeps sensitive values for production and preview only",
-            Some("drop development, or use `type: encrypted`".into()),
-        );
-    }
-    if a.set.is_empty() {
-        v.err(&format!("{path}.set"), "`set` names nothing", None);
-    }
-    for (name, value) in &a.set {
-        let p = format!("{path}.set.{name}");
-        if !valid_env_key(name) {
-            v.err_key(
-                &p,
-                format!("`{name}` is not an environment variable name"),
-                None,
-            );
-        }
-        template(v, scope, &p, value, Slot::SetValue);
-    }
-}
-
-pub(super) fn check_action(
-    v: &mut Validator,
-    scope: &Scope,
-    path: &str,
-    action: &ActionSpec,
-    role: Role,
-) {
-    match action {
-        ActionSpec::Manual(text) => template(v, scope, path, text, Slot::Manual),
-        ActionSpec::File(f) => {
-            let p = format!("{path}.file");
-            relative_path(v, &format!("{p}.path"), &f.path);
-            match (&f.set, &f.content) {
-                (Some(_), Some(_)) | (None, None) => v.err(
-                    &p,
-                    "a file step needs exactly one of `set` (keys in an env file) or `content` (the whole file)",
-                    None,
-                ),
-                (None, Some(_)) if role == Role::Publish => v.err(
-                    &format!("{p}.content"),
-                    "a publish step must be able to remove what it added; use `set`",
-                    None,
-                ),
-                _ => {}
-            }
-            if let Some(set) = &f.set {
-                if set.is_empty() {
-                    v.err(&format!("{p}.set"), "`set` names no keys", None);
-                }
-                for (k, val) in set {
-                    let kp = format!("{p}.set.{}", k.raw());
-                    template(v, scope, &kp, k, Slot::SetKey);
-                    template(v, scope, &kp, val, Slot::SetValue);
-                    if k.vars().is_ok_and(|vars| vars.is_empty()) && !valid_env_key(k.raw()) {
-                        v.err_key(
-                            &kp,
-                            format!("`{}` is not a valid env file key", k.raw()),
-                            None,
-                        );
-                    }
-                }
-            }
-            if let Some(content) = &f.content {
-                template(v, scope, &format!("{p}.content"), content, Slot::Content);
-            }
-            if let Some(mode) = f.mode
-                && mode > 0o777
-            {
-                v.err(
-                    &format!("{p}.mode"),
-                    "mode is a permission such as 0o600 (384)",
-                    None,
-                );
-            }
-        }
-        ActionSpec::JwksFile(j) => {
-            relative_path(v, &format!("{path}.jwks-file.path"), &j.path);
-            if let Some(r) = &j.repo {
-                repo(v, &format!("{path}.jwks-file.repo"), r);
-            }
-            if let Some(b) = &j.branch {
-                if j.repo.is_none() {
-                    v.err(
-                        &format!("{path}.jwks-file.branch"),
-                        "`branch` is for a file in a GitHub `repo`",
-                        None,
-                    );
-                } else if !is_branch_name(b) {
-                    v.err(
-                        &format!("{path}.jwks-file.branch"),
-                        format!("`{b}` is not a branch name"),
-                        None,
-                    );
-                }
-            }
-        }
-        ActionSpec::GithubSecret(a) => {
-            github_values(v, scope, &format!("{path}.github-secret"), a, true)
-        }
-        ActionSpec::GithubVariable(a) => {
-            github_values(v, scope, &format!("{path}.github-variable"), a, false)
-        }
-        ActionSpec::GithubWorkflow(w) => {
-            let p = format!("{path}.github-workflow");
-            repo(v, &format!("{p}.repo"), &w.repo);
-            if w.workflow.trim().is_empty() {
-                v.err(
-                    &format!("{p}.workflow"),
-                    "name the workflow file (deploy.yml) or its id",
-                    None,
-                );
-            }
-            for (k, t) in &w.inputs {
-                template(v, scope, &format!("{p}.inputs.{k}"), t, Slot::Public);
-            }
-        }
-        ActionSpec::VercelEnv(a) => vercel_env(v, scope, &format!("{path}.vercel-env"), a),
-        ActionSpec::Postgres(a) => {
-            postgres(
-                v,
-                scope,
-                &format!("{path}.postgres"),
-                &a.url,
-                a.role.as_ref(),
-                a.password.as_ref(),
-            );
-        }
-        ActionSpec::Command(c) => command(
-            v,
-            scope,
-            &format!("{path}.command"),
-            &c.run,
-            &c.args,
-            c.stdin.as_ref(),
-            &c.env,
-        ),
-        ActionSpec::Http(h) => http_action(v, scope, &format!("{path}.http"), h),
-    }
-}
-
-pub(super) fn check_probe(v: &mut Validator, scope: &Scope, path: &str, probe: &ProbeSpec) {
+pub(crate) fn check_probe(v: &mut Validator, scope: &Scope, path: &str, probe: &ProbeSpec) {
     match probe {
         ProbeSpec::Http(h) => {
             let p = format!("{path}.http");
@@ -438,7 +197,7 @@ pub(super) fn check_probe(v: &mut Validator, scope: &Scope, path: &str, probe: &
 }
 
 #[allow(clippy::too_many_arguments)]
-pub(super) fn command(
+pub(crate) fn command(
     v: &mut Validator,
     scope: &Scope,
     path: &str,
@@ -480,7 +239,7 @@ pub(super) fn command(
 }
 
 #[allow(clippy::too_many_arguments)]
-pub(super) fn http_request(
+pub(crate) fn http_request(
     v: &mut Validator,
     scope: &Scope,
     path: &str,
@@ -519,7 +278,7 @@ pub(super) fn http_request(
     }
 }
 
-pub(super) fn json_templates(
+pub(crate) fn json_templates(
     v: &mut Validator,
     scope: &Scope,
     path: &str,
@@ -550,7 +309,7 @@ pub(super) fn json_templates(
     }
 }
 
-pub(super) fn template(v: &mut Validator, scope: &Scope, path: &str, t: &Template, slot: Slot) {
+pub(crate) fn template(v: &mut Validator, scope: &Scope, path: &str, t: &Template, slot: Slot) {
     let on_key = slot == Slot::SetKey;
     let report = |v: &mut Validator, msg: String, hint: Option<String>| {
         if on_key {
@@ -626,7 +385,7 @@ pub(super) fn template(v: &mut Validator, scope: &Scope, path: &str, t: &Templat
     }
 }
 
-pub(super) fn relative_path(v: &mut Validator, path: &str, p: &str) {
+pub(crate) fn relative_path(v: &mut Validator, path: &str, p: &str) {
     if p.trim().is_empty() {
         v.err(path, "empty path", None);
     } else if p.contains("{{") {
@@ -634,7 +393,7 @@ pub(super) fn relative_path(v: &mut Validator, path: &str, p: &str) {
     }
 }
 
-pub(super) fn hosts(v: &mut Validator, path: &str, hosts: &[String]) {
+pub(crate) fn hosts(v: &mut Validator, path: &str, hosts: &[String]) {
     for (i, h) in hosts.iter().enumerate() {
         if crate::http::parse_trusted_host(h).is_none() {
             v.err(
@@ -646,7 +405,7 @@ pub(super) fn hosts(v: &mut Validator, path: &str, hosts: &[String]) {
     }
 }
 
-pub(super) fn valid_env_key(k: &str) -> bool {
+pub(crate) fn valid_env_key(k: &str) -> bool {
     is_env_name(k)
         || k.chars()
             .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))

@@ -5,13 +5,13 @@ use serde_json::{Value, json};
 use tracing::info;
 
 use super::{Driver, Flow};
-use crate::actions::View;
 use crate::clock::show;
 use crate::config::{ActionSpec, GateSpec, Template};
 use crate::gate::{GateRequest, GateStatus};
 use crate::pipeline::EngineError;
 use crate::pipeline::outcome::Outcome;
 use crate::pipeline::rotation::{At, Failure, GateRecord};
+use crate::step::View;
 
 impl Driver<'_, '_> {
     pub(super) fn gate_spec(&self) -> GateSpec {

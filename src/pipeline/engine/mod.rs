@@ -14,13 +14,14 @@ use tracing::{info, warn};
 use super::outcome::Outcome;
 use super::rotation::{At, Failure, Rotation, Stage};
 use super::{EngineError, EnvSource};
-use crate::actions::{self, Action, EnvValues, Op, Providers, StepContext, View};
+use crate::actions::{self, Action, Op};
 use crate::clock::{Clock, show};
 use crate::config::{ActionSpec, Credential, GateSpec};
 use crate::http::HttpClient;
 use crate::material::Material;
 use crate::probes::{self, Probe};
 use crate::state::{CredentialState, SharedVault};
+use crate::step::{EnvValues, Providers, StepContext, View};
 
 mod gate;
 mod promote;

@@ -4,13 +4,13 @@ use serde_json::json;
 use tracing::{info, warn};
 
 use super::{Driver, Flow, OpKind, Planned, ProbeFlow, ProbesStopped};
-use crate::actions::View;
 use crate::clock::show;
 use crate::config::{KeySpec, Strategy};
 use crate::material::{self, KidContext};
 use crate::pipeline::EngineError;
 use crate::pipeline::outcome::Outcome;
 use crate::pipeline::rotation::{At, Failure, RollbackStage, Stage};
+use crate::step::View;
 
 impl Driver<'_, '_> {
     pub(super) async fn generate(&mut self) -> Result<Flow, EngineError> {

@@ -201,7 +201,7 @@ pub async fn write_secrets(
             &yaml,
         ))
         .unwrap();
-    let providers = rotagate::actions::Providers {
+    let providers = rotagate::step::Providers {
         github: Some(gh),
         ..Default::default()
     };
@@ -220,10 +220,10 @@ pub async fn write_secrets(
         time::OffsetDateTime::now_utc(),
     )
     .unwrap();
-    let env = rotagate::actions::EnvValues::default();
+    let env = rotagate::step::EnvValues::default();
     let http = rotagate::http::HttpClient::new(Default::default()).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let cx = rotagate::actions::StepContext {
+    let cx = rotagate::step::StepContext {
         credential: "c",
         step: "promote/0",
         base_dir: dir.path(),
@@ -231,7 +231,7 @@ pub async fn write_secrets(
         env: &env,
         produced: &[],
     };
-    let view = rotagate::actions::View {
+    let view = rotagate::step::View {
         new: Some(&material),
         old: None,
         env: &env,

@@ -1,0 +1,23 @@
+//! `manual`: a checklist line for a person. It is never executed: the gate that guards
+//! its stage carries it (in the pull request, in the run's output).
+
+use super::{Action, ActionKind};
+use crate::config::Template;
+use crate::config::validate::steps::template;
+use crate::config::validate::{Role, Scope, Slot, Validator};
+use crate::step::{Providers, StepError};
+
+pub struct Manual;
+
+impl ActionKind for Manual {
+    type Spec = Template;
+    const ROLES: &'static [Role] = &[Role::Publish, Role::Promote, Role::Retire];
+
+    fn check(text: &Template, v: &mut Validator, scope: &Scope, path: &str, _role: Role) {
+        template(v, scope, path, text, Slot::Manual);
+    }
+
+    fn build(_: &Template, _: &Providers) -> Result<Option<Box<dyn Action>>, StepError> {
+        Ok(None)
+    }
+}

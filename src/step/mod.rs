@@ -1,0 +1,65 @@
+//! What actions, probes and generators share, below all three: the view templates
+//! render from and the run's tools ([`StepContext`]), requests built from templates,
+//! programs run with values on stdin, the provider clients, and their one error type.
+
+mod context;
+mod process;
+mod request;
+
+pub use context::{EnvValues, StepContext, View};
+pub use process::{CommandOutput, CommandSpec, DEFAULT_COMMAND_TIMEOUT, run_command};
+pub use request::{DEFAULT_HTTP_TIMEOUT, RequestSpec, method_name, render_request};
+
+use std::path::{Path, PathBuf};
+
+use crate::config::template::RenderError;
+use crate::github::{GitHub, GithubError};
+use crate::http::HttpError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    #[error(transparent)]
+    Render(#[from] RenderError),
+    #[error(transparent)]
+    Http(#[from] HttpError),
+    #[error(transparent)]
+    Github(#[from] GithubError),
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Clients for the providers that need one, made once per run. The engine passes them
+/// on without looking inside.
+#[derive(Clone, Default)]
+pub struct Providers {
+    pub github: Option<GitHub>,
+    pub vercel: Option<crate::vercel::Vercel>,
+}
+
+impl Providers {
+    pub fn github(&self, kind: &str) -> Result<GitHub, StepError> {
+        self.github.clone().ok_or_else(|| {
+            StepError::Failed(format!(
+                "{kind} needs GitHub credentials: set ROTAGATE_GITHUB_APP_ID and ROTAGATE_GITHUB_APP_KEY (a GitHub App), or ROTAGATE_GITHUB_TOKEN"
+            ))
+        })
+    }
+
+    pub fn vercel(&self) -> Result<crate::vercel::Vercel, StepError> {
+        self.vercel.clone().ok_or_else(|| {
+            StepError::Failed(
+                "vercel-env needs a Vercel token: set ROTAGATE_VERCEL_TOKEN (an access token with access to the project's team)".into(),
+            )
+        })
+    }
+}
+
+/// Resolves a config-relative path.
+pub fn resolve(base: &Path, path: &str) -> PathBuf {
+    let p = Path::new(path);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}
