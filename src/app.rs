@@ -178,6 +178,7 @@ pub fn runtime(config: &LoadedConfig, acting: Option<&[String]>) -> Result<Runti
     let providers = Providers {
         github,
         vercel: vercel_from_env()?,
+        vault: vault_from_env()?,
     };
     let progress: Arc<dyn Progress> = if ci::masking_enabled() {
         Arc::new(ci::LogGroups::default())
@@ -209,6 +210,44 @@ fn vercel_from_env() -> Result<Option<crate::vercel::Vercel>, AppError> {
     let http =
         HttpClient::new(RetryPolicy::default()).map_err(|e| AppError::Failed(e.to_string()))?;
     crate::vercel::Vercel::new(http, &api, token)
+        .map(Some)
+        .map_err(|e| AppError::Usage(e.to_string()))
+}
+
+/// A Vault client when ROTAGATE_VAULT_ADDR is set, logging in with the first method
+/// whose variables are set: a token, AppRole, or a JWT from GitHub's OIDC token.
+fn vault_from_env() -> Result<Option<crate::hashicorp::VaultClient>, AppError> {
+    use crate::hashicorp::{VaultAuth, VaultClient};
+    let Ok(address) = std::env::var("ROTAGATE_VAULT_ADDR") else {
+        return Ok(None);
+    };
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let mount = |default: &str| var("ROTAGATE_VAULT_AUTH_MOUNT").unwrap_or(default.into());
+    let auth = if let Some(token) = process_secret("ROTAGATE_VAULT_TOKEN") {
+        VaultAuth::Token(token)
+    } else if let (Some(role_id), Some(secret_id)) = (
+        var("ROTAGATE_VAULT_ROLE_ID"),
+        process_secret("ROTAGATE_VAULT_SECRET_ID"),
+    ) {
+        VaultAuth::AppRole {
+            mount: mount("approle"),
+            role_id,
+            secret_id,
+        }
+    } else if let Some(role) = var("ROTAGATE_VAULT_JWT_ROLE") {
+        VaultAuth::Jwt {
+            mount: mount("jwt"),
+            role,
+            audience: var("ROTAGATE_VAULT_JWT_AUDIENCE").unwrap_or("vault".into()),
+        }
+    } else {
+        return Err(AppError::Usage(
+            "ROTAGATE_VAULT_ADDR is set but no way to log in: set ROTAGATE_VAULT_TOKEN, or ROTAGATE_VAULT_ROLE_ID and ROTAGATE_VAULT_SECRET_ID (AppRole), or ROTAGATE_VAULT_JWT_ROLE (JWT with GitHub's OIDC token)".into(),
+        ));
+    };
+    let http =
+        HttpClient::new(RetryPolicy::default()).map_err(|e| AppError::Failed(e.to_string()))?;
+    VaultClient::new(http, &address, auth, var("ROTAGATE_VAULT_NAMESPACE"))
         .map(Some)
         .map_err(|e| AppError::Usage(e.to_string()))
 }

@@ -16,6 +16,7 @@ pub mod commands;
 pub mod config;
 pub mod gate;
 pub mod github;
+pub mod hashicorp;
 pub mod http;
 pub mod inventory;
 pub mod logging;

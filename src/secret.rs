@@ -149,7 +149,7 @@ fn registry() -> std::sync::MutexGuard<'static, Registry> {
 }
 
 /// Announces `value` to the CI masker and the redactor.
-fn register(value: &str) {
+pub(crate) fn register(value: &str) {
     crate::ci::mask(value);
     if value.trim().len() < crate::ci::MIN_MASK_LEN {
         return;
@@ -202,6 +202,8 @@ pub const PROCESS_SECRETS: &[&str] = &[
     "ROTAGATE_GITHUB_APP_KEY",
     "ROTAGATE_GITHUB_TOKEN",
     "ROTAGATE_VERCEL_TOKEN",
+    "ROTAGATE_VAULT_TOKEN",
+    "ROTAGATE_VAULT_SECRET_ID",
     "GITHUB_TOKEN",
     "ACTIONS_RUNTIME_TOKEN",
     "ACTIONS_ID_TOKEN_REQUEST_TOKEN",

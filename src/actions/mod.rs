@@ -14,6 +14,7 @@ pub mod http;
 pub mod jwks_file;
 pub mod manual;
 pub mod postgres;
+pub mod vault_kv;
 pub mod vercel_env;
 
 use std::path::Path;
@@ -59,6 +60,13 @@ pub trait Action: Send + Sync {
     /// many commands and requests a run has going at once.
     fn local(&self) -> bool {
         false
+    }
+
+    /// Checks, before a rotation generates anything, that the target will take its
+    /// writes (a permission the API can be asked about), so a missing grant stops the
+    /// rotation while no new key exists yet.
+    async fn preflight(&self, _cx: &StepContext<'_>) -> Result<(), StepError> {
+        Ok(())
     }
 
     /// What [`Op::Restore`] needs to undo a first `Write`, read before it and journaled
@@ -167,6 +175,10 @@ registry! {
     /// target it fills the idle role (alternating) and clears the old one at retire; as
     /// a promote target it sets the one role's password.
     Postgres(postgres::PostgresAction) = postgres::Postgres, "postgres";
+    /// Keys of a secret in HashiCorp Vault's KV version 2 engine, written together as
+    /// one new version with check-and-set; rollback writes the old values back as a
+    /// new version.
+    VaultKv(vault_kv::VaultKvAction) = vault_kv::VaultKv, "vault-kv";
 }
 
 /// The step a spec asks for, built with the client it needs; `None` for a manual step.

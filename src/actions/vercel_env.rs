@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 
 use super::{Action, ActionKind, Op};
 use crate::config::Template;
-use crate::config::validate::steps::{template, valid_env_key};
-use crate::config::validate::{Role, Scope, Slot, Validator};
+use crate::config::validate::steps::{set_map, valid_env_key};
+use crate::config::validate::{Role, Scope, Validator};
 use crate::step::{Providers, StepContext, StepError, View};
 use crate::vercel::{EnvVar, Project, Vercel, VercelError};
 use schemars::JsonSchema;
@@ -242,20 +242,14 @@ impl ActionKind for VercelEnv {
                 Some("drop development, or use `type: encrypted`".into()),
             );
         }
-        if a.set.is_empty() {
-            v.err(&format!("{path}.set"), "`set` names nothing", None);
-        }
-        for (name, value) in &a.set {
-            let p = format!("{path}.set.{name}");
-            if !valid_env_key(name) {
-                v.err_key(
-                    &p,
-                    format!("`{name}` is not an environment variable name"),
-                    None,
-                );
-            }
-            template(v, scope, &p, value, Slot::SetValue);
-        }
+        set_map(
+            v,
+            scope,
+            &path,
+            &a.set,
+            valid_env_key,
+            "an environment variable name",
+        );
     }
 
     fn build(

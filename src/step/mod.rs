@@ -34,6 +34,7 @@ pub enum StepError {
 pub struct Providers {
     pub github: Option<GitHub>,
     pub vercel: Option<crate::vercel::Vercel>,
+    pub vault: Option<crate::hashicorp::VaultClient>,
 }
 
 impl Providers {
@@ -42,6 +43,14 @@ impl Providers {
             StepError::Failed(format!(
                 "{kind} needs GitHub credentials: set ROTAGATE_GITHUB_APP_ID and ROTAGATE_GITHUB_APP_KEY (a GitHub App), or ROTAGATE_GITHUB_TOKEN"
             ))
+        })
+    }
+
+    pub fn vault(&self) -> Result<crate::hashicorp::VaultClient, StepError> {
+        self.vault.clone().ok_or_else(|| {
+            StepError::Failed(
+                "vault-kv needs a Vault address and a login: set ROTAGATE_VAULT_ADDR and ROTAGATE_VAULT_TOKEN, or ROTAGATE_VAULT_ROLE_ID and ROTAGATE_VAULT_SECRET_ID (AppRole), or ROTAGATE_VAULT_JWT_ROLE (GitHub's OIDC token)".into(),
+            )
         })
     }
 

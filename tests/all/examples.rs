@@ -48,6 +48,7 @@ fn every_example_loads_and_is_exercised_below() {
         "000-idp-signing-key.yaml",
         "002-jwks-auth-service.yaml",
         "003-bff.yaml",
+        "vault-kv.yaml",
     ];
     for entry in std::fs::read_dir(examples_dir()).unwrap() {
         let path = entry.unwrap().path();
@@ -491,6 +492,7 @@ impl Gated {
         let providers = Providers {
             github: Some(fake.client(None)),
             vercel,
+            ..Default::default()
         };
         let mut rt = runtime_with_gates(
             clock.clone(),

@@ -21,5 +21,6 @@ mod openapi;
 mod postgres;
 mod snapshots;
 mod state;
+mod vault;
 mod vercel;
 mod webhook;

@@ -21,6 +21,7 @@ use rotagate::step::Providers;
 pub mod github;
 pub mod postgres;
 pub mod server;
+pub mod vault;
 pub mod vercel;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_rotagate");
@@ -115,28 +116,7 @@ impl Ws {
     /// Runs the binary and kills it with SIGKILL right after its `line`-th log line.
     /// Returns whether it was killed (false: it finished first).
     pub fn run_killed_after_line(&self, args: &[&str], line: usize) -> bool {
-        let mut child = self
-            .cmd(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let mut seen = 0;
-        let mut killed = false;
-        for l in BufReader::new(stderr).lines() {
-            let Ok(l) = l else { break };
-            if l.contains("INFO") || l.contains("WARN") {
-                seen += 1;
-                if seen == line {
-                    child.kill().unwrap();
-                    killed = true;
-                    break;
-                }
-            }
-        }
-        child.wait().unwrap();
-        killed
+        kill_after_line(self.cmd(args), line)
     }
 
     pub fn run(&self, args: &[&str]) -> Run {
@@ -312,4 +292,30 @@ impl Ws {
         }
         cmd.output().await.unwrap().into()
     }
+}
+
+/// Runs `cmd` and kills it with SIGKILL right after its `line`-th log line. Returns
+/// whether it was killed (false: it finished first).
+pub fn kill_after_line(mut cmd: Command, line: usize) -> bool {
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut seen = 0;
+    let mut killed = false;
+    for l in BufReader::new(stderr).lines() {
+        let Ok(l) = l else { break };
+        if l.contains("INFO") || l.contains("WARN") {
+            seen += 1;
+            if seen == line {
+                child.kill().unwrap();
+                killed = true;
+                break;
+            }
+        }
+    }
+    child.wait().unwrap();
+    killed
 }

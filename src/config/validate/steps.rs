@@ -411,3 +411,26 @@ pub(crate) fn valid_env_key(k: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
             && !k.is_empty()
 }
+
+/// A `set:` map of names to secret values: at least one, each name accepted by
+/// `valid` (else "`NAME` is not `what`"), each value a template that may hold private
+/// values.
+pub(crate) fn set_map(
+    v: &mut Validator,
+    scope: &Scope,
+    path: &str,
+    set: &std::collections::BTreeMap<String, Template>,
+    valid: fn(&str) -> bool,
+    what: &str,
+) {
+    if set.is_empty() {
+        v.err(&format!("{path}.set"), "`set` names nothing", None);
+    }
+    for (name, value) in set {
+        let p = format!("{path}.set.{name}");
+        if !valid(name) {
+            v.err_key(&p, format!("`{name}` is not {what}"), None);
+        }
+        template(v, scope, &p, value, Slot::SetValue);
+    }
+}

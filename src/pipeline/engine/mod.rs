@@ -349,6 +349,27 @@ impl<'a, 'v> Driver<'a, 'v> {
         Ok(steps)
     }
 
+    /// Asks every step of the rotation whether its target will take the writes, before
+    /// anything is generated.
+    async fn preflight(&self) -> Result<(), String> {
+        for (stage, list) in [
+            ("publish", &self.cred.publish),
+            ("promote", &self.cred.promote),
+            ("retire", &self.cred.retire),
+        ] {
+            for (i, action) in self.steps(list)? {
+                let step = format!("{stage}/{i}");
+                let _slot = self.slot(action.local()).await;
+                let cx = self.step_context(&step, &[]);
+                action
+                    .preflight(&cx)
+                    .await
+                    .map_err(|e| format!("{step} ({}): {e}", action.describe()))?;
+            }
+        }
+        Ok(())
+    }
+
     fn probe_for(&self, spec: &crate::config::ProbeSpec) -> Result<Box<dyn Probe>, String> {
         probes::build(spec, &self.rt.providers).map_err(|e| e.to_string())
     }

@@ -14,6 +14,9 @@ use crate::step::View;
 
 impl Driver<'_, '_> {
     pub(super) async fn generate(&mut self) -> Result<Flow, EngineError> {
+        if let Err(message) = self.preflight().await {
+            return self.cannot_start("preflight", message).await;
+        }
         let now = self.now();
         let (kid, role) = {
             let entry = self.entry_ref();
