@@ -19,6 +19,7 @@ pub mod github;
 pub mod hashicorp;
 pub mod http;
 pub mod inventory;
+pub mod kubernetes;
 pub mod logging;
 pub mod material;
 pub mod notify;

@@ -12,6 +12,7 @@ pub mod github_variable;
 pub mod github_workflow;
 pub mod http;
 pub mod jwks_file;
+pub mod kubernetes_secret;
 pub mod manual;
 pub mod postgres;
 pub mod vault_kv;
@@ -179,6 +180,9 @@ registry! {
     /// one new version with check-and-set; rollback writes the old values back as a
     /// new version.
     VaultKv(vault_kv::VaultKvAction) = vault_kv::VaultKv, "vault-kv";
+    /// Keys of a Kubernetes Secret, patched together with a resourceVersion
+    /// precondition; optionally restarts Deployments afterwards.
+    KubernetesSecret(kubernetes_secret::KubernetesSecretAction) = kubernetes_secret::KubernetesSecret, "kubernetes-secret";
 }
 
 /// The step a spec asks for, built with the client it needs; `None` for a manual step.

@@ -39,6 +39,14 @@ impl Default for RetryPolicy {
     }
 }
 
+/// Extra TLS trust for a client: a CA bundle and a client identity (certificate and
+/// private key, PEM, held as a secret).
+#[derive(Default)]
+pub struct Tls {
+    pub ca_pem: Option<Vec<u8>>,
+    pub identity_pem: Option<Secret>,
+}
+
 #[derive(Clone)]
 pub struct HttpClient {
     client: reqwest::Client,
@@ -96,16 +104,34 @@ enum Attempt {
 
 impl HttpClient {
     pub fn new(retry: RetryPolicy) -> Result<HttpClient, HttpError> {
-        let client = reqwest::Client::builder()
+        Self::with_tls(retry, &Tls::default())
+    }
+
+    /// A client that also trusts `tls.ca_pem` (a private cluster's CA) and presents
+    /// `tls.identity_pem` (a client certificate and its key) where asked.
+    pub fn with_tls(retry: RetryPolicy, tls: &Tls) -> Result<HttpClient, HttpError> {
+        let fail = |what: &str, e: reqwest::Error| HttpError::Transport {
+            shown: "http client".into(),
+            message: format!("{what}: {e}"),
+        };
+        let mut builder = reqwest::Client::builder()
             .user_agent(concat!("rotagate/", env!("CARGO_PKG_VERSION")))
             // Redirects are followed by hand so credentials reach only trusted hosts.
             .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|e| HttpError::Transport {
-                shown: "http client".into(),
-                message: e.to_string(),
-            })?;
+            .connect_timeout(Duration::from_secs(10));
+        if let Some(pem) = &tls.ca_pem {
+            for cert in reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| fail("the CA certificate is not PEM", e))?
+            {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        if let Some(pem) = &tls.identity_pem {
+            let identity = reqwest::Identity::from_pem(pem.expose().as_bytes())
+                .map_err(|e| fail("the client certificate or key is not PEM", e))?;
+            builder = builder.identity(identity);
+        }
+        let client = builder.build().map_err(|e| fail("cannot build", e))?;
         Ok(HttpClient { client, retry })
     }
 

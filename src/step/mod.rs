@@ -35,6 +35,8 @@ pub struct Providers {
     pub github: Option<GitHub>,
     pub vercel: Option<crate::vercel::Vercel>,
     pub vault: Option<crate::hashicorp::VaultClient>,
+    /// The cluster of the kubeconfig or the pod, or why it could not be read.
+    pub kubernetes: Option<Result<crate::kubernetes::Kube, String>>,
 }
 
 impl Providers {
@@ -52,6 +54,16 @@ impl Providers {
                 "vault-kv needs a Vault address and a login: set ROTAGATE_VAULT_ADDR and ROTAGATE_VAULT_TOKEN, or ROTAGATE_VAULT_ROLE_ID and ROTAGATE_VAULT_SECRET_ID (AppRole), or ROTAGATE_VAULT_JWT_ROLE (GitHub's OIDC token)".into(),
             )
         })
+    }
+
+    pub fn kubernetes(&self) -> Result<crate::kubernetes::Kube, StepError> {
+        match &self.kubernetes {
+            Some(Ok(kube)) => Ok(kube.clone()),
+            Some(Err(e)) => Err(StepError::Failed(e.clone())),
+            None => Err(StepError::Failed(
+                "kubernetes-secret needs a cluster: set KUBECONFIG (or write ~/.kube/config), or run in a pod with a service account".into(),
+            )),
+        }
     }
 
     pub fn vercel(&self) -> Result<crate::vercel::Vercel, StepError> {

@@ -49,6 +49,7 @@ fn every_example_loads_and_is_exercised_below() {
         "002-jwks-auth-service.yaml",
         "003-bff.yaml",
         "vault-kv.yaml",
+        "kubernetes-secret.yaml",
     ];
     for entry in std::fs::read_dir(examples_dir()).unwrap() {
         let path = entry.unwrap().path();

@@ -15,6 +15,7 @@ mod fuzz;
 mod github;
 mod http;
 mod hygiene;
+mod kubernetes;
 mod material;
 mod minted;
 mod openapi;

@@ -19,6 +19,7 @@ use rotagate::state::{FileStore, RunIdentity, StateIdentity, Vault, parse_recipi
 use rotagate::step::Providers;
 
 pub mod github;
+pub mod kubernetes;
 pub mod postgres;
 pub mod server;
 pub mod vault;

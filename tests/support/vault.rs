@@ -60,7 +60,7 @@ struct World {
     /// jwt role → (bound audience, policy)
     jwt_roles: BTreeMap<String, (String, Policy)>,
     issued: u64,
-    faults: Vec<(String, Fault, usize)>,
+    faults: crate::support::server::Faults<Fault>,
     requests: Vec<String>,
 }
 
@@ -240,15 +240,11 @@ impl FakeVault {
     /// Answers the next `times` requests whose "METHOD path" starts with `prefix`
     /// with `fault`.
     pub fn inject(&self, prefix: &str, fault: Fault, times: usize) {
-        self.world
-            .lock()
-            .unwrap()
-            .faults
-            .push((prefix.into(), fault, times));
+        self.world.lock().unwrap().faults.push(prefix, fault, times);
     }
 
     pub fn pending_faults(&self) -> usize {
-        self.world.lock().unwrap().faults.iter().map(|f| f.2).sum()
+        self.world.lock().unwrap().faults.pending()
     }
 
     /// "METHOD /path [namespace]" of every request, in order, bodies never kept.
@@ -281,14 +277,7 @@ async fn handle(
         } else {
             format!("{line} [{namespace}]")
         });
-        let hit = w
-            .faults
-            .iter_mut()
-            .find(|(prefix, _, left)| *left > 0 && line.starts_with(prefix.as_str()));
-        hit.map(|f| {
-            f.2 -= 1;
-            f.1.clone()
-        })
+        w.faults.take(&line)
     };
     match fault {
         Some(Fault::Status(s)) => return errors(s, &["internal error"]),
