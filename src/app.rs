@@ -182,6 +182,7 @@ pub fn runtime(config: &LoadedConfig, acting: Option<&[String]>) -> Result<Runti
         kubernetes: crate::kubernetes::Kube::from_env(RetryPolicy::default())
             .map_err(|e| e.to_string())
             .transpose(),
+        aws: Default::default(),
     };
     let progress: Arc<dyn Progress> = if ci::masking_enabled() {
         Arc::new(ci::LogGroups::default())

@@ -9,6 +9,7 @@
 
 pub mod actions;
 pub mod app;
+pub mod aws;
 pub mod ci;
 pub mod cli;
 pub mod clock;

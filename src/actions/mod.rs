@@ -4,6 +4,8 @@
 //! how it is built and what it does. A kind knows its target's API and nothing of
 //! stages; the engine decides when to call [`Action::execute`] and with which [`Op`].
 
+pub mod aws_parameter;
+pub mod aws_secret;
 pub mod command;
 mod envfile;
 pub mod file;
@@ -183,6 +185,12 @@ registry! {
     /// Keys of a Kubernetes Secret, patched together with a resourceVersion
     /// precondition; optionally restarts Deployments afterwards.
     KubernetesSecret(kubernetes_secret::KubernetesSecretAction) = kubernetes_secret::KubernetesSecret, "kubernetes-secret";
+    /// An AWS Secrets Manager secret, staged with its own labels: the new value goes in
+    /// as AWSPENDING at publish, AWSCURRENT moves to it at promote (the old version
+    /// becomes AWSPREVIOUS), rollback moves the label back.
+    AwsSecret(aws_secret::AwsSecretAction) = aws_secret::AwsSecret, "aws-secret";
+    /// An SSM Parameter Store SecureString, written as a new version.
+    AwsParameter(aws_parameter::AwsParameterAction) = aws_parameter::AwsParameter, "aws-parameter";
 }
 
 /// The step a spec asks for, built with the client it needs; `None` for a manual step.

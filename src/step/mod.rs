@@ -37,6 +37,8 @@ pub struct Providers {
     pub vault: Option<crate::hashicorp::VaultClient>,
     /// The cluster of the kubeconfig or the pod, or why it could not be read.
     pub kubernetes: Option<Result<crate::kubernetes::Kube, String>>,
+    /// The AWS SDK's configuration, loaded when a step first needs it.
+    pub aws: crate::aws::Aws,
 }
 
 impl Providers {

@@ -50,6 +50,7 @@ fn every_example_loads_and_is_exercised_below() {
         "003-bff.yaml",
         "vault-kv.yaml",
         "kubernetes-secret.yaml",
+        "aws.yaml",
     ];
     for entry in std::fs::read_dir(examples_dir()).unwrap() {
         let path = entry.unwrap().path();

@@ -5,6 +5,7 @@ mod support;
 
 mod actions;
 mod age;
+mod aws;
 mod cli;
 mod config;
 mod crash;

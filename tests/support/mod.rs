@@ -18,6 +18,7 @@ use rotagate::secret::Secret;
 use rotagate::state::{FileStore, RunIdentity, StateIdentity, Vault, parse_recipients};
 use rotagate::step::Providers;
 
+pub mod aws;
 pub mod github;
 pub mod kubernetes;
 pub mod postgres;
