@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The steps of rotagate's composite action (action.yml):
-#   install  put the release binary for this runner on PATH, its sha256 checked against
-#            sums/<version> committed in this action's repository at this ref
-#   build    fallback when there is no release binary: cargo build, with a cleared
-#            environment so no secret of the job is in reach of build scripts
+#   install  put rotagate on PATH: the `binary` input (built by a job without secrets,
+#            checked against `binary-sha256`), else the release binary for this runner,
+#            its sha256 checked against sums/<version> committed in this action's
+#            repository at this ref. Nothing is ever compiled here: this job holds the
+#            rotation secrets, and a build script could read them.
 #   run      validate the inputs (they arrive only as INPUT_* environment variables)
 #            and run rotagate
 set -euo pipefail
@@ -53,7 +54,36 @@ action_repository() {
   esac
 }
 
+# Where to get a binary when there is no release one: never a build in this job.
+no_binary() {
+  die "$1: rotagate is never compiled in the job that holds the rotation secrets. Build it in a job without secrets and pass it with the binary and binary-sha256 inputs (workflows/rotate-from-source.yml; README, On GitHub Actions)"
+}
+
+# The `binary` input: a file built elsewhere, run only if its sha256 is the one given.
+install_given() {
+  local given="$1" expected="${INPUT_BINARY_SHA256:-}" actual
+  [[ "$expected" =~ ^[0-9a-f]{64}$ ]] ||
+    die "input binary needs binary-sha256: the sha256 (64 hex digits) the build job printed for it"
+  [ -f "$given" ] || die "input binary names no file"
+  mkdir -p "$bin_dir"
+  cp "$given" "$bin_dir/rotagate.download"
+  actual="$(sha256_of "$bin_dir/rotagate.download")"
+  if [ "$actual" != "$expected" ]; then
+    rm -f "$bin_dir/rotagate.download"
+    die "checksum mismatch for the binary input: binary-sha256 says $expected, the file is $actual; refusing to run it"
+  fi
+  chmod 0755 "$bin_dir/rotagate.download"
+  mv "$bin_dir/rotagate.download" "$bin_dir/rotagate"
+  echo "$bin_dir" >>"${GITHUB_PATH:?}"
+  echo "rotagate from the binary input (sha256 $actual verified)" >&2
+  output installed true
+}
+
 install() {
+  if [ -n "${INPUT_BINARY:-}" ]; then
+    install_given "$INPUT_BINARY"
+    return
+  fi
   local version="${INPUT_VERSION:-}" listed="" file
   for file in "$action_dir"/sums/*; do
     [ -f "$file" ] && listed+="${file##*/}"$'\n'
@@ -78,17 +108,11 @@ install() {
   target="$(target)"
   repo="$(action_repository)"
   if [ -z "$version" ] || [ -z "$target" ] || [ -z "$repo" ]; then
-    echo "no release binary for this runner (version '${version:-none listed}', target '${target:-unsupported}', action '${repo:-local}'): building from source" >&2
-    output installed false
-    return
+    no_binary "no release binary for this runner (version '${version:-none listed}', target '${target:-unsupported}', action '${repo:-local}')"
   fi
   local asset="rotagate-$target" expected
   expected="$(awk -v a="$asset" '$2 == a { print $1 }' "$action_dir/sums/$version")"
-  if [ -z "$expected" ]; then
-    echo "sums/$version lists no $asset: building from source" >&2
-    output installed false
-    return
-  fi
+  [ -n "$expected" ] || no_binary "sums/$version lists no $asset"
   mkdir -p "$bin_dir"
   local url="${GITHUB_SERVER_URL:-https://github.com}/$repo/releases/download/v$version/$asset"
   curl --fail --silent --show-error --location --proto '=https' --tlsv1.2 \
@@ -105,17 +129,6 @@ install() {
   echo "$bin_dir" >>"${GITHUB_PATH:?}"
   echo "rotagate $version ($asset, sha256 $actual verified against sums/$version)" >&2
   output installed true
-}
-
-build() {
-  mkdir -p "$bin_dir"
-  local target_dir="${RUNNER_TEMP}/rotagate-build"
-  # A cleared environment: the job's secrets stay out of reach of build scripts.
-  env -i HOME="$HOME" PATH="$HOME/.cargo/bin:$PATH" \
-    cargo build --locked --release --quiet \
-    --manifest-path "$action_dir/Cargo.toml" --target-dir "$target_dir"
-  cp "$target_dir/release/rotagate" "$bin_dir/rotagate"
-  echo "$bin_dir" >>"${GITHUB_PATH:?}"
 }
 
 valid_id() {
@@ -198,7 +211,6 @@ run() {
 
 case "${1:-}" in
   install) install ;;
-  build) build ;;
   run) run ;;
-  *) die "usage: action.sh install|build|run" ;;
+  *) die "usage: action.sh install|run" ;;
 esac

@@ -612,14 +612,54 @@ fn the_action_installs_only_a_binary_whose_checksum_is_committed() {
     assert_eq!(code, 0, "{log}");
     assert!(log.contains("rotagate 1.0.0 ("), "{log}");
 
-    // A runner without a release binary, or no release at all, builds from source.
-    let (code, _, outputs) = good.run("install", &[("RUNNER_OS", "Windows")]);
-    assert_eq!(code, 0);
-    assert!(outputs.contains("installed=false"));
+    // A runner without a release binary, or no release at all, fails: nothing is ever
+    // compiled in the job that holds the secrets; the message says what to do.
+    let (code, log, outputs) = good.run("install", &[("RUNNER_OS", "Windows")]);
+    assert_eq!(code, 1, "{log}");
+    assert!(
+        log.contains("no release binary for this runner (version '0.2.0', target 'unsupported'")
+            && log
+                .contains("rotagate is never compiled in the job that holds the rotation secrets")
+            && log.contains("workflows/rotate-from-source.yml"),
+        "{log}"
+    );
+    assert!(outputs.is_empty(), "{outputs}");
     let unreleased = ActionDir::new(&[], b"");
-    let (code, _, outputs) = unreleased.run("install", &[]);
-    assert_eq!(code, 0);
-    assert!(outputs.contains("installed=false"));
+    let (code, log, _) = unreleased.run("install", &[]);
+    assert_eq!(code, 1, "{log}");
+    assert!(good.installed().is_some() && unreleased.installed().is_none());
+
+    // A binary from a build job without secrets runs only with its checksum.
+    let built = unreleased.root.path().join("built-rotagate");
+    std::fs::write(&built, binary).unwrap();
+    let given = built.to_str().unwrap();
+    let (code, log, outputs) = unreleased.run(
+        "install",
+        &[
+            ("INPUT_BINARY", given),
+            ("INPUT_BINARY_SHA256", &sha256_hex(binary)),
+        ],
+    );
+    assert_eq!(code, 0, "{log}");
+    assert!(outputs.contains("installed=true"), "{outputs}");
+    assert_eq!(unreleased.installed().as_deref(), Some(&binary[..]));
+    let other = ActionDir::new(&[], b"");
+    let (code, log, _) = other.run(
+        "install",
+        &[
+            ("INPUT_BINARY", given),
+            ("INPUT_BINARY_SHA256", &sha256_hex(b"other")),
+        ],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        log.contains("checksum mismatch for the binary input"),
+        "{log}"
+    );
+    assert!(other.installed().is_none());
+    let (code, log, _) = other.run("install", &[("INPUT_BINARY", given)]);
+    assert_eq!(code, 1);
+    assert!(log.contains("input binary needs binary-sha256"), "{log}");
 }
 
 #[test]
@@ -735,11 +775,21 @@ fn the_action_and_every_workflow_keep_to_the_rules() {
         if name.contains("workflows/rotate-") {
             let jobs = doc["jobs"].as_mapping().unwrap();
             for (id, job) in jobs {
-                assert_eq!(
-                    job["environment"].as_str(),
-                    Some("rotation"),
-                    "{name}: job {id:?}"
-                );
+                // The jobs that run rotagate hold the secrets, in the rotation
+                // environment; any other job (a build) sees neither.
+                let job_text = serde_yaml::to_string(job).unwrap();
+                if job_text.contains("rotagate/rotagate@") {
+                    assert_eq!(
+                        job["environment"].as_str(),
+                        Some("rotation"),
+                        "{name}: job {id:?}"
+                    );
+                } else {
+                    assert!(
+                        job.get("environment").is_none() && !job_text.contains("secrets."),
+                        "{name}: job {id:?} does not run rotagate, so it gets no secrets"
+                    );
+                }
                 assert!(
                     job["permissions"].is_mapping(),
                     "{name}: job {id:?} sets no permissions"
