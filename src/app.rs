@@ -3,6 +3,7 @@
 //! and turning errors into exit codes. The commands themselves are in
 //! [`crate::commands`].
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
@@ -384,6 +385,60 @@ async fn open_vault(
     Ok(state::Vault::open(store, identity, recipients, RunIdentity::current(), lease).await?)
 }
 
+/// Per credential of `report`: its stage, when it is next due, and (waiting at a gate)
+/// the manual steps of that gate's stage, rendered with the rotation's public values.
+fn summary_context(
+    config: &LoadedConfig,
+    vault: &Vault,
+    rt: &Runtime,
+    report: &RunReport,
+) -> BTreeMap<String, ci::SummaryContext> {
+    use crate::pipeline::Outcome;
+    let rows = crate::inventory::status(config, &vault.doc, rt.clock.now());
+    let env = crate::step::EnvValues::default();
+    report
+        .credentials
+        .iter()
+        .map(|c| {
+            let row = rows.iter().find(|r| r.credential == c.id);
+            let entry = vault.doc.credentials.get(&c.id);
+            let manual = match (&c.outcome, config.credential(&c.id)) {
+                (Outcome::AwaitingGate { gate, .. }, Some(cred)) => {
+                    let list = match gate.as_str() {
+                        "publish" => &cred.publish,
+                        "promote" => &cred.promote,
+                        _ => &cred.retire,
+                    };
+                    let view = crate::step::View {
+                        new: entry
+                            .and_then(|e| e.rotation.as_ref())
+                            .and_then(|r| r.new.as_ref()),
+                        old: entry.and_then(|e| e.current.as_ref()),
+                        env: &env,
+                    };
+                    list.iter()
+                        .filter_map(|a| match a {
+                            crate::config::ActionSpec::Manual(t) => Some(
+                                t.render(&view)
+                                    .map(|text| text.expose().to_string())
+                                    .unwrap_or_else(|_| t.raw().to_string()),
+                            ),
+                            _ => None,
+                        })
+                        .collect()
+                }
+                _ => Vec::new(),
+            };
+            let context = ci::SummaryContext {
+                stage: entry.and_then(|e| e.rotation.as_ref()).map(|r| r.stage),
+                next_due: row.and_then(|r| r.next_due),
+                manual,
+            };
+            (c.id.clone(), context)
+        })
+        .collect()
+}
+
 /// After a command that drove rotations: owner notifications, then under Actions the
 /// step summary, outputs and annotations; the exit code.
 pub async fn finish(
@@ -396,13 +451,8 @@ pub async fn finish(
 ) -> Result<u8, AppError> {
     notify(config, vault, rt).await;
     if let Some(wf) = ci::Workflow::detect()? {
-        let stages = vault
-            .doc
-            .credentials
-            .iter()
-            .filter_map(|(id, e)| e.rotation.as_ref().map(|r| (id.clone(), r.stage)))
-            .collect();
-        let summary = ci::run_summary(command, report, &stages);
+        let context = summary_context(config, vault, rt, report);
+        let summary = ci::run_summary(command, report, &context, wf.run_url.as_deref());
         wf.append_summary(&summary)?;
         wf.set_outputs(&ci::run_outputs(report, &summary))?;
         for c in report.credentials.iter().filter(|c| c.outcome.failed()) {

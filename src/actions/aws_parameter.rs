@@ -10,7 +10,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::aws_secret::{AwsSecretAction, check_region};
+use super::aws_secret::{AwsSecretAction, check_name, check_region};
 use super::{Action, ActionKind, Op};
 use crate::aws::AwsError;
 use crate::config::Template;
@@ -163,18 +163,14 @@ impl ActionKind for AwsParameter {
 
     fn check(a: &AwsParameterAction, v: &mut Validator, scope: &Scope, path: &str, _: Role) {
         let path = format!("{path}.aws-parameter");
-        let name_ok = !a.name.is_empty()
-            && a.name.len() <= 2048
-            && a.name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "/_.-".contains(c));
-        if !name_ok {
-            v.err(
-                &format!("{path}.name"),
-                format!("`{}` is not a parameter name", a.name),
-                Some("letters, digits and /_.- e.g. /payments/signing-key".into()),
-            );
-        }
+        check_name(
+            v,
+            &format!("{path}.name"),
+            &a.name,
+            "/_.-",
+            "a parameter name",
+            "letters, digits and /_.- e.g. /payments/signing-key",
+        );
         check_region(v, &path, a.region.as_deref());
         a.values().check_values(v, scope, &path);
     }

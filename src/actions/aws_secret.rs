@@ -305,18 +305,14 @@ impl ActionKind for AwsSecret {
 
     fn check(a: &AwsSecretAction, v: &mut Validator, scope: &Scope, path: &str, _: Role) {
         let path = format!("{path}.aws-secret");
-        let name_ok = !a.secret.is_empty()
-            && a.secret.len() <= 2048
-            && a.secret
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "/_+=.@-:".contains(c));
-        if !name_ok {
-            v.err(
-                &format!("{path}.secret"),
-                format!("`{}` is not a Secrets Manager name or ARN", a.secret),
-                Some("letters, digits and /_+=.@- (or an arn:aws:secretsmanager:... ARN)".into()),
-            );
-        }
+        check_name(
+            v,
+            &format!("{path}.secret"),
+            &a.secret,
+            "/_+=.@-:",
+            "a Secrets Manager name or ARN",
+            "letters, digits and /_+=.@- (or an arn:aws:secretsmanager:... ARN)",
+        );
         check_region(v, &path, a.region.as_deref());
         a.check_values(v, scope, &path);
     }
@@ -329,6 +325,25 @@ impl ActionKind for AwsSecret {
             spec: a.clone(),
             aws: providers.aws.clone(),
         })))
+    }
+}
+
+/// A name of at most 2048 letters, digits and `also`.
+pub(super) fn check_name(
+    v: &mut Validator,
+    path: &str,
+    name: &str,
+    also: &str,
+    what: &str,
+    hint: &str,
+) {
+    let ok = !name.is_empty()
+        && name.len() <= 2048
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || also.contains(c));
+    if !ok {
+        v.err(path, format!("`{name}` is not {what}"), Some(hint.into()));
     }
 }
 

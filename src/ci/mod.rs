@@ -9,5 +9,7 @@ mod workflow;
 pub use commands::{LogGroups, error, warning};
 pub(crate) use mask::{MIN_MASK_LEN, mask_lines};
 pub use mask::{mask, masking_enabled};
-pub use report::{check_summary, plan_matrix, plan_summary, run_outputs, run_summary};
+pub use report::{
+    SummaryContext, check_summary, plan_matrix, plan_summary, run_outputs, run_summary,
+};
 pub use workflow::{APPROVALS_DIR, Trigger, Workflow, WorkflowError};

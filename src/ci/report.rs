@@ -19,18 +19,36 @@ fn cell(text: &str) -> String {
     }
 }
 
-/// The step summary of a run: per credential, the outcome, the stage it is at, the
-/// next step, what it waits on until when, and the pull request to approve.
-/// `stages`: each rotation in flight's stage after the run.
-pub fn run_summary(command: &str, report: &RunReport, stages: &BTreeMap<String, Stage>) -> String {
+/// What the summary says of a credential beyond its outcome, read from config and
+/// state after the run.
+#[derive(Debug, Default)]
+pub struct SummaryContext {
+    /// The stage of its rotation in flight.
+    pub stage: Option<Stage>,
+    /// When its next rotation is due.
+    pub next_due: Option<time::OffsetDateTime>,
+    /// Manual steps a person must do before its gate opens.
+    pub manual: Vec<String>,
+}
+
+/// The step summary of a run: per credential, its owner, the outcome, the stage it is
+/// at, the next step, what it waits on until when, manual steps pending, the pull
+/// request to approve and when the next rotation is due; then the version and where
+/// the run's encrypted state is.
+pub fn run_summary(
+    command: &str,
+    report: &RunReport,
+    context: &BTreeMap<String, SummaryContext>,
+    run_url: Option<&str>,
+) -> String {
     let mut md = format!(
-        "### rotagate {command}\n\n| credential | outcome | stage | next step | waiting on | until | pull request |\n|---|---|---|---|---|---|---|\n"
+        "### rotagate {} {command}\n\n| credential | owner | outcome | stage | next step | waiting on | until | manual steps pending | pull request | next due |\n|---|---|---|---|---|---|---|---|---|---|\n",
+        env!("CARGO_PKG_VERSION")
     );
+    let empty = SummaryContext::default();
     for c in &report.credentials {
-        let stage = stages
-            .get(&c.id)
-            .map(|s| s.name().to_string())
-            .unwrap_or_default();
+        let cx = context.get(&c.id).unwrap_or(&empty);
+        let stage = cx.stage.map(|s| s.name().to_string()).unwrap_or_default();
         let none = String::new;
         let (outcome, stage, next, waiting, until, link) = match &c.outcome {
             Outcome::Idle { next_due } => (
@@ -121,18 +139,32 @@ pub fn run_summary(command: &str, report: &RunReport, stages: &BTreeMap<String, 
             ),
         };
         md.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             cell(&c.id),
+            cell(c.owner.as_deref().unwrap_or("")),
             cell(&outcome),
             cell(&stage),
             cell(&next),
             cell(&waiting),
             cell(&until),
-            cell(&link)
+            cell(&cx.manual.join("; ")),
+            cell(&link),
+            cell(&cx.next_due.map(show).unwrap_or_default())
         ));
     }
     md.push('\n');
+    md.push_str(&state_note(run_url));
     md
+}
+
+/// Where the run's encrypted state is kept as evidence.
+fn state_note(run_url: Option<&str>) -> String {
+    match run_url {
+        Some(url) => format!(
+            "The encrypted state after this run is an artifact of [this run]({url}) (`rotagate-state-…`).\n"
+        ),
+        None => String::new(),
+    }
 }
 
 fn ids(report: &RunReport, pick: impl Fn(&Outcome) -> bool) -> String {
@@ -164,7 +196,7 @@ pub fn run_outputs(report: &RunReport, summary: &str) -> Vec<(&'static str, Stri
 
 /// The step summary of `check`.
 pub fn check_summary(findings: &[Finding]) -> String {
-    let mut md = String::from("### rotagate check\n\n");
+    let mut md = format!("### rotagate {} check\n\n", env!("CARGO_PKG_VERSION"));
     if findings.is_empty() {
         md.push_str("All credentials are owned, scheduled and in date.\n\n");
         return md;

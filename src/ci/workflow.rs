@@ -43,6 +43,8 @@ pub struct Workflow {
     /// `GITHUB_REF`, e.g. `refs/heads/main`.
     pub git_ref: String,
     pub repository: Option<String>,
+    /// This run's page, where its artifacts (the encrypted state) are listed.
+    pub run_url: Option<String>,
     output: Option<PathBuf>,
     summary: Option<PathBuf>,
     workspace: Option<PathBuf>,
@@ -79,6 +81,16 @@ impl Workflow {
             event,
             git_ref: env("GITHUB_REF").unwrap_or_default(),
             repository: env("GITHUB_REPOSITORY").filter(|r| !r.is_empty()),
+            run_url: match (
+                env("GITHUB_SERVER_URL"),
+                env("GITHUB_REPOSITORY"),
+                env("GITHUB_RUN_ID"),
+            ) {
+                (Some(server), Some(repo), Some(run)) if !repo.is_empty() && !run.is_empty() => {
+                    Some(format!("{server}/{repo}/actions/runs/{run}"))
+                }
+                _ => None,
+            },
             output: path("GITHUB_OUTPUT"),
             summary: path("GITHUB_STEP_SUMMARY"),
             workspace: path("GITHUB_WORKSPACE"),
@@ -252,6 +264,7 @@ mod tests {
             event,
             git_ref: git_ref.into(),
             repository: Some("acme/ops".into()),
+            run_url: None,
             output: None,
             summary: None,
             workspace: Some("/w".into()),

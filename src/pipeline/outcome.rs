@@ -124,6 +124,18 @@ pub struct RunReport {
 }
 
 impl RunReport {
+    /// The report of a command that acted on one credential.
+    pub fn one(id: &str, owner: Option<String>, outcome: Outcome, notes: Vec<String>) -> Self {
+        RunReport {
+            credentials: vec![CredentialReport {
+                id: id.to_string(),
+                owner,
+                outcome,
+                notes,
+            }],
+        }
+    }
+
     pub fn failed(&self) -> bool {
         self.credentials.iter().any(|c| c.outcome.failed())
     }

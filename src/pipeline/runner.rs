@@ -444,14 +444,7 @@ pub async fn rotate(
         s.drive(id, entry, false).await
     })
     .await?;
-    Ok(RunReport {
-        credentials: vec![CredentialReport {
-            id: id.to_string(),
-            owner: cred.owner.clone(),
-            outcome,
-            notes,
-        }],
-    })
+    Ok(RunReport::one(id, cred.owner.clone(), outcome, notes))
 }
 
 /// Marks the current material (and any material of a rotation in flight) revoked, drops
@@ -541,14 +534,12 @@ pub async fn rollback(
         s.drive(id, entry, true).await
     })
     .await?;
-    Ok(RunReport {
-        credentials: vec![CredentialReport {
-            id: id.to_string(),
-            owner: live(config, id).and_then(|c| c.owner),
-            outcome,
-            notes,
-        }],
-    })
+    Ok(RunReport::one(
+        id,
+        live(config, id).and_then(|c| c.owner),
+        outcome,
+        notes,
+    ))
 }
 
 /// `adopt ID`: records live material as current, so the first rotation can roll back to
@@ -673,14 +664,12 @@ pub async fn reopen_gate(
         s.drive(id, entry, false).await
     })
     .await?;
-    Ok(RunReport {
-        credentials: vec![CredentialReport {
-            id: id.to_string(),
-            owner: live(config, id).and_then(|c| c.owner),
-            outcome,
-            notes,
-        }],
-    })
+    Ok(RunReport::one(
+        id,
+        live(config, id).and_then(|c| c.owner),
+        outcome,
+        notes,
+    ))
 }
 
 /// Every credential the config and state know, for commands that take leases on all.

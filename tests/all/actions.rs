@@ -22,6 +22,7 @@ credentials:
     owner: "@acme/platform"
     bootstrap: true
     key: { type: rsa, kid: { date: "prod-key-" } }
+    schedule: { every: 90d }
     env: [INTERNAL_TOKEN]
     publish:
       - jwks-file: { repo: acme/site, path: public/jwks.json }
@@ -31,6 +32,8 @@ credentials:
       - command: { run: ./check.sh, env: [INTERNAL_TOKEN], stdin: "{{ new.kid }}" }
     drain: 0s
     gate: { pull_request: { approvals: 1 } }
+    retire:
+      - manual: "Tell the partners kid {{ old.kid }} is retired"
 "#;
 
 fn fixture(name: &str) -> Value {
@@ -94,6 +97,8 @@ async fn job(
         .env("GITHUB_EVENT_PATH", &event_path)
         .env("GITHUB_OUTPUT", &output)
         .env("GITHUB_STEP_SUMMARY", &summary)
+        .env("GITHUB_SERVER_URL", "https://github.com")
+        .env("GITHUB_RUN_ID", "7001")
         .env("GITHUB_WORKSPACE", ws.dir.path())
         .env("ROTAGATE_STATE_COPY", ws.path(".rotagate/state.age"))
         .env("INTERNAL_TOKEN", INTERNAL_TOKEN)
@@ -227,10 +232,22 @@ async fn a_job_masks_first_reports_and_follows_its_event() {
     assert_eq!(first.outputs["rotated"], "api-signing");
     assert_eq!(first.outputs["awaiting-approval"], "");
     assert_eq!(first.outputs["failed"], "");
+    // The summary: version, owner, outcome, when the next rotation is due, and where
+    // the run's encrypted state is.
     assert!(
         first
             .summary
-            .contains("| api-signing | ✅ completed | completed |"),
+            .contains(&format!("### rotagate {} run", env!("CARGO_PKG_VERSION")))
+            && first
+                .summary
+                .contains("| api-signing | @acme/platform | ✅ completed | completed |")
+            && first
+                .summary
+                .lines()
+                .any(|l| l.starts_with("| api-signing |") && l.ends_with("Z |"))
+            && first
+                .summary
+                .contains("artifact of [this run](https://github.com/acme/ops/actions/runs/7001)"),
         "{}",
         first.summary
     );
@@ -271,6 +288,14 @@ async fn a_job_masks_first_reports_and_follows_its_event() {
     let link = format!("https://github.com/{HOME}/pull/{}", pr.number);
     assert!(
         incident.summary.contains("🔒 awaiting approval") && incident.summary.contains(&link),
+        "{}",
+        incident.summary
+    );
+    // The gate's manual steps, rendered, are listed as pending.
+    assert!(
+        incident
+            .summary
+            .contains(&format!("| Tell the partners kid {kid1} is retired |")),
         "{}",
         incident.summary
     );
@@ -434,7 +459,7 @@ async fn secrets_are_masked_before_even_a_config_warning() {
     let (fake, ws) = world().await;
     ws.config(&CONFIG.replace(
         "    gate: { pull_request: { approvals: 1 } }\n",
-        "    gate: none\n    retire:\n      - manual: \"Tell the partners kid {{ old.kid }} is gone\"\n",
+        "    gate: none\n",
     ));
     let run = job(
         &ws,
