@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use crate::clock::show;
-use crate::inventory::{Finding, Severity};
+use crate::inventory::{Finding, Severity, StatusRow};
 use crate::pipeline::{Outcome, PlanItem, RunReport, Stage};
 
 /// A table cell: one line, pipes escaped.
@@ -213,6 +213,29 @@ pub fn check_summary(findings: &[Finding]) -> String {
             cell(&f.code),
             cell(f.owner.as_deref().unwrap_or("")),
             cell(&f.message)
+        ));
+    }
+    md.push('\n');
+    md
+}
+
+/// The step summary of `status`: per credential its owner, current kid, stage, gates
+/// not yet open (with what they carry) and when it is next due.
+pub fn status_summary(rows: &[StatusRow]) -> String {
+    let mut md = format!(
+        "### rotagate {} status\n\n| credential | owner | kid | stage | gates | next due | error |\n|---|---|---|---|---|---|---|\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    for r in rows {
+        md.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} |\n",
+            cell(&r.credential),
+            cell(r.owner.as_deref().unwrap_or("")),
+            cell(r.kid.as_deref().unwrap_or("")),
+            cell(&r.stage.map(|s| s.name().to_string()).unwrap_or_default()),
+            cell(&r.gates.join("; ")),
+            cell(&r.next_due.map(show).unwrap_or_default()),
+            cell(r.error.as_deref().unwrap_or(""))
         ));
     }
     md.push('\n');

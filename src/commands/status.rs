@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::app::{AppError, EXIT_OK, prepare, print_json, print_stdout};
+use crate::ci;
 use crate::cli::{Cli, JsonArgs};
 use crate::inventory;
 
@@ -13,6 +14,9 @@ pub async fn run(cli: &Cli, args: &JsonArgs) -> Result<u8, AppError> {
         print_json(&rows);
     } else {
         print_stdout(&inventory::render_status(&rows));
+    }
+    if let Some(wf) = ci::Workflow::detect()? {
+        wf.append_summary(&ci::status_summary(&rows))?;
     }
     Ok(EXIT_OK)
 }

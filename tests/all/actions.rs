@@ -299,6 +299,26 @@ async fn a_job_masks_first_reports_and_follows_its_event() {
         "{}",
         incident.summary
     );
+    // `status` under Actions writes its own summary: owner, kid, stage, the gate.
+    let status = job(
+        &ws,
+        &fake,
+        "schedule",
+        "refs/heads/main",
+        &json!({}),
+        &["status"],
+    )
+    .await;
+    assert_eq!(status.code, 0, "{}", status.log);
+    assert!(
+        status.summary.contains(&format!(
+            "### rotagate {} status",
+            env!("CARGO_PKG_VERSION")
+        )) && status.summary.contains("| api-signing | @acme/platform |")
+            && status.summary.contains("retire: waiting"),
+        "{}",
+        status.summary
+    );
     let kid2 = fake.secret("acme/api", "SIGNING_KID").unwrap();
     assert_ne!(kid1, kid2);
     let audit = ws.gh(&fake, HOME, &["audit", "api-signing"]).await;
