@@ -292,3 +292,69 @@ fn a_bad_kubernetes_step_is_reported_at_its_line_and_column() {
         assert!(out.all().contains(message), "{}", out.all());
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tls_cluster_is_reached_with_its_ca_and_a_client_certificate() {
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let pki = crate::support::tls::Pki::new();
+    let fake = FakeKube::start_tls(&pki).await;
+    setup(&fake);
+    let ws = example("kubernetes-secret.yaml");
+    // The probe's script speaks plain urllib; this test is about rotagate's connection.
+    let config = ws.read("rotagate.yaml");
+    let start = config.find("    verify:\n").unwrap();
+    let end = config.find("    drain:").unwrap();
+    ws.write(
+        "rotagate.yaml",
+        &format!("{}{}", &config[..start], &config[end..]),
+    );
+    let kubeconfig = |ca: Option<&str>, client: bool| {
+        let mut cluster = format!("    cluster:\n      server: \"{}\"\n", fake.url());
+        if let Some(ca) = ca {
+            cluster.push_str(&format!("      certificate-authority-data: {}\n", b64(ca)));
+        }
+        let mut user = format!("      token: {ADMIN_TOKEN}\n");
+        if client {
+            user.push_str(&format!(
+                "      client-certificate-data: {}\n      client-key-data: {}\n",
+                b64(&pki.client_cert_pem),
+                b64(&pki.client_key_pem)
+            ));
+        }
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: ci\nclusters:\n  - name: prod\n{cluster}contexts:\n  - name: ci\n    context: {{ cluster: prod, user: rotagate }}\nusers:\n  - name: rotagate\n    user:\n{user}"
+        )
+    };
+
+    ws.write("kubeconfig", &kubeconfig(Some(&pki.ca_pem), true));
+    let out = run(&ws, &fake, &["run"]).await;
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert_eq!(
+        fake.secret(NS, NAME).unwrap().data["KID"],
+        kid_in_state(&ws)
+    );
+
+    // Without the cluster's CA the server is not trusted; without the client
+    // certificate the server refuses the handshake. Nothing is written either way.
+    let writes = fake.writes().len();
+    // (The first attempt starts a rotation, which stops at its preflight; the second
+    // run retries it.)
+    let rotate: &[&str] = &["rotate", "payments-api-signing", "--reason", "tls"];
+    for (ca, client, args) in [
+        (None, true, rotate),
+        (Some(pki.ca_pem.as_str()), false, &["run"][..]),
+    ] {
+        ws.write("kubeconfig", &kubeconfig(ca, client));
+        let out = run(&ws, &fake, args).await;
+        assert_ne!(out.code, 0, "{}", out.all());
+        assert!(
+            out.all()
+                .contains("ask whether rotagate may get secrets in payments"),
+            "{}",
+            out.all()
+        );
+        assert!(!out.all().contains("PRIVATE KEY"), "{}", out.all());
+    }
+    assert_eq!(fake.writes().len(), writes);
+}

@@ -65,6 +65,7 @@ struct World {
 #[derive(Clone)]
 pub struct FakeKube {
     addr: SocketAddr,
+    scheme: &'static str,
     world: Arc<Mutex<World>>,
 }
 
@@ -111,11 +112,34 @@ fn allowed(rules: &[Rule], ns: &str, group: &str, resource: &str, verb: &str, na
 }
 
 impl FakeKube {
+    /// The API server over plain HTTP (a `kubectl proxy`, or the tests' usual case).
     pub async fn start() -> FakeKube {
+        Self::start_with(None).await
+    }
+
+    /// The API server over TLS with `pki`'s server certificate, requiring a client
+    /// certificate, as a real cluster serves it.
+    pub async fn start_tls(pki: &crate::support::tls::Pki) -> FakeKube {
+        Self::start_with(Some(pki)).await
+    }
+
+    async fn start_with(pki: Option<&crate::support::tls::Pki>) -> FakeKube {
         let world = Arc::new(Mutex::new(World::default()));
+        let w = world.clone();
+        let app = axum::Router::new().fallback(
+            move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+                let w = w.clone();
+                async move { handle(w, method, uri, headers, body).await }
+            },
+        );
+        let (addr, scheme) = match pki {
+            Some(pki) => (crate::support::tls::serve_tls(app, pki).await, "https"),
+            None => (crate::support::server::serve(app).await, "http"),
+        };
         let fake = FakeKube {
-            addr: "127.0.0.1:0".parse().unwrap(),
-            world: world.clone(),
+            addr,
+            scheme,
+            world,
         };
         fake.add_user(
             ADMIN_TOKEN,
@@ -125,19 +149,11 @@ impl FakeKube {
                 ("*", "apps", "deployments", &["*"], &[]),
             ],
         );
-        let w = world.clone();
-        let app = axum::Router::new().fallback(
-            move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
-                let w = w.clone();
-                async move { handle(w, method, uri, headers, body).await }
-            },
-        );
-        let addr = crate::support::server::serve(app).await;
-        FakeKube { addr, world }
+        fake
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     /// A user with a bearer token and rules (namespace, group, resource, verbs, names).

@@ -23,6 +23,7 @@ pub mod github;
 pub mod kubernetes;
 pub mod postgres;
 pub mod server;
+pub mod tls;
 pub mod vault;
 pub mod vercel;
 
