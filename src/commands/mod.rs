@@ -34,7 +34,7 @@ use crate::cli::{Cli, Command};
 pub async fn execute(cli: &Cli) -> Result<u8, AppError> {
     match &cli.command {
         Command::Schema => schema::run(),
-        Command::Init(args) => init::run(args),
+        Command::Init(args) => init::run(args).await,
         Command::Demo(args) => demo::run(args).await,
         Command::Plan(args) => plan::run(cli, args).await,
         Command::Run(args) => run::run(cli, args).await,

@@ -378,3 +378,133 @@ fn adopt_records_live_material_from_a_file_or_the_environment() {
         "adopted"
     );
 }
+
+/// GitHub's git refs API for rotagate's repository: `v<version>` is an annotated tag
+/// whose object is `commit`.
+async fn tag_server(version: &'static str, commit: &'static str) -> String {
+    use axum::routing::get;
+    let tag_object = "1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d";
+    let app = axum::Router::new()
+        .route(
+            &format!("/repos/rotagate/rotagate/git/ref/tags/v{version}"),
+            get(move || async move {
+                axum::Json(serde_json::json!({
+                    "ref": format!("refs/tags/v{version}"),
+                    "object": { "type": "tag", "sha": tag_object }
+                }))
+            }),
+        )
+        .route(
+            &format!("/repos/rotagate/rotagate/git/tags/{tag_object}"),
+            get(move || async move {
+                axum::Json(serde_json::json!({
+                    "tag": format!("v{version}"), "sha": tag_object,
+                    "object": { "type": "commit", "sha": commit }
+                }))
+            }),
+        );
+    format!("http://{}", crate::support::server::serve(app).await)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn init_of_a_release_build_pins_the_workflows_to_its_tags_commit() {
+    let version = env!("CARGO_PKG_VERSION");
+    let commit = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c";
+    let api = tag_server(version, commit).await;
+    let ws = Ws::new();
+    let mut cmd = ws.cmd(&["init", "--identity-out", "id.txt"]);
+    cmd.env("ROTAGATE_INIT_PIN_RELEASE", "1")
+        .env("GITHUB_API_URL", &api);
+    let out: crate::support::Run = tokio::process::Command::from(cmd)
+        .output()
+        .await
+        .unwrap()
+        .into();
+    assert_eq!(out.code, 0, "{}", out.all());
+    let scheduled = ws.read(".github/workflows/rotate-scheduled.yml");
+    assert!(
+        scheduled.contains(&format!(
+            "- uses: rotagate/rotagate@{commit} # v{version}\n"
+        )),
+        "{scheduled}"
+    );
+    assert!(!scheduled.contains("before v"), "{scheduled}");
+
+    // No such tag (or no network): the embedded pin stays, with a warning saying so.
+    let ws = Ws::new();
+    let mut cmd = ws.cmd(&["init", "--identity-out", "id.txt"]);
+    cmd.env("ROTAGATE_INIT_PIN_RELEASE", "1")
+        .env("GITHUB_API_URL", format!("{api}/nothing-here"));
+    let out: crate::support::Run = tokio::process::Command::from(cmd)
+        .output()
+        .await
+        .unwrap()
+        .into();
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(
+        out.all().contains(&format!(
+            "warning: cannot look up the commit of rotagate's v{version} tag"
+        )),
+        "{}",
+        out.all()
+    );
+    let shipped = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/workflows/rotate-scheduled.yml"
+    ))
+    .unwrap();
+    assert_eq!(ws.read(".github/workflows/rotate-scheduled.yml"), shipped);
+}
+
+#[test]
+fn the_release_workflow_tags_its_own_sums_then_pins_and_goes_through_a_pull_request() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/.github/workflows/release.yml"
+    ))
+    .unwrap();
+    let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let build = &doc["jobs"]["build"]["steps"];
+    let build_env = build
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "Build")
+        .unwrap();
+    assert_eq!(build_env["env"]["ROTAGATE_RELEASE_BUILD"], "1");
+    let release = doc["jobs"]
+        .as_mapping()
+        .unwrap()
+        .values()
+        .find(|j| j["needs"] == "build")
+        .unwrap();
+    let script: String = release["steps"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["run"].as_str())
+        .collect();
+    let at = |needle: &str| {
+        script
+            .find(needle)
+            .unwrap_or_else(|| panic!("release.yml does not run `{needle}`"))
+    };
+    // sums → commit → tag (the tag holds its sums) → pins to the tag's commit → push the
+    // tag and a branch → release → pull request.
+    let order = [
+        at("sha256sum rotagate-*"),
+        at("git commit -m \"sums/$VERSION"),
+        at("git tag \"v$VERSION\""),
+        at("release_sha=\"$(git rev-parse HEAD)\""),
+        at("\\# v${VERSION}#\" workflows/*.yml"),
+        at("git push \"$remote\" \"v$VERSION\" \"HEAD:refs/heads/$branch\""),
+        at("gh release create \"v$VERSION\""),
+        at("gh pr create"),
+    ];
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
+    assert!(
+        !script.contains("HEAD:${GITHUB_REF_NAME}"),
+        "nothing is pushed to the protected default branch"
+    );
+    assert!(script.contains("--verify-tag"));
+}

@@ -4,6 +4,7 @@ use std::io::Write;
 use std::path::Path;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Args;
 
@@ -54,11 +55,97 @@ pub struct InitArgs {
     pub matrix: bool,
 }
 
-pub fn run(args: &InitArgs) -> Result<u8, AppError> {
-    init(args).map(|()| EXIT_OK)
+pub async fn run(args: &InitArgs) -> Result<u8, AppError> {
+    init(args).await.map(|()| EXIT_OK)
 }
 
-fn init(args: &InitArgs) -> Result<(), AppError> {
+/// The repository the workflows run rotagate from.
+const ACTION_REPOSITORY: &str = "rotagate/rotagate";
+
+/// Whether this binary was built by release.yml: only then does `init` pin the
+/// workflows to its release's tag. (A binary cannot carry that pin itself: the tagged
+/// commit holds the binary's checksum, so it is made after the binary.)
+fn is_release_build() -> bool {
+    option_env!("ROTAGATE_RELEASE_BUILD").is_some()
+        || std::env::var("ROTAGATE_INIT_PIN_RELEASE").is_ok_and(|v| v == "1")
+}
+
+/// The commit the `v<version>` tag of rotagate's repository names (following an
+/// annotated tag to its commit), asked of GitHub's git refs API.
+async fn release_commit(version: &str) -> Result<String, String> {
+    use crate::http::{HttpClient, Request, RetryPolicy};
+    let api = std::env::var("GITHUB_API_URL").unwrap_or_else(|_| "https://api.github.com".into());
+    let http = HttpClient::new(RetryPolicy {
+        attempts: 2,
+        ..RetryPolicy::default()
+    })
+    .map_err(|e| e.to_string())?;
+    let token = crate::secret::process_secret("ROTAGATE_GITHUB_TOKEN");
+    let get = async |path: String| -> Result<serde_json::Value, String> {
+        let url = url::Url::parse(&format!("{}{path}", api.trim_end_matches('/')))
+            .map_err(|e| format!("{api} is not a URL ({e})"))?;
+        let headers = token
+            .iter()
+            .map(|t| {
+                (
+                    reqwest::header::AUTHORIZATION,
+                    crate::secret::Secret::new(format!("Bearer {}", t.expose())),
+                )
+            })
+            .collect();
+        let response = http
+            .send(&Request {
+                method: reqwest::Method::GET,
+                url,
+                shown: format!("GET {path}"),
+                headers,
+                body: None,
+                content_type: None,
+                timeout: Duration::from_secs(15),
+                trusted_hosts: Vec::new(),
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        if !response.status.is_success() {
+            return Err(format!("GET {path} answered {}", response.status.as_u16()));
+        }
+        response
+            .json()
+            .ok_or_else(|| format!("GET {path} answered no JSON"))
+    };
+    let tag = get(format!(
+        "/repos/{ACTION_REPOSITORY}/git/ref/tags/v{version}"
+    ))
+    .await?;
+    let mut object = tag["object"].clone();
+    if object["type"] == "tag" {
+        let sha = object["sha"].as_str().unwrap_or_default().to_string();
+        object = get(format!("/repos/{ACTION_REPOSITORY}/git/tags/{sha}")).await?["object"].clone();
+    }
+    match (object["type"].as_str(), object["sha"].as_str()) {
+        (Some("commit"), Some(sha))
+            if sha.len() == 40 && sha.bytes().all(|b| b.is_ascii_hexdigit()) =>
+        {
+            Ok(sha.to_string())
+        }
+        _ => Err(format!("the v{version} tag names no commit")),
+    }
+}
+
+/// `text` with every `uses: rotagate/rotagate@<sha> # ...` pinned to `sha` (`# v<version>`).
+fn pin_workflow(text: &str, sha: &str, version: &str) -> String {
+    let prefix = format!("uses: {ACTION_REPOSITORY}@");
+    text.lines()
+        .map(|line| match line.find(&prefix) {
+            Some(at) => format!("{}{prefix}{sha} # v{version}", &line[..at]),
+            None => line.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
+
+async fn init(args: &InitArgs) -> Result<(), AppError> {
     let config_path = args.dir.join("rotagate.yaml");
     if config_path.exists() && !args.force {
         return Err(AppError::Usage(format!(
@@ -84,6 +171,20 @@ fn init(args: &InitArgs) -> Result<(), AppError> {
     )
     .map_err(|e| io(&config_path, e))?;
     let workflows_dir = args.dir.join(".github/workflows");
+    let version = env!("CARGO_PKG_VERSION");
+    let pin = if is_release_build() {
+        match release_commit(version).await {
+            Ok(sha) => Some(sha),
+            Err(e) => {
+                crate::app::print_stderr(&format!(
+                    "warning: cannot look up the commit of rotagate's v{version} tag ({e}); the workflows keep the pin this binary carries: before committing them, pin {ACTION_REPOSITORY} to the v{version} tag's commit\n"
+                ));
+                None
+            }
+        }
+    } else {
+        None
+    };
     let mut written = Vec::new();
     for (name, text) in WORKFLOWS {
         let wanted = if *name == "rotate-scheduled.yml" {
@@ -98,6 +199,10 @@ fn init(args: &InitArgs) -> Result<(), AppError> {
             continue;
         }
         std::fs::create_dir_all(&workflows_dir).map_err(|e| io(&workflows_dir, e))?;
+        let text = match &pin {
+            Some(sha) => pin_workflow(text, sha, version),
+            None => text.to_string(),
+        };
         std::fs::write(&path, text).map_err(|e| io(&path, e))?;
         written.push(path.display().to_string());
     }
