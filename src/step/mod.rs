@@ -35,8 +35,10 @@ pub struct Providers {
     pub github: Option<GitHub>,
     pub vercel: Option<crate::vercel::Vercel>,
     pub vault: Option<crate::hashicorp::VaultClient>,
-    /// The cluster of the kubeconfig or the pod, or why it could not be read.
-    pub kubernetes: Option<Result<crate::kubernetes::Kube, String>>,
+    /// The cluster of the kubeconfig or the pod, read when a step first needs it (a
+    /// kubeconfig's exec plugin runs only then), or why it could not be read.
+    pub kubernetes:
+        std::sync::Arc<std::sync::OnceLock<Result<Option<crate::kubernetes::Kube>, String>>>,
     /// The AWS SDK's configuration, loaded when a step first needs it.
     pub aws: crate::aws::Aws,
 }
@@ -59,10 +61,14 @@ impl Providers {
     }
 
     pub fn kubernetes(&self) -> Result<crate::kubernetes::Kube, StepError> {
-        match &self.kubernetes {
-            Some(Ok(kube)) => Ok(kube.clone()),
-            Some(Err(e)) => Err(StepError::Failed(e.clone())),
-            None => Err(StepError::Failed(
+        let found = self.kubernetes.get_or_init(|| {
+            crate::kubernetes::Kube::from_env(crate::http::RetryPolicy::default())
+                .map_err(|e| e.to_string())
+        });
+        match found {
+            Ok(Some(kube)) => Ok(kube.clone()),
+            Err(e) => Err(StepError::Failed(e.clone())),
+            Ok(None) => Err(StepError::Failed(
                 "kubernetes-secret needs a cluster: set KUBECONFIG (or write ~/.kube/config), or run in a pod with a service account".into(),
             )),
         }
