@@ -22,12 +22,14 @@ output() {
   printf '%s=%s\n' "$1" "$2" >>"${GITHUB_OUTPUT:?}"
 }
 
-# The release asset target for this runner, or nothing.
-target() {
+# The release asset targets for this runner, preferred first (a static musl binary
+# runs on any Linux runner, however old its glibc), or nothing.
+targets() {
   case "${RUNNER_OS:-}/${RUNNER_ARCH:-}" in
-    Linux/X64) echo x86_64-unknown-linux-gnu ;;
+    Linux/X64) echo x86_64-unknown-linux-musl x86_64-unknown-linux-gnu ;;
     Linux/ARM64) echo aarch64-unknown-linux-gnu ;;
     macOS/ARM64) echo aarch64-apple-darwin ;;
+    macOS/X64) echo x86_64-apple-darwin ;;
     *) echo "" ;;
   esac
 }
@@ -104,15 +106,22 @@ install() {
     version="$(grep -v -- - <<<"$listed" | tail -n 1 || true)"
     [ -n "$version" ] || version="$(tail -n 1 <<<"$listed")"
   fi
-  local target repo
-  target="$(target)"
+  local targets repo
+  targets="$(targets)"
   repo="$(action_repository)"
-  if [ -z "$version" ] || [ -z "$target" ] || [ -z "$repo" ]; then
-    no_binary "no release binary for this runner (version '${version:-none listed}', target '${target:-unsupported}', action '${repo:-local}')"
+  if [ -z "$version" ] || [ -z "$targets" ] || [ -z "$repo" ]; then
+    no_binary "no release binary for this runner (version '${version:-none listed}', target '${targets:-unsupported}', action '${repo:-local}')"
   fi
-  local asset="rotagate-$target" expected
-  expected="$(awk -v a="$asset" '$2 == a { print $1 }' "$action_dir/sums/$version")"
-  [ -n "$expected" ] || no_binary "sums/$version lists no $asset"
+  # The first target sums/<version> lists (older releases have no musl build).
+  local target asset="" expected=""
+  for target in $targets; do
+    expected="$(awk -v a="rotagate-$target" '$2 == a { print $1 }' "$action_dir/sums/$version")"
+    if [ -n "$expected" ]; then
+      asset="rotagate-$target"
+      break
+    fi
+  done
+  [ -n "$expected" ] || no_binary "sums/$version lists no rotagate-${targets// / or rotagate-}"
   mkdir -p "$bin_dir"
   local url="${GITHUB_SERVER_URL:-https://github.com}/$repo/releases/download/v$version/$asset"
   curl --fail --silent --show-error --location --proto '=https' --tlsv1.2 \
