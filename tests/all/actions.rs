@@ -662,6 +662,27 @@ fn the_action_installs_only_a_binary_whose_checksum_is_committed() {
     let (code, log, _) = release.run("install", &[]);
     assert_eq!(code, 0, "{log}");
     assert!(log.contains("rotagate 1.0.0 ("), "{log}");
+    // A release with a static musl build: the Linux runner takes it; macOS x86_64 has
+    // its own asset.
+    let both = format!(
+        "{}  rotagate-x86_64-unknown-linux-gnu\n{}  rotagate-x86_64-unknown-linux-musl\n{}  rotagate-x86_64-apple-darwin\n",
+        sha256_hex(b"gnu"),
+        sha256_hex(binary),
+        sha256_hex(binary)
+    );
+    let musl = ActionDir::new(&[("1.1.0", &both)], binary);
+    let (code, log, _) = musl.run("install", &[]);
+    assert_eq!(code, 0, "{log}");
+    assert!(
+        log.contains("(rotagate-x86_64-unknown-linux-musl, sha256"),
+        "{log}"
+    );
+    let (code, log, _) = musl.run("install", &[("RUNNER_OS", "macOS")]);
+    assert_eq!(code, 0, "{log}");
+    assert!(
+        log.contains("(rotagate-x86_64-apple-darwin, sha256"),
+        "{log}"
+    );
 
     // A runner without a release binary, or no release at all, fails: nothing is ever
     // compiled in the job that holds the secrets; the message says what to do.
