@@ -10,7 +10,7 @@ pub use commands::{LogGroups, error, warning};
 pub(crate) use mask::{MIN_MASK_LEN, mask_lines};
 pub use mask::{mask, masking_enabled};
 pub use report::{
-    SummaryContext, check_summary, plan_matrix, plan_summary, run_outputs, run_summary,
-    status_summary,
+    SummaryContext, audit_summary, check_summary, plan_matrix, plan_summary, run_outputs,
+    run_summary, status_summary,
 };
 pub use workflow::{APPROVALS_DIR, Trigger, Workflow, WorkflowError};

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use crate::clock::show;
-use crate::inventory::{Finding, Severity, StatusRow};
+use crate::inventory::{AuditLine, Finding, Severity, StatusRow};
 use crate::pipeline::{Outcome, PlanItem, RunReport, Stage};
 
 /// A table cell: one line, pipes escaped.
@@ -236,6 +236,39 @@ pub fn status_summary(rows: &[StatusRow]) -> String {
             cell(&r.gates.join("; ")),
             cell(&r.next_due.map(show).unwrap_or_default()),
             cell(r.error.as_deref().unwrap_or(""))
+        ));
+    }
+    md.push('\n');
+    md
+}
+
+/// How many of the newest audit events the `audit` summary shows.
+const AUDIT_SUMMARY_EVENTS: usize = 100;
+
+/// The step summary of `audit`: the newest events, newest last.
+pub fn audit_summary(lines: &[AuditLine]) -> String {
+    let shown = &lines[lines.len().saturating_sub(AUDIT_SUMMARY_EVENTS)..];
+    let mut md = format!(
+        "### rotagate {} audit\n\n{} events{}\n\n| time | credential | rotation | event | detail |\n|---|---|---|---|---|\n",
+        env!("CARGO_PKG_VERSION"),
+        lines.len(),
+        if shown.len() < lines.len() {
+            format!(
+                ", the newest {} below (`rotagate audit --json` has all)",
+                shown.len()
+            )
+        } else {
+            String::new()
+        }
+    );
+    for l in shown {
+        md.push_str(&format!(
+            "| {} | {} | {} | {} | {} |\n",
+            cell(&show(l.at)),
+            cell(&l.credential),
+            cell(l.rotation.as_deref().unwrap_or("")),
+            cell(&l.event),
+            cell(&l.detail)
         ));
     }
     md.push('\n');

@@ -5,6 +5,7 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::app::{AppError, EXIT_OK, prepare, print_json, print_stdout};
+use crate::ci;
 use crate::cli::{Cli, JsonArgs};
 use crate::clock::show;
 use crate::inventory;
@@ -36,6 +37,9 @@ pub async fn run(cli: &Cli, args: &AuditArgs) -> Result<u8, AppError> {
             ));
         }
         print_stdout(&out);
+    }
+    if let Some(wf) = ci::Workflow::detect()? {
+        wf.append_summary(&ci::audit_summary(&lines))?;
     }
     Ok(EXIT_OK)
 }

@@ -299,6 +299,22 @@ async fn a_job_masks_first_reports_and_follows_its_event() {
         "{}",
         incident.summary
     );
+    // `audit` too: the events, the rotation's start among them.
+    let audit = job(
+        &ws,
+        &fake,
+        "schedule",
+        "refs/heads/main",
+        &json!({}),
+        &["audit"],
+    )
+    .await;
+    assert_eq!(audit.code, 0, "{}", audit.log);
+    assert!(
+        audit.summary.contains(" audit\n") && audit.summary.contains("| api-signing |"),
+        "{}",
+        audit.summary
+    );
     // `status` under Actions writes its own summary: owner, kid, stage, the gate.
     let status = job(
         &ws,
