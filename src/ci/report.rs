@@ -381,6 +381,7 @@ mod tests {
             rotation: None,
             stage: None,
             config_changed: false,
+            steps: Vec::new(),
         };
         let m = plan_matrix(&[item("a", "start"), item("b", "nothing"), item("c", "gate")]);
         assert_eq!(m, r#"{"include":[{"credential":"a"},{"credential":"c"}]}"#);

@@ -22,9 +22,17 @@ pub struct PlanArgs {
 }
 
 pub async fn run(cli: &Cli, args: &PlanArgs) -> Result<u8, AppError> {
-    let (config, _, vault) = prepare(cli, None, Duration::ZERO).await?;
+    let (config, rt, vault) = prepare(cli, None, Duration::ZERO).await?;
     let now = time::OffsetDateTime::now_utc();
-    let items = pipeline::plan(&config, &vault.doc, now, args.bootstrap);
+    let mut items = pipeline::plan(&config, &vault.doc, now, args.bootstrap);
+    for item in items
+        .iter_mut()
+        .filter(|i| matches!(i.action.as_str(), "bootstrap" | "start"))
+    {
+        if let Some(c) = config.credential(&item.credential) {
+            item.steps = steps(&c.resolved(&config.config.defaults), &rt.providers);
+        }
+    }
     for f in inventory::check(&config, &vault.doc, now)
         .iter()
         .filter(|f| f.code == "stale-expiry")
@@ -46,8 +54,35 @@ pub async fn run(cli: &Cli, args: &PlanArgs) -> Result<u8, AppError> {
         let mut out = String::new();
         for i in &items {
             out.push_str(&format!("{}: {}: {}\n", i.credential, i.action, i.detail));
+            for step in &i.steps {
+                out.push_str(&format!("  {step}\n"));
+            }
         }
         print_stdout(&out);
     }
     Ok(EXIT_OK)
+}
+
+/// A rotation's steps in order, each as its kind describes itself (a kind whose client
+/// is not configured here is named with what it needs).
+fn steps(c: &crate::config::Credential, providers: &crate::step::Providers) -> Vec<String> {
+    let mut out = Vec::new();
+    for (stage, list) in [
+        ("publish", &c.publish),
+        ("promote", &c.promote),
+        ("retire", &c.retire),
+    ] {
+        for (i, spec) in list.iter().enumerate() {
+            let what = match crate::actions::build(spec, providers) {
+                Ok(Some(action)) => action.describe(),
+                Ok(None) => match spec {
+                    crate::config::ActionSpec::Manual(t) => format!("manual: {}", t.raw()),
+                    other => other.kind().to_string(),
+                },
+                Err(e) => format!("{} ({e})", spec.kind()),
+            };
+            out.push(format!("{stage}/{i}: {what}"));
+        }
+    }
+    out
 }

@@ -25,6 +25,10 @@ pub struct PlanItem {
     /// The config changed since the rotation in flight started; the edit applies to the
     /// next rotation.
     pub config_changed: bool,
+    /// For a rotation the run would start: its steps in order (`publish/0: ...`),
+    /// without secrets.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<String>,
 }
 
 pub fn plan(
@@ -59,6 +63,7 @@ pub fn plan(
             rotation: None,
             stage: None,
             config_changed: false,
+            steps: Vec::new(),
         };
         if let Some(rotation) = entry.and_then(|e| e.rotation.as_ref()) {
             items.push(in_flight(&id, owner.clone(), live.as_ref(), rotation, now));
@@ -138,6 +143,7 @@ fn in_flight(
         rotation: Some(r.id.clone()),
         stage: Some(r.stage),
         config_changed,
+        steps: Vec::new(),
     }
 }
 

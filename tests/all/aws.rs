@@ -114,6 +114,13 @@ fn parameter(moto: &Moto) -> (String, i64) {
 async fn labels_follow_the_stages_and_rollback_moves_awscurrent_back() {
     let moto = Moto::start().await;
     let ws = example("aws.yaml");
+    let plan = run(&ws, &moto, &["plan"]).await;
+    for step in [
+        "  publish/1: aws-secret payments/signing (KID, PRIVATE_KEY)\n",
+        "  promote/0: aws-parameter /payments/webhook-secret (value)\n",
+    ] {
+        assert!(plan.stdout.contains(step), "{}", plan.all());
+    }
 
     // First issuance: the secret is created (KMS key passed through) holding kid and key
     // as AWSCURRENT; the parameter gets version 1. A throttle and a 500 are retried.

@@ -64,6 +64,13 @@ async fn the_example_rotates_and_rollback_writes_the_old_values_back_as_a_new_ve
         json!({ "WEBHOOK_URL": "https://partner.example/hook" }),
     );
     let ws = example("vault-kv.yaml");
+    let plan = run(&ws, &fake, ROOT, &["plan"]).await;
+    assert!(
+        plan.stdout
+            .contains("  promote/0: vault-kv secret/payments/signing (KID, PRIVATE_KEY)\n"),
+        "{}",
+        plan.all()
+    );
 
     // First issuance: kid and key in one new version on top of the one there; the
     // secret's other key stays; 429 and 500 on the write are retried.
