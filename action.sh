@@ -30,7 +30,7 @@ output() {
 targets() {
   case "${RUNNER_OS:-}/${RUNNER_ARCH:-}" in
     Linux/X64) echo x86_64-unknown-linux-musl x86_64-unknown-linux-gnu ;;
-    Linux/ARM64) echo aarch64-unknown-linux-gnu ;;
+    Linux/ARM64) echo aarch64-unknown-linux-musl aarch64-unknown-linux-gnu ;;
     macOS/ARM64) echo aarch64-apple-darwin ;;
     macOS/X64) echo x86_64-apple-darwin ;;
     *) echo "" ;;

@@ -725,6 +725,18 @@ fn the_action_installs_only_a_binary_whose_checksum_is_committed() {
         log.contains("(rotagate-x86_64-apple-darwin, sha256"),
         "{log}"
     );
+    let arm = format!(
+        "{}  rotagate-aarch64-unknown-linux-gnu\n{}  rotagate-aarch64-unknown-linux-musl\n",
+        sha256_hex(b"gnu"),
+        sha256_hex(binary)
+    );
+    let arm = ActionDir::new(&[("1.1.0", &arm)], binary);
+    let (code, log, _) = arm.run("install", &[("RUNNER_ARCH", "ARM64")]);
+    assert_eq!(code, 0, "{log}");
+    assert!(
+        log.contains("(rotagate-aarch64-unknown-linux-musl, sha256"),
+        "{log}"
+    );
 
     // A runner without a release binary, or no release at all, fails: nothing is ever
     // compiled in the job that holds the secrets; the message says what to do.
