@@ -290,21 +290,31 @@ impl VaultClient {
         }
     }
 
+    /// A call on `at`'s data path with the run's token.
+    async fn data_call(
+        &self,
+        method: Method,
+        at: &KvPath<'_>,
+        what: &str,
+        body: Option<Secret>,
+    ) -> Result<(u16, Value), VaultError> {
+        let token = self.token().await?;
+        self.call(
+            method,
+            &at.data_path(),
+            at.namespace,
+            Some(token),
+            what.to_string(),
+            body,
+        )
+        .await
+    }
+
     /// The secret's current version; version 0 and no data when it does not exist or
     /// its latest version is deleted.
     pub async fn read(&self, at: &KvPath<'_>) -> Result<KvVersion, VaultError> {
-        let token = self.token().await?;
         let what = format!("read {}", at.show());
-        let (status, doc) = self
-            .call(
-                Method::GET,
-                &at.data_path(),
-                at.namespace,
-                Some(token),
-                what.clone(),
-                None,
-            )
-            .await?;
+        let (status, doc) = self.data_call(Method::GET, at, &what, None).await?;
         match status {
             200 => {
                 let version = doc["data"]["metadata"]["version"].as_u64().unwrap_or(0);
@@ -338,22 +348,12 @@ impl VaultClient {
         data: &Secret,
         read: u64,
     ) -> Result<u64, VaultError> {
-        let token = self.token().await?;
         let what = format!("write {}", at.show());
         let body = Secret::new(format!(
             "{{\"options\":{{\"cas\":{read}}},\"data\":{}}}",
             data.expose()
         ));
-        let (status, doc) = self
-            .call(
-                Method::POST,
-                &at.data_path(),
-                at.namespace,
-                Some(token),
-                what.clone(),
-                Some(body),
-            )
-            .await?;
+        let (status, doc) = self.data_call(Method::POST, at, &what, Some(body)).await?;
         if (200..300).contains(&status) {
             return doc["data"]["version"].as_u64().ok_or_else(|| {
                 VaultError::Invalid(format!("{what}: the answer holds no data.version"))
@@ -373,18 +373,8 @@ impl VaultClient {
 
     /// Soft-deletes the latest version (`undelete` brings it back; history is kept).
     pub async fn delete_latest(&self, at: &KvPath<'_>) -> Result<(), VaultError> {
-        let token = self.token().await?;
         let what = format!("delete the latest version of {}", at.show());
-        let (status, doc) = self
-            .call(
-                Method::DELETE,
-                &at.data_path(),
-                at.namespace,
-                Some(token),
-                what.clone(),
-                None,
-            )
-            .await?;
+        let (status, doc) = self.data_call(Method::DELETE, at, &what, None).await?;
         if (200..300).contains(&status) {
             Ok(())
         } else {
