@@ -87,7 +87,11 @@ pub async fn prepare(
     if acting.is_some() {
         ensure_default_branch(&rt).await?;
     }
-    let mut vault = open_vault(&config, cli, &rt, max_wait).await?;
+    // A command acting on named credentials reads only their entries.
+    let scope = acting
+        .filter(|ids| !ids.is_empty())
+        .map(|ids| ids.iter().cloned().collect());
+    let mut vault = open_vault(&config, cli, &rt, max_wait, scope).await?;
     if let Some(path) = &cli.state_copy {
         vault.keep_copy(path.clone())?;
     }
@@ -103,7 +107,7 @@ pub async fn prepare_changing(
     let config = load(cli)?;
     let rt = runtime(&config, None)?;
     ensure_default_branch(&rt).await?;
-    let mut vault = open_vault(&config, cli, &rt, max_wait).await?;
+    let mut vault = open_vault(&config, cli, &rt, max_wait, None).await?;
     if let Some(path) = &cli.state_copy {
         vault.keep_copy(path.clone())?;
     }
@@ -370,6 +374,7 @@ async fn open_vault(
     cli: &Cli,
     rt: &Runtime,
     max_wait: Duration,
+    scope: Option<std::collections::BTreeSet<String>>,
 ) -> Result<Vault, AppError> {
     let identity = load_identity(cli.identity_file.as_deref())?;
     let recipients = parse_recipients(&config.config.state.recipients)?;
@@ -380,7 +385,15 @@ async fn open_vault(
         .lease
         .map_or(Duration::from_secs(1800), |d| d.0)
         .max(max_wait + Duration::from_secs(600));
-    Ok(state::Vault::open(store, identity, recipients, RunIdentity::current(), lease).await?)
+    Ok(state::Vault::open_scoped(
+        store,
+        identity,
+        recipients,
+        RunIdentity::current(),
+        lease,
+        scope,
+    )
+    .await?)
 }
 
 /// Per credential of `report`: its stage, when it is next due, and (waiting at a gate)

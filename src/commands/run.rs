@@ -81,7 +81,7 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> Result<u8, AppError> {
     }
     let (config, rt, mut vault) = prepare(cli, Some(&opts.only), opts.max_wait).await?;
     opts.only.retain(|id| {
-        let known = config.credential(id).is_some() || vault.doc.credentials.contains_key(id);
+        let known = config.credential(id).is_some() || vault.knows(id);
         if !known {
             print_stderr(&format!(
                 "warning: an approval file names {id}, which is neither in the config nor in the state\n"

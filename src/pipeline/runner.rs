@@ -59,7 +59,7 @@ pub fn config_hash(credential: &Credential) -> String {
 /// A credential of the config, or one the state still holds (removed from the config
 /// while a rotation was in flight).
 fn ensure_known(config: &LoadedConfig, vault: &Vault, id: &str) -> Result<(), EngineError> {
-    if config.credential(id).is_none() && !vault.doc.credentials.contains_key(id) {
+    if config.credential(id).is_none() && !vault.knows(id) {
         return Err(unknown(config, id));
     }
     Ok(())
@@ -206,7 +206,7 @@ async fn advance(s: &Session<'_, '_>, id: String) -> Result<CredentialReport, En
     let now = s.rt.clock.now();
     if let Decision::Idle(outcome) = decide(
         cred.as_ref(),
-        Some(&s.state.entry(&id).await),
+        Some(&s.state.entry(&id).await?),
         now,
         s.opts.bootstrap,
     ) {
@@ -231,7 +231,7 @@ async fn work_on(
     }
     // Decide again on the state as it is now that this run holds the lease.
     let now = s.rt.clock.now();
-    let mut entry = s.state.entry(id).await;
+    let mut entry = s.state.entry(id).await?;
     let start = match decide(cred, Some(&entry), now, s.opts.bootstrap) {
         Decision::Idle(outcome) => {
             s.state.release(id).await?;
@@ -262,14 +262,14 @@ async fn drop_expired_retained(
             .iter()
             .any(|m| m.retain_until.is_some_and(|u| u <= now))
     };
-    if !expired(&s.state.entry(id).await, s.rt.clock.now()) {
+    if !expired(&s.state.entry(id).await?, s.rt.clock.now()) {
         return Ok(None);
     }
     if let Some(busy) = s.lease(id).await? {
         return Ok(Some(busy));
     }
     let now = s.rt.clock.now();
-    let mut entry = s.state.entry(id).await;
+    let mut entry = s.state.entry(id).await?;
     let (gone, kept): (Vec<Material>, Vec<Material>) = std::mem::take(&mut entry.retained)
         .into_iter()
         .partition(|m| m.retain_until.is_some_and(|u| u <= now));
@@ -398,7 +398,7 @@ async fn leased<T>(
         return Err(refused(id, detail));
     }
     rt.progress.begin(id);
-    let result = f(&session, session.state.entry(id).await).await;
+    let result = f(&session, session.state.entry(id).await?).await;
     rt.progress.end(id);
     let released = session.state.release(id).await;
     let value = result?;

@@ -1,6 +1,7 @@
 //! `file:PATH`: an exclusive lock around compare-and-swap, and atomic replacement
 //! (temp file in the same directory, fsync, rename, fsync the directory).
 
+use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
@@ -10,6 +11,9 @@ use sha2::{Digest, Sha256};
 
 use super::envelope::hex;
 use super::{StateError, StateStore, Stored, Version};
+
+/// Threads syncing new segments at once.
+const SYNC_THREADS: usize = 16;
 
 pub struct FileStore {
     path: PathBuf,
@@ -59,14 +63,20 @@ impl FileStore {
         Ok(file)
     }
 
-    /// Where audit segments live: `state-audit/` next to `state.age`.
+    /// Where segments live: `state-audit/` (audit segments) and `state-credentials/`
+    /// (credential shards) next to `state.age`.
     fn segment_path(&self, name: &str) -> PathBuf {
         let stem = self
             .path
             .file_stem()
             .map_or("state".into(), |s| s.to_string_lossy());
+        let kind = if name.starts_with("cred-") {
+            "credentials"
+        } else {
+            "audit"
+        };
         self.path
-            .with_file_name(format!("{stem}-audit"))
+            .with_file_name(format!("{stem}-{kind}"))
             .join(format!("{name}.age"))
     }
 
@@ -75,10 +85,19 @@ impl FileStore {
     }
 
     fn write_file(&self, path: &Path, bytes: &[u8]) -> Result<(), StateError> {
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
+        let dir = parent_dir(path);
+        self.write_unsynced(path, bytes, true)?;
+        // The rename is durable only once the directory entry is.
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+
+    /// Writes `bytes` to a temporary file and renames it to `path`, the file's data
+    /// synced first when `sync`.
+    fn write_unsynced(&self, path: &Path, bytes: &[u8], sync: bool) -> Result<(), StateError> {
+        let dir = parent_dir(path);
         let mut tmp = tempfile::Builder::new()
             .prefix(".state-")
             .suffix(".tmp")
@@ -91,16 +110,24 @@ impl FileStore {
                 ))
             })?;
         tmp.write_all(bytes)
-            .and_then(|()| tmp.as_file().sync_all())
+            .and_then(|()| {
+                if sync {
+                    tmp.as_file().sync_all()
+                } else {
+                    Ok(())
+                }
+            })
             .map_err(|e| self.err(format!("cannot write {}: {e}", path.display())))?;
         tmp.persist(path)
             .map_err(|e| self.err(format!("cannot replace {}: {}", path.display(), e.error)))?;
-        // The rename is durable only once the directory entry is.
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
         Ok(())
     }
+}
+
+fn parent_dir(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
 }
 
 #[cfg(unix)]
@@ -140,6 +167,45 @@ impl StateStore for FileStore {
                 .map_err(|e| self.err(format!("cannot create {}: {e}", dir.display())))?;
         }
         self.write_file(&path, bytes)
+    }
+
+    /// Writes every new segment first and syncs them after, so the disk flushes them
+    /// together rather than one round trip each.
+    async fn put_segments(&self, segments: &[(String, Vec<u8>)]) -> Result<(), StateError> {
+        let mut written = Vec::new();
+        for (name, bytes) in segments {
+            let path = self.segment_path(name);
+            if path.exists() {
+                continue;
+            }
+            let dir = parent_dir(&path);
+            fs::create_dir_all(dir)
+                .map_err(|e| self.err(format!("cannot create {}: {e}", dir.display())))?;
+            self.write_unsynced(&path, bytes, false)?;
+            written.push(path);
+        }
+        let sync = |path: &Path| {
+            File::open(path)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| self.err(format!("cannot sync {}: {e}", path.display())))
+        };
+        // Syncs issued side by side share the filesystem's journal commits.
+        let per_thread = written.len().div_ceil(SYNC_THREADS).max(1);
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = written
+                .chunks(per_thread)
+                .map(|part| scope.spawn(move || part.iter().try_for_each(|p| sync(p))))
+                .collect();
+            workers
+                .into_iter()
+                .try_for_each(|w| w.join().expect("a sync thread panicked"))
+        })?;
+        let dirs: BTreeSet<&Path> = written.iter().map(|p| parent_dir(p)).collect();
+        dirs.into_iter().try_for_each(sync)
+    }
+
+    fn keeps_shards(&self) -> bool {
+        true
     }
 
     async fn get_segment(&self, name: &str) -> Result<Option<Vec<u8>>, StateError> {

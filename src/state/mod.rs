@@ -4,6 +4,7 @@ pub mod archive;
 mod envelope;
 mod file;
 mod github_branch;
+mod shard;
 mod shared;
 mod store;
 mod vault;
@@ -36,12 +37,23 @@ fn kid_digest(kid: &str) -> String {
 }
 
 /// The state document format this build writes and the newest it reads.
-pub const STATE_FORMAT: u32 = 1;
+/// Format 2 moved settled credentials into shards; a format-1 build would read a
+/// sharded head as a fleet without them, so it must refuse it.
+pub const STATE_FORMAT: u32 = 2;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct StateDoc {
     #[serde(default)]
     pub credentials: BTreeMap<String, CredentialState>,
+    /// Credentials whose entry lives in a shard, with the shard's SHA-256, as the shard
+    /// index lists them. An entry read from its shard is in `credentials` too, and an
+    /// entry the head holds whole is newer than its shard.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub shards: BTreeMap<String, String>,
+    /// The SHA-256 of the sealed shard index listing `shards`: the head names it, so a
+    /// step's save writes the entries in flight and this one hash, not the fleet's list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard_index: Option<String>,
     /// Sealed segments holding the audit log's older events, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub archive: Vec<archive::Segment>,

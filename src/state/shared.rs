@@ -55,9 +55,10 @@ impl<'v> SharedVault<'v> {
     }
 
     /// The stored entry of `id` (empty when the state has none).
-    pub async fn entry(&self, id: &str) -> CredentialState {
-        let vault = self.vault.lock().await;
-        vault.doc.credentials.get(id).cloned().unwrap_or_default()
+    pub async fn entry(&self, id: &str) -> Result<CredentialState, StateError> {
+        let mut vault = self.vault.lock().await;
+        vault.ensure_loaded(&[id.to_string()]).await?;
+        Ok(vault.doc.credentials.get(id).cloned().unwrap_or_default())
     }
 
     /// Stores `entry` as `id`'s, returning once a save holding it is done.
@@ -71,6 +72,7 @@ impl<'v> SharedVault<'v> {
         loop {
             let held = {
                 let mut vault = self.vault.lock().await;
+                vault.ensure_loaded(&[id.to_string()]).await?;
                 match vault.hold(id, self.clock.now()) {
                     Err(e @ StateError::LeaseHeld { .. }) if self.clock.now() < deadline => Some(e),
                     other => {
@@ -158,7 +160,7 @@ mod tests {
             async move {
                 let id = format!("c{i}");
                 shared.lease(&id, far).await.unwrap();
-                let mut entry = shared.entry(&id).await;
+                let mut entry = shared.entry(&id).await.unwrap();
                 entry.rotations = i;
                 shared.put(&id, entry).await.unwrap();
                 shared.release(&id).await.unwrap();

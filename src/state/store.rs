@@ -29,6 +29,21 @@ pub trait StateStore: Send + Sync {
     /// there is the same one).
     async fn put_segment(&self, name: &str, bytes: &[u8]) -> Result<(), StateError>;
 
+    /// Stores several segments, every one durable before this returns (credential
+    /// shards written before the head that lists them).
+    async fn put_segments(&self, segments: &[(String, Vec<u8>)]) -> Result<(), StateError> {
+        for (name, bytes) in segments {
+            self.put_segment(name, bytes).await?;
+        }
+        Ok(())
+    }
+
+    /// Whether settled credentials go to shards of their own. A store where every file
+    /// written costs a commit keeps them in the head.
+    fn keeps_shards(&self) -> bool {
+        false
+    }
+
     /// A sealed audit segment, `None` when the store has no segment `name`.
     async fn get_segment(&self, name: &str) -> Result<Option<Vec<u8>>, StateError>;
 

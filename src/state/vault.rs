@@ -5,13 +5,14 @@
 //! other runs' entries, re-applies only the entries this run holds leases on, and tries
 //! again.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
+use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::archive;
 use super::envelope::{self, Chain, StateIdentity};
-use super::{Anchor, Lease, StateDoc, StateError, StateStore, Version};
+use super::{Anchor, CredentialState, Lease, StateDoc, StateError, StateStore, Version};
+use super::{archive, shard};
 
 /// Who this run is, for leases.
 #[derive(Debug, Clone)]
@@ -48,6 +49,12 @@ pub struct Vault {
     recipients: Vec<age::x25519::Recipient>,
     head: Option<(Chain, Version)>,
     pub doc: StateDoc,
+    /// The credentials whose shards are read (all when `None`): an incident `rotate`
+    /// reads its own.
+    scope: Option<BTreeSet<String>>,
+    /// For each entry as its shard holds it, the entry's digest: an entry whose digest
+    /// still matches is written as its shard's hash, not again.
+    settled: BTreeMap<String, [u8; 32]>,
     run: RunIdentity,
     owned: BTreeSet<String>,
     lease_ttl: time::Duration,
@@ -72,6 +79,26 @@ fn save_backoff() -> impl Iterator<Item = std::time::Duration> {
 }
 const SAVE_RETRIES: usize = 15;
 
+/// A verified load: the document (the shards in scope read), its chain head, the sealed
+/// bytes, and the digests of the entries read from shards.
+struct Loaded {
+    doc: StateDoc,
+    head: (Chain, Version),
+    sealed: Vec<u8>,
+    settled: BTreeMap<String, [u8; 32]>,
+}
+
+/// The head as stored: the entries in flight whole, every other one in the shards the
+/// shard index lists.
+#[derive(Serialize)]
+struct Head<'a> {
+    credentials: BTreeMap<&'a str, &'a CredentialState>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shard_index: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    archive: &'a [archive::Segment],
+}
+
 impl Vault {
     /// Loads, decrypts and verifies the state (an empty document if there is none yet).
     pub async fn open(
@@ -80,6 +107,19 @@ impl Vault {
         recipients: Vec<age::x25519::Recipient>,
         run: RunIdentity,
         lease_ttl: std::time::Duration,
+    ) -> Result<Vault, StateError> {
+        Self::open_scoped(store, identity, recipients, run, lease_ttl, None).await
+    }
+
+    /// [`Vault::open`] reading only the entries of `scope` (all when `None`); others
+    /// are read when a lease or an entry of theirs is asked for.
+    pub async fn open_scoped(
+        store: Box<dyn StateStore>,
+        identity: StateIdentity,
+        recipients: Vec<age::x25519::Recipient>,
+        run: RunIdentity,
+        lease_ttl: std::time::Duration,
+        scope: Option<BTreeSet<String>>,
     ) -> Result<Vault, StateError> {
         if !recipients
             .iter()
@@ -96,6 +136,8 @@ impl Vault {
             recipients,
             head: None,
             doc: StateDoc::default(),
+            scope,
+            settled: BTreeMap::new(),
             run,
             owned: BTreeSet::new(),
             lease_ttl: time::Duration::try_from(lease_ttl).unwrap_or(time::Duration::MINUTE * 30),
@@ -106,10 +148,11 @@ impl Vault {
         for warning in vault.store.setup_warnings().await {
             tracing::warn!("{warning}");
         }
-        if let Some((doc, head, sealed)) = vault.load_verified().await? {
-            vault.doc = doc;
-            vault.head = Some(head);
-            vault.sealed = Some(sealed);
+        if let Some(loaded) = vault.load_verified().await? {
+            vault.doc = loaded.doc;
+            vault.head = Some(loaded.head);
+            vault.sealed = Some(loaded.sealed);
+            vault.settled = loaded.settled;
         }
         Ok(vault)
     }
@@ -152,9 +195,7 @@ impl Vault {
         &self.run
     }
 
-    async fn load_verified(
-        &self,
-    ) -> Result<Option<(StateDoc, (Chain, Version), Vec<u8>)>, StateError> {
+    async fn load_verified(&self) -> Result<Option<Loaded>, StateError> {
         // The anchor is read before the state: it is recorded after each save, so a
         // state read after it is at least as new, even while other runs write.
         let anchor = self.store.anchor().await?;
@@ -181,16 +222,95 @@ impl Vault {
             opened.chain.generation,
             opened.chain.writer
         );
-        Ok(Some((
-            opened.doc,
-            (opened.chain, stored.version),
-            stored.bytes,
-        )))
+        let mut doc = opened.doc;
+        if let Some(sha) = &doc.shard_index {
+            let name = shard::index_name(sha);
+            let bytes = self.store.get_segment(&name).await?.ok_or_else(|| {
+                StateError::Forged(format!(
+                    "the shard index {name} that the state names is missing from {}",
+                    self.store.describe()
+                ))
+            })?;
+            doc.shards = shard::open_index(sha, &bytes, &self.identity)?;
+        }
+        let wanted: Vec<String> = doc
+            .shards
+            .keys()
+            .filter(|id| !doc.credentials.contains_key(*id))
+            .filter(|id| self.scope.as_ref().is_none_or(|s| s.contains(*id)))
+            .cloned()
+            .collect();
+        let settled = self.read_shards(&mut doc, &wanted).await?;
+        Ok(Some(Loaded {
+            doc,
+            head: (opened.chain, stored.version),
+            sealed: stored.bytes,
+            settled,
+        }))
+    }
+
+    /// Reads the shards of `ids` into `doc`, returning their entries' digests.
+    async fn read_shards(
+        &self,
+        doc: &mut StateDoc,
+        ids: &[String],
+    ) -> Result<BTreeMap<String, [u8; 32]>, StateError> {
+        let mut sealed = Vec::with_capacity(ids.len());
+        for id in ids {
+            let sha = doc.shards[id].clone();
+            let bytes = self
+                .store
+                .get_segment(&shard::name(&sha))
+                .await?
+                .ok_or_else(|| {
+                    StateError::Forged(format!(
+                        "the shard of {id} ({}) that the state lists is missing from {}",
+                        shard::name(&sha),
+                        self.store.describe()
+                    ))
+                })?;
+            sealed.push((id.clone(), sha, bytes));
+        }
+        let mut settled = BTreeMap::new();
+        for (id, entry) in shard::open_many(sealed, &self.identity)? {
+            settled.insert(id.clone(), shard::digest(&entry));
+            doc.credentials.insert(id, entry);
+        }
+        Ok(settled)
+    }
+
+    /// Reads the entries of `ids` that live in shards not read yet, and keeps them in
+    /// scope for later reloads.
+    pub async fn ensure_loaded(&mut self, ids: &[String]) -> Result<(), StateError> {
+        if let Some(scope) = &mut self.scope {
+            scope.extend(ids.iter().cloned());
+        }
+        let missing: Vec<String> = ids
+            .iter()
+            .filter(|id| {
+                !self.doc.credentials.contains_key(*id) && self.doc.shards.contains_key(*id)
+            })
+            .cloned()
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let mut doc = std::mem::take(&mut self.doc);
+        let read = self.read_shards(&mut doc, &missing).await;
+        self.doc = doc;
+        self.settled.extend(read?);
+        Ok(())
+    }
+
+    /// Whether the state holds an entry for `id` (read or still in its shard).
+    pub fn knows(&self, id: &str) -> bool {
+        self.doc.credentials.contains_key(id) || self.doc.shards.contains_key(id)
     }
 
     /// Takes leases on `ids` (all or nothing) and saves. Fails with
     /// [`StateError::LeaseHeld`] when another live run holds one.
     pub async fn acquire(&mut self, ids: &[String], now: OffsetDateTime) -> Result<(), StateError> {
+        self.ensure_loaded(ids).await?;
         for id in ids {
             self.check_free(id, now)?;
         }
@@ -223,15 +343,20 @@ impl Vault {
 
     /// Whether this run may take `id`: no other live run holds its lease.
     fn check_free(&mut self, id: &str, now: OffsetDateTime) -> Result<(), StateError> {
+        if !self.doc.credentials.contains_key(id) && self.doc.shards.contains_key(id) {
+            // An empty entry here would replace the shard's on the next save.
+            return Err(StateError::Refused(format!(
+                "the entry of {id} was not read from its shard before its lease was asked for; this is a rotagate bug, nothing was changed"
+            )));
+        }
         let entry = self.doc.credentials.entry(id.to_string()).or_default();
         check_lease(id, entry.lease.as_ref(), &self.run, now)
     }
 
     /// Re-reads the stored state, keeping this run's own entries.
     pub async fn refresh(&mut self) -> Result<(), StateError> {
-        if let Some((doc, head, sealed)) = self.load_verified().await? {
-            self.merge_from(doc, head)?;
-            self.sealed = Some(sealed);
+        if let Some(loaded) = self.load_verified().await? {
+            self.merge_from(loaded)?;
         }
         Ok(())
     }
@@ -277,9 +402,21 @@ impl Vault {
         let mut backoff = save_backoff();
         loop {
             self.archive_old_events(finished).await?;
+            let in_flight = self.shard_settled(finished).await?;
+            let head = Head {
+                credentials: self
+                    .doc
+                    .credentials
+                    .iter()
+                    .filter(|(id, _)| in_flight.contains(id.as_str()))
+                    .map(|(id, entry)| (id.as_str(), entry))
+                    .collect(),
+                shard_index: self.doc.shard_index.as_deref(),
+                archive: &self.doc.archive,
+            };
             let previous = self.head.as_ref().map(|(c, _)| c);
             let (bytes, chain) =
-                envelope::seal(&self.doc, previous, &self.identity, &self.recipients, now)?;
+                envelope::seal_view(&head, previous, &self.identity, &self.recipients, now)?;
             match self
                 .store
                 .save(&bytes, self.head.as_ref().map(|(_, v)| v))
@@ -312,13 +449,12 @@ impl Vault {
                     tracing::debug!(
                         "another run wrote the state first; merging this run's entries"
                     );
-                    let Some((doc, head, sealed)) = self.load_verified().await? else {
+                    let Some(loaded) = self.load_verified().await? else {
                         return Err(StateError::Conflict(
                             "the state disappeared while this run was writing it".into(),
                         ));
                     };
-                    self.merge_from(doc, head)?;
-                    self.sealed = Some(sealed);
+                    self.merge_from(loaded)?;
                     let Some(delay) = backoff.next() else {
                         return Err(StateError::Conflict(format!(
                             "{} attempts lost the compare-and-swap to other runs; run again",
@@ -330,6 +466,54 @@ impl Vault {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Seals every changed entry no run of this process is still working on into a
+    /// shard, stored before the head that lists it. Returns the credentials the head
+    /// holds whole: those in flight here, or every one where the store keeps no shards.
+    async fn shard_settled(
+        &mut self,
+        finished: &BTreeSet<String>,
+    ) -> Result<BTreeSet<String>, StateError> {
+        if !self.store.keeps_shards() {
+            return Ok(self.doc.credentials.keys().cloned().collect());
+        }
+        let mut in_flight = BTreeSet::new();
+        let mut changed = Vec::new();
+        for (id, entry) in &self.doc.credentials {
+            if self.owned.contains(id) && !finished.contains(id) {
+                in_flight.insert(id.clone());
+                continue;
+            }
+            let digest = shard::digest(entry);
+            if !self.doc.shards.contains_key(id) || self.settled.get(id) != Some(&digest) {
+                changed.push((id.as_str(), entry, digest));
+            }
+        }
+        if changed.is_empty() {
+            return Ok(in_flight);
+        }
+        let entries: Vec<(&str, &CredentialState)> =
+            changed.iter().map(|(id, entry, _)| (*id, *entry)).collect();
+        let (mut named, shas): (Vec<(String, Vec<u8>)>, Vec<String>) =
+            shard::seal_many(&entries, &self.recipients)?
+                .into_iter()
+                .map(|(bytes, sha)| ((shard::name(&sha), bytes), sha))
+                .unzip();
+        let settled: Vec<(String, [u8; 32])> = changed
+            .iter()
+            .map(|(id, _, digest)| (id.to_string(), *digest))
+            .collect();
+        let mut shards = self.doc.shards.clone();
+        shards.extend(settled.iter().map(|(id, _)| id.clone()).zip(shas));
+        let (index, index_sha) = shard::seal_index(&shards, &self.recipients)?;
+        named.push((shard::index_name(&index_sha), index));
+        self.store.put_segments(&named).await?;
+        tracing::debug!("{} credential shards written", named.len() - 1);
+        self.doc.shards = shards;
+        self.doc.shard_index = Some(index_sha);
+        self.settled.extend(settled);
+        Ok(in_flight)
     }
 
     /// Moves the older audit events of `finished` into a sealed segment, stored before
@@ -378,11 +562,13 @@ impl Vault {
     }
 
     /// Adopts a newer stored state, keeping this run's own entries.
-    fn merge_from(
-        &mut self,
-        mut fresh: StateDoc,
-        head: (Chain, Version),
-    ) -> Result<(), StateError> {
+    fn merge_from(&mut self, loaded: Loaded) -> Result<(), StateError> {
+        let Loaded {
+            doc: mut fresh,
+            head,
+            sealed,
+            settled,
+        } = loaded;
         for id in &self.owned {
             let theirs = fresh.credentials.get(id).and_then(|c| c.lease.as_ref());
             if theirs.is_some_and(|l| l.run_id != self.run.run_id) {
@@ -400,6 +586,8 @@ impl Vault {
         }
         self.doc = fresh;
         self.head = Some(head);
+        self.sealed = Some(sealed);
+        self.settled = settled;
         Ok(())
     }
 
@@ -429,6 +617,10 @@ impl Vault {
                 identity.recipient()
             )));
         }
+        // Every entry is sealed anew for the new recipients.
+        let sharded: Vec<String> = self.doc.shards.keys().cloned().collect();
+        self.ensure_loaded(&sharded).await?;
+        self.settled.clear();
         // A round trip first: the new identity must open and verify what it will write.
         let previous = self.head.as_ref().map(|(c, _)| c);
         let (trial, _) = envelope::seal(&self.doc, previous, &identity, &recipients, now)?;

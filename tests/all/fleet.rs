@@ -43,24 +43,12 @@ fn fleet() -> Ws {
 /// its deploy hook saw exactly that kid (never another, at most once more after a kill
 /// inside it), and no lease or rotation is left.
 fn check_converged(ws: &Ws, kills: usize) {
-    let state = ws.state();
-    for i in 0..FLEET {
-        let id = format!("svc-{i:02}");
-        let entry = &state["body"]["doc"]["credentials"][&id];
-        assert!(entry.get("rotation").is_none(), "{id}: still in flight");
-        assert!(entry.get("lease").is_none(), "{id}: lease left behind");
-        let current = &entry["current"];
-        let kid = current["kid"].as_str().unwrap();
-        assert_eq!(
-            ws.env_value(&format!("env/{id}.env"), "KEY").as_deref(),
-            current["secret"].as_str(),
-            "{id}: the env file holds the current value"
-        );
+    for (id, kid) in check_settled(ws) {
         let deployed = ws.read(&format!("deployed/{id}"));
         let lines: Vec<&str> = deployed.lines().collect();
         // A hook orphaned by the kill may have read its stdin only in part (empty).
         assert!(
-            lines.contains(&kid) && lines.iter().all(|l| *l == kid || l.is_empty()),
+            lines.contains(&kid.as_str()) && lines.iter().all(|l| *l == kid || l.is_empty()),
             "{id}: deployed {lines:?}, current {kid}"
         );
         assert!(
@@ -69,6 +57,27 @@ fn check_converged(ws: &Ws, kills: usize) {
             lines.len()
         );
     }
+}
+
+/// Every credential is settled (no rotation, no lease) and its env file holds its
+/// current value. Returns each credential's current kid.
+fn check_settled(ws: &Ws) -> Vec<(String, String)> {
+    let state = ws.state();
+    (0..FLEET)
+        .map(|i| {
+            let id = format!("svc-{i:02}");
+            let entry = &state["body"]["doc"]["credentials"][&id];
+            assert!(entry.get("rotation").is_none(), "{id}: still in flight");
+            assert!(entry.get("lease").is_none(), "{id}: lease left behind");
+            let current = &entry["current"];
+            assert_eq!(
+                ws.env_value(&format!("env/{id}.env"), "KEY").as_deref(),
+                current["secret"].as_str(),
+                "{id}: the env file holds the current value"
+            );
+            (id, current["kid"].as_str().unwrap().to_string())
+        })
+        .collect()
 }
 
 #[test]
@@ -111,4 +120,114 @@ fn a_fleet_run_killed_mid_batch_converges_with_nothing_done_twice() {
         );
         check_converged(&ws, 1);
     }
+}
+
+/// The shard file of `id`, as the head lists it.
+fn shard_path(ws: &Ws, id: &str) -> String {
+    let head = ws.age_decrypt(".rotagate/state.age");
+    let sha = ws.shard_list(&head)[id].as_str().unwrap().to_string();
+    format!(".rotagate/state-credentials/cred-{}.age", &sha[..16])
+}
+
+#[test]
+fn settled_credentials_live_in_shards_and_an_incident_reads_only_its_own() {
+    let ws = fleet();
+    assert_eq!(ws.run(&["run"]).code, 0);
+    let head = ws.age_decrypt(".rotagate/state.age");
+    assert_eq!(head["body"]["format"], 2);
+    assert_eq!(
+        head["body"]["doc"]["credentials"],
+        serde_json::json!({}),
+        "nothing in flight"
+    );
+    assert_eq!(ws.shard_list(&head).len(), FLEET);
+
+    // Another credential's shard gone: an incident on svc-00 never reads it...
+    let before = ws.state()["body"]["doc"]["credentials"]["svc-00"]["current"]["kid"].clone();
+    let other = shard_path(&ws, "svc-05");
+    let other_bytes = std::fs::read(ws.path(&other)).unwrap();
+    std::fs::remove_file(ws.path(&other)).unwrap();
+    let out = ws.run(&["rotate", "svc-00", "--reason", "incident"]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    let head = ws.age_decrypt(".rotagate/state.age");
+    assert_eq!(ws.shard_list(&head).len(), FLEET);
+    // ...but a command over the fleet does, and refuses a state it cannot read whole.
+    let out = ws.run(&["plan"]);
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(
+        out.stderr.contains("the shard of svc-05") && out.stderr.contains("is missing"),
+        "{}",
+        out.stderr
+    );
+    std::fs::write(ws.path(&other), &other_bytes).unwrap();
+    let state = ws.state();
+    assert_ne!(
+        state["body"]["doc"]["credentials"]["svc-00"]["current"]["kid"], before,
+        "svc-00 rotated"
+    );
+    check_settled(&ws);
+
+    // A shard swapped for another credential's, or re-encrypted by someone holding only
+    // the public recipient, is refused: the head's MACed hash names the exact bytes.
+    let victim = shard_path(&ws, "svc-01");
+    std::fs::copy(ws.path(&shard_path(&ws, "svc-02")), ws.path(&victim)).unwrap();
+    let out = ws.run(&["status"]);
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(
+        out.stderr.contains("the shard of svc-01 (cred-")
+            && out.stderr.contains("is not the one the state lists"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_format_1_state_is_read_and_upgraded_in_place() {
+    use base64::Engine;
+    use hmac::{Hmac, Mac};
+    use sha2::Sha256;
+    let ws = fleet();
+    assert_eq!(ws.run(&["run"]).code, 0);
+    // What a format-1 build wrote: every entry in the one document, no shards. Sealed
+    // here the way envelope.rs documents it (HKDF-SHA-256 of the identity keys an
+    // HMAC-SHA-256 over the exact body bytes), as an independent check of the format.
+    let mut state = ws.state();
+    let body = &mut state["body"];
+    body["format"] = 1.into();
+    body["doc"].as_object_mut().unwrap().remove("shard_index");
+    let body_json = serde_json::to_string(body).unwrap();
+    let identity = ws
+        .identity
+        .lines()
+        .find(|l| l.starts_with("AGE-SECRET-KEY-"))
+        .unwrap();
+    let hk = hkdf::Hkdf::<Sha256>::new(Some(b"rotagate/state-mac/v1"), identity.as_bytes());
+    let mut key = [0u8; 32];
+    hk.expand(b"hmac-sha256", &mut key).unwrap();
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
+    mac.update(body_json.as_bytes());
+    let tag = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    let plaintext = format!("{{\n\"body\": {body_json},\n\"mac\": \"{tag}\"\n}}\n");
+    let mut age = std::process::Command::new("age")
+        .args(["-a", "-r", &ws.recipient, "-o"])
+        .arg(ws.path(".rotagate/state.age"))
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut age.stdin.take().unwrap(), plaintext.as_bytes()).unwrap();
+    assert!(age.wait().unwrap().success());
+    std::fs::remove_dir_all(ws.path(".rotagate/state-credentials")).unwrap();
+
+    let plan = ws.run(&["plan"]);
+    assert_eq!(plan.code, 0, "{}", plan.all());
+    assert!(plan.stdout.contains("svc-11: nothing"), "{}", plan.stdout);
+    // The first save writes format 2, every settled entry in its shard.
+    let out = ws.run(&["rotate", "svc-03", "--reason", "after the upgrade"]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    let head = ws.age_decrypt(".rotagate/state.age");
+    assert_eq!(head["body"]["format"], 2);
+    assert_eq!(ws.shard_list(&head).len(), FLEET);
+    assert_eq!(head["body"]["doc"]["credentials"], serde_json::json!({}));
+    check_settled(&ws);
+    assert_eq!(ws.run(&["status"]).code, 0);
 }

@@ -28,7 +28,7 @@ fn the_age_cli_decrypts_the_state_and_private_halves_leave_at_retire() {
     assert_eq!(ws.run(&["rotate", "api-signing", "--reason", "t"]).code, 0);
     let state = ws.state();
     let body = &state["body"];
-    assert_eq!(body["format"], 1);
+    assert_eq!(body["format"], 2);
     assert!(body["generation"].as_u64().unwrap() > 10);
     assert!(body["previous"].as_str().unwrap().starts_with("sha256:"));
     let entry = &body["doc"]["credentials"]["api-signing"];

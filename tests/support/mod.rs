@@ -127,16 +127,58 @@ impl Ws {
     }
 
     /// The state as the `age` CLI decrypts it (the break-glass path).
+    /// The state as an operator reads it at break-glass: the head decrypted with the
+    /// age CLI, and each credential its shard index lists (and the head does not hold
+    /// whole, being newer) decrypted from `state-credentials/` and put in its place
+    /// under `credentials`.
     pub fn state(&self) -> serde_json::Value {
+        let mut state = self.age_decrypt(".rotagate/state.age");
+        for (id, sha) in self.shard_list(&state) {
+            if state["body"]["doc"]["credentials"].get(&id).is_some() {
+                continue;
+            }
+            let sha = sha.as_str().unwrap();
+            let shard = self.age_decrypt(&format!(
+                ".rotagate/state-credentials/cred-{}.age",
+                &sha[..16]
+            ));
+            assert_eq!(
+                shard["credential"],
+                id.as_str(),
+                "the shard listed for {id}"
+            );
+            state["body"]["doc"]["credentials"][&id] = shard["entry"].clone();
+        }
+        state
+    }
+
+    /// The shards the shard index named by `head` (the decrypted head) lists: each
+    /// credential with its shard's SHA-256.
+    pub fn shard_list(
+        &self,
+        head: &serde_json::Value,
+    ) -> serde_json::Map<String, serde_json::Value> {
+        let Some(sha) = head["body"]["doc"]["shard_index"].as_str() else {
+            return serde_json::Map::new();
+        };
+        let index = self.age_decrypt(&format!(
+            ".rotagate/state-credentials/cred-index-{}.age",
+            &sha[..16]
+        ));
+        index["shards"].as_object().cloned().unwrap()
+    }
+
+    /// `age -d` of the file at `rel` with the workspace's identity, as JSON.
+    pub fn age_decrypt(&self, rel: &str) -> serde_json::Value {
         let out = Command::new("age")
             .args(["-d", "-i"])
             .arg(self.path("identity.txt"))
-            .arg(self.path(".rotagate/state.age"))
+            .arg(self.path(rel))
             .output()
             .expect("the age CLI is installed (scripts/install-test-deps)");
         assert!(
             out.status.success(),
-            "age -d failed: {}",
+            "age -d {rel} failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
         serde_json::from_slice(&out.stdout).unwrap()

@@ -133,8 +133,9 @@ pub async fn run(args: &DemoArgs) -> Result<u8, AppError> {
         .map(|p| p.display().to_string())
         .unwrap_or_else(|_| "rotagate".into());
     say(&format!(
-        "\nThe state is {state}, age-encrypted. Read it as an operator would at break-glass:\n  age -d -i {id} {state}\nTry it yourself (or `cargo install --path .` first, to call it `rotagate`):\n  cd {dir} && {exe} --identity-file demo-identity.txt plan\n  cd {dir} && {exe} --identity-file demo-identity.txt rotate api-signing --reason practice",
+        "\nThe state is {state} (the head) and, once settled, each credential's shard in {shards}, all age-encrypted. Read them as an operator would at break-glass:\n  age -d -i {id} {state}\n  age -d -i {id} {shards}/cred-index-<first 16 hex of its shard_index>.age\nTry it yourself (or `cargo install --path .` first, to call it `rotagate`):\n  cd {dir} && {exe} --identity-file demo-identity.txt plan\n  cd {dir} && {exe} --identity-file demo-identity.txt rotate api-signing --reason practice",
         state = dir.join(".rotagate/state.age").display(),
+        shards = dir.join(".rotagate/state-credentials").display(),
         id = identity_path.display(),
         dir = dir.display(),
     ));
