@@ -242,10 +242,20 @@ pub(super) fn decrypt(
     armored: &[u8],
     identity: &StateIdentity,
 ) -> Result<Zeroizing<Vec<u8>>, StateError> {
+    decrypt_trying(armored, None, identity)
+}
+
+/// [`decrypt`], trying `first` before the state identity (a shard key, which spares
+/// an X25519 agreement per file).
+pub(super) fn decrypt_trying(
+    armored: &[u8],
+    first: Option<&dyn age::Identity>,
+    identity: &StateIdentity,
+) -> Result<Zeroizing<Vec<u8>>, StateError> {
     let reader = age::armor::ArmoredReader::new(armored);
-    let decryptor = age::Decryptor::new(reader).map_err(damaged)?;
+    let decryptor = age::Decryptor::new_buffered(reader).map_err(damaged)?;
     let mut stream = decryptor
-        .decrypt(iter::once(&identity.identity as &dyn age::Identity))
+        .decrypt(first.into_iter().chain(iter::once(&identity.identity as &dyn age::Identity)))
         .map_err(|e| match e {
             age::DecryptError::NoMatchingKeys => StateError::Decrypt(format!(
                 "this identity (recipient {}) is not one the state was encrypted to; set ROTAGATE_AGE_IDENTITY or --identity-file to the state identity",
@@ -281,19 +291,24 @@ pub(super) fn encrypt(
     plaintext: &[u8],
     recipients: &[age::x25519::Recipient],
 ) -> Result<Vec<u8>, StateError> {
-    encrypt_as(plaintext, recipients, age::armor::Format::AsciiArmor)
+    encrypt_as(plaintext, recipients, None, age::armor::Format::AsciiArmor)
 }
 
-/// [`encrypt`] in `format`: shards are binary age files, a third smaller and quicker
-/// to read in bulk (`age -d` reads both).
+/// [`encrypt`] in `format`, also to `also` when given (a shard key): shards are binary
+/// age files, a third smaller and quicker to read in bulk (`age -d` reads both).
 pub(super) fn encrypt_as(
     plaintext: &[u8],
     recipients: &[age::x25519::Recipient],
+    also: Option<&dyn age::Recipient>,
     format: age::armor::Format,
 ) -> Result<Vec<u8>, StateError> {
-    let encryptor =
-        age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
-            .map_err(|e| StateError::Malformed(format!("cannot encrypt the state: {e}")))?;
+    let encryptor = age::Encryptor::with_recipients(
+        recipients
+            .iter()
+            .map(|r| r as &dyn age::Recipient)
+            .chain(also),
+    )
+    .map_err(|e| StateError::Malformed(format!("cannot encrypt the state: {e}")))?;
     let io = |e: std::io::Error| StateError::Malformed(format!("cannot encrypt the state: {e}"));
     let mut out = Vec::new();
     let armor = age::armor::ArmoredWriter::wrap_output(&mut out, format).map_err(io)?;

@@ -54,6 +54,9 @@ pub struct StateDoc {
     /// step's save writes the entries in flight and this one hash, not the fleet's list.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard_index: Option<String>,
+    /// The key the shards listed are also sealed to, as the shard index holds it.
+    #[serde(skip)]
+    pub shard_key: Option<shard::ShardKey>,
     /// Sealed segments holding the audit log's older events, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub archive: Vec<archive::Segment>,

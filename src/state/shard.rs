@@ -5,11 +5,22 @@
 //! by its content. The head lists every shard with its SHA-256 inside the MACed body, so
 //! shards stay in the MAC chain: one that was changed, swapped or replayed is refused.
 //! Shards are never rewritten; a changed entry gets a new one.
+//!
+//! Each shard's file key is also wrapped to the state's shard key, a random key kept in
+//! the sealed index: reading a fleet's shards then costs one X25519 agreement (the
+//! index's), not one per shard. The recipients' stanzas stay, so `age -d` still reads
+//! every shard, and anyone the shard key reaches could already read the index.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
+use age_core::format::{FILE_KEY_BYTES, FileKey, Stanza};
+use age_core::primitives::{aead_decrypt, aead_encrypt, hkdf};
+use age_core::secrecy::ExposeSecret;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD_NO_PAD;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use zeroize::{Zeroize, Zeroizing};
 
 use super::envelope::{self, StateIdentity, hex};
 use super::{CredentialState, StateError};
@@ -24,21 +35,90 @@ pub fn index_name(sha256: &str) -> String {
     format!("cred-index-{}", &sha256[..16])
 }
 
-#[derive(Serialize, Deserialize)]
-struct Index {
-    shards: BTreeMap<String, String>,
+/// The key every shard's file key is also wrapped to (see the module's notes). Made
+/// anew when the state changes recipients, so one removed cannot read later shards.
+#[derive(Clone)]
+pub struct ShardKey(Zeroizing<[u8; 32]>);
+
+impl std::fmt::Debug for ShardKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ShardKey(redacted)")
+    }
 }
 
-/// Seals the list of shards: the bytes to store and their SHA-256.
+const STANZA_TAG: &str = "rotagate-shard";
+const STANZA_LABEL: &[u8] = b"rotagate-shard-key";
+
+impl ShardKey {
+    pub fn generate() -> ShardKey {
+        let mut key = Zeroizing::new([0u8; 32]);
+        rand::fill(&mut *key);
+        ShardKey(key)
+    }
+
+    fn wrapping_key(&self, salt: &[u8]) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(hkdf(salt, STANZA_LABEL, &*self.0))
+    }
+}
+
+impl age::Recipient for ShardKey {
+    fn wrap_file_key(
+        &self,
+        file_key: &FileKey,
+    ) -> Result<(Vec<Stanza>, HashSet<String>), age::EncryptError> {
+        let mut salt = [0u8; 16];
+        rand::fill(&mut salt);
+        let stanza = Stanza {
+            tag: STANZA_TAG.into(),
+            args: vec![STANDARD_NO_PAD.encode(salt)],
+            body: aead_encrypt(&self.wrapping_key(&salt), file_key.expose_secret()),
+        };
+        Ok((vec![stanza], HashSet::new()))
+    }
+}
+
+impl age::Identity for ShardKey {
+    /// A stanza this key does not open (another state's key, or one from before a
+    /// rekey) is passed over, so the state identity's stanza is tried next.
+    fn unwrap_stanza(&self, stanza: &Stanza) -> Option<Result<FileKey, age::DecryptError>> {
+        let [salt] = stanza.args.as_slice() else {
+            return None;
+        };
+        if stanza.tag != STANZA_TAG {
+            return None;
+        }
+        let salt = STANDARD_NO_PAD.decode(salt).ok()?;
+        let opened = Zeroizing::new(
+            aead_decrypt(&self.wrapping_key(&salt), FILE_KEY_BYTES, &stanza.body).ok()?,
+        );
+        Some(Ok(FileKey::init_with_mut(|k| k.copy_from_slice(&opened))))
+    }
+}
+
+#[derive(Serialize)]
+struct IndexOut<'a> {
+    shards: &'a BTreeMap<String, String>,
+    key: &'a str,
+}
+
+#[derive(Deserialize)]
+struct Index {
+    shards: BTreeMap<String, String>,
+    key: String,
+}
+
+/// Seals the list of shards and the shard key: the bytes to store and their SHA-256.
 pub fn seal_index(
     shards: &BTreeMap<String, String>,
+    key: &ShardKey,
     recipients: &[age::x25519::Recipient],
 ) -> Result<(Vec<u8>, String), StateError> {
-    let json = serde_json::to_vec(&Index {
-        shards: shards.clone(),
-    })
-    .map_err(|e| StateError::Malformed(format!("serialising the shard index: {e}")))?;
-    let bytes = envelope::encrypt_as(&json, recipients, age::armor::Format::Binary)?;
+    let key = Zeroizing::new(STANDARD_NO_PAD.encode(*key.0));
+    let json = Zeroizing::new(
+        serde_json::to_vec(&IndexOut { shards, key: &key })
+            .map_err(|e| StateError::Malformed(format!("serialising the shard index: {e}")))?,
+    );
+    let bytes = envelope::encrypt_as(&json, recipients, None, age::armor::Format::Binary)?;
     let sha256 = hex(&Sha256::digest(&bytes));
     Ok((bytes, sha256))
 }
@@ -48,7 +128,7 @@ pub fn open_index(
     sha256: &str,
     bytes: &[u8],
     identity: &StateIdentity,
-) -> Result<BTreeMap<String, String>, StateError> {
+) -> Result<(BTreeMap<String, String>, ShardKey), StateError> {
     if hex(&Sha256::digest(bytes)) != sha256 {
         return Err(StateError::Forged(format!(
             "the shard index {} is not the one the state names (changed or replaced)",
@@ -56,13 +136,18 @@ pub fn open_index(
         )));
     }
     let plaintext = envelope::decrypt(bytes, identity)?;
-    let index: Index = serde_json::from_slice(&plaintext).map_err(|e| {
-        StateError::Malformed(format!(
-            "the shard index {} does not parse ({e})",
-            index_name(sha256)
-        ))
-    })?;
-    Ok(index.shards)
+    let malformed = |what: String| {
+        StateError::Malformed(format!("the shard index {} {what}", index_name(sha256)))
+    };
+    let mut index: Index = serde_json::from_slice(&plaintext)
+        .map_err(|e| malformed(format!("does not parse ({e})")))?;
+    let decoded = Zeroizing::new(STANDARD_NO_PAD.decode(&index.key).unwrap_or_default());
+    index.key.zeroize();
+    let key: [u8; 32] = decoded
+        .as_slice()
+        .try_into()
+        .map_err(|_| malformed("holds no valid shard key".into()))?;
+    Ok((index.shards, ShardKey(Zeroizing::new(key))))
 }
 
 #[derive(Serialize)]
@@ -87,13 +172,14 @@ pub fn digest(entry: &CredentialState) -> [u8; 32] {
 pub fn seal(
     credential: &str,
     entry: &CredentialState,
+    key: &ShardKey,
     recipients: &[age::x25519::Recipient],
 ) -> Result<(Vec<u8>, String), StateError> {
     let json =
         zeroize::Zeroizing::new(serde_json::to_vec(&BodyOut { credential, entry }).map_err(
             |e| StateError::Malformed(format!("serialising the entry of {credential}: {e}")),
         )?);
-    let bytes = envelope::encrypt_as(&json, recipients, age::armor::Format::Binary)?;
+    let bytes = envelope::encrypt_as(&json, recipients, Some(key), age::armor::Format::Binary)?;
     let sha256 = hex(&Sha256::digest(&bytes));
     Ok((bytes, sha256))
 }
@@ -101,9 +187,10 @@ pub fn seal(
 /// [`seal`] for many entries, spread over the machine's cores.
 pub fn seal_many(
     entries: &[(&str, &CredentialState)],
+    key: &ShardKey,
     recipients: &[age::x25519::Recipient],
 ) -> Result<Vec<(Vec<u8>, String)>, StateError> {
-    on_cores(entries, |(id, entry)| seal(id, entry, recipients))
+    on_cores(entries, |(id, entry)| seal(id, entry, key, recipients))
 }
 
 /// `f` over `items`, in order, split across the machine's cores.
@@ -132,6 +219,7 @@ pub fn open(
     credential: &str,
     sha256: &str,
     bytes: &[u8],
+    key: Option<&ShardKey>,
     identity: &StateIdentity,
 ) -> Result<CredentialState, StateError> {
     if hex(&Sha256::digest(bytes)) != sha256 {
@@ -140,7 +228,8 @@ pub fn open(
             name(sha256)
         )));
     }
-    let plaintext = envelope::decrypt(bytes, identity)?;
+    let plaintext =
+        envelope::decrypt_trying(bytes, key.map(|k| k as &dyn age::Identity), identity)?;
     let body: Body = serde_json::from_slice(&plaintext).map_err(|e| {
         StateError::Malformed(format!(
             "the shard of {credential} ({}) does not parse ({e})",
@@ -156,13 +245,14 @@ pub fn open(
     Ok(body.entry)
 }
 
-/// [`open`] for many shards, spread over the machine's cores: an X25519 agreement each.
+/// [`open`] for many shards, spread over the machine's cores.
 pub fn open_many(
     shards: Vec<(String, String, Vec<u8>)>,
+    key: Option<&ShardKey>,
     identity: &StateIdentity,
 ) -> Result<Vec<(String, CredentialState)>, StateError> {
     on_cores(&shards, |(id, sha, bytes)| {
-        Ok((id.clone(), open(id, sha, bytes, identity)?))
+        Ok((id.clone(), open(id, sha, bytes, key, identity)?))
     })
 }
 
@@ -174,30 +264,67 @@ mod tests {
     fn a_shard_opens_only_as_listed_and_for_its_credential() {
         let identity = StateIdentity::generate();
         let recipients = envelope::parse_recipients(&[identity.recipient()]).unwrap();
+        let key = ShardKey::generate();
         let entry = CredentialState {
             rotations: 3,
             ..CredentialState::default()
         };
-        let (bytes, sha) = seal("api", &entry, &recipients).unwrap();
-        assert_eq!(open("api", &sha, &bytes, &identity).unwrap().rotations, 3);
+        let (bytes, sha) = seal("api", &entry, &key, &recipients).unwrap();
+        assert_eq!(
+            open("api", &sha, &bytes, Some(&key), &identity)
+                .unwrap()
+                .rotations,
+            3
+        );
         assert!(matches!(
-            open("other", &sha, &bytes, &identity),
+            open("other", &sha, &bytes, Some(&key), &identity),
             Err(StateError::Forged(m)) if m.contains("holds api")
         ));
-        let (changed, _) = seal("api", &CredentialState::default(), &recipients).unwrap();
+        let (changed, _) = seal("api", &CredentialState::default(), &key, &recipients).unwrap();
         assert!(matches!(
-            open("api", &sha, &changed, &identity),
+            open("api", &sha, &changed, Some(&key), &identity),
             Err(StateError::Forged(_))
         ));
         let many = vec![("api".to_string(), sha.clone(), bytes.clone()); 40];
-        assert_eq!(open_many(many, &identity).unwrap().len(), 40);
-        let sealed = seal_many(&vec![("api", &entry); 40], &recipients).unwrap();
+        assert_eq!(open_many(many, Some(&key), &identity).unwrap().len(), 40);
+        let sealed = seal_many(&vec![("api", &entry); 40], &key, &recipients).unwrap();
         assert!(
             sealed
                 .iter()
-                .all(|(b, s)| open("api", s, b, &identity).is_ok())
+                .all(|(b, s)| open("api", s, b, Some(&key), &identity).is_ok())
         );
         assert_eq!(digest(&entry), digest(&entry.clone()));
         assert_ne!(digest(&entry), digest(&CredentialState::default()));
+    }
+
+    #[test]
+    fn the_shard_key_opens_a_shard_alone_and_the_recipients_without_it() {
+        let identity = StateIdentity::generate();
+        let recipients = envelope::parse_recipients(&[identity.recipient()]).unwrap();
+        let (key, other_key) = (ShardKey::generate(), ShardKey::generate());
+        let (bytes, sha) = seal("api", &CredentialState::default(), &key, &recipients).unwrap();
+        // The key alone: an identity the shard was not encrypted to still reads it.
+        let stranger = StateIdentity::generate();
+        assert!(open("api", &sha, &bytes, Some(&key), &stranger).is_ok());
+        // Another key (a shard from before a rekey): the recipients' stanza opens it.
+        assert!(open("api", &sha, &bytes, Some(&other_key), &identity).is_ok());
+        assert!(open("api", &sha, &bytes, None, &identity).is_ok());
+        assert!(matches!(
+            open("api", &sha, &bytes, Some(&other_key), &stranger),
+            Err(StateError::Decrypt(_))
+        ));
+        assert_eq!(format!("{key:?}"), "ShardKey(redacted)");
+    }
+
+    #[test]
+    fn the_index_carries_the_shard_key() {
+        let identity = StateIdentity::generate();
+        let recipients = envelope::parse_recipients(&[identity.recipient()]).unwrap();
+        let key = ShardKey::generate();
+        let shards = BTreeMap::from([("api".to_string(), "ab".repeat(32))]);
+        let (bytes, sha) = seal_index(&shards, &key, &recipients).unwrap();
+        let (listed, read_key) = open_index(&sha, &bytes, &identity).unwrap();
+        assert_eq!(listed, shards);
+        assert_eq!(*read_key.0, *key.0);
     }
 }

@@ -231,7 +231,9 @@ impl Vault {
                     self.store.describe()
                 ))
             })?;
-            doc.shards = shard::open_index(sha, &bytes, &self.identity)?;
+            let (shards, key) = shard::open_index(sha, &bytes, &self.identity)?;
+            doc.shards = shards;
+            doc.shard_key = Some(key);
         }
         let wanted: Vec<String> = doc
             .shards
@@ -272,7 +274,7 @@ impl Vault {
             sealed.push((id.clone(), sha, bytes));
         }
         let mut settled = BTreeMap::new();
-        for (id, entry) in shard::open_many(sealed, &self.identity)? {
+        for (id, entry) in shard::open_many(sealed, doc.shard_key.as_ref(), &self.identity)? {
             settled.insert(id.clone(), shard::digest(&entry));
             doc.credentials.insert(id, entry);
         }
@@ -495,8 +497,13 @@ impl Vault {
         }
         let entries: Vec<(&str, &CredentialState)> =
             changed.iter().map(|(id, entry, _)| (*id, *entry)).collect();
+        let key = self
+            .doc
+            .shard_key
+            .get_or_insert_with(shard::ShardKey::generate)
+            .clone();
         let (mut named, shas): (Vec<(String, Vec<u8>)>, Vec<String>) =
-            shard::seal_many(&entries, &self.recipients)?
+            shard::seal_many(&entries, &key, &self.recipients)?
                 .into_iter()
                 .map(|(bytes, sha)| ((shard::name(&sha), bytes), sha))
                 .unzip();
@@ -506,7 +513,7 @@ impl Vault {
             .collect();
         let mut shards = self.doc.shards.clone();
         shards.extend(settled.iter().map(|(id, _)| id.clone()).zip(shas));
-        let (index, index_sha) = shard::seal_index(&shards, &self.recipients)?;
+        let (index, index_sha) = shard::seal_index(&shards, &key, &self.recipients)?;
         named.push((shard::index_name(&index_sha), index));
         self.store.put_segments(&named).await?;
         tracing::debug!("{} credential shards written", named.len() - 1);
@@ -621,6 +628,8 @@ impl Vault {
         let sharded: Vec<String> = self.doc.shards.keys().cloned().collect();
         self.ensure_loaded(&sharded).await?;
         self.settled.clear();
+        // A recipient removed may have kept the old key: later shards must not open with it.
+        self.doc.shard_key = None;
         // A round trip first: the new identity must open and verify what it will write.
         let previous = self.head.as_ref().map(|(c, _)| c);
         let (trial, _) = envelope::seal(&self.doc, previous, &identity, &recipients, now)?;

@@ -141,6 +141,14 @@ fn settled_credentials_live_in_shards_and_an_incident_reads_only_its_own() {
         "nothing in flight"
     );
     assert_eq!(ws.shard_list(&head).len(), FLEET);
+    // Each shard's file key is wrapped to the recipients (what `age -d` above used) and
+    // to the index's shard key (what rotagate reads a fleet with).
+    let header = std::fs::read(ws.path(&shard_path(&ws, "svc-00"))).unwrap();
+    let header = String::from_utf8_lossy(&header[..200]);
+    assert!(
+        header.contains("\n-> X25519 ") && header.contains("\n-> rotagate-shard "),
+        "{header}"
+    );
 
     // Another credential's shard gone: an incident on svc-00 never reads it...
     let before = ws.state()["body"]["doc"]["credentials"]["svc-00"]["current"]["kid"].clone();

@@ -213,6 +213,19 @@ fn rekey_moves_the_state_to_a_new_identity_keeping_the_chain() {
     let ws = local();
     assert_eq!(ws.run(&["run"]).code, 0);
     let before = ws.state()["body"]["generation"].as_u64().unwrap();
+    let shard_key = || {
+        let head = ws.age_decrypt(".rotagate/state.age");
+        let sha = head["body"]["doc"]["shard_index"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        ws.age_decrypt(&format!(
+            ".rotagate/state-credentials/cred-index-{}.age",
+            &sha[..16]
+        ))["key"]
+            .clone()
+    };
+    let key_before = shard_key();
     let new = rotagate::state::StateIdentity::generate();
     ws.write("new-identity.txt", new.to_secret().expose());
     ws.config(
@@ -237,6 +250,8 @@ fn rekey_moves_the_state_to_a_new_identity_keeping_the_chain() {
     );
     let after = ws.state()["body"]["generation"].as_u64().unwrap();
     assert!(after > before, "the chain continues: {before} -> {after}");
+    // A recipient dropped later may hold the old shard key: the shards moved to a new one.
+    assert_ne!(shard_key(), key_before);
 }
 
 /// Where a listed segment is stored: named by its SHA-256.
