@@ -18,23 +18,20 @@ use crate::config::validate::{Role, Scope, Validator};
 use crate::secret::Secret;
 use crate::step::{Providers, StepContext, StepError, View};
 
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AwsParameterAction {
     /// The parameter's name, e.g. `/payments/signing-key`.
     pub name: String,
     /// The region (default: the SDK's, from AWS_REGION or the profile).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
     /// The KMS key (id, alias or ARN) the SecureString is encrypted with (default
     /// `alias/aws/ssm`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kms_key_id: Option<String>,
     /// KEY: value: the parameter is this JSON object (a kid and its key together).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub set: Option<std::collections::BTreeMap<String, Template>>,
     /// The whole value, instead of `set`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<Template>,
 }
 

@@ -27,23 +27,20 @@ const PREVIOUS: &str = "AWSPREVIOUS";
 
 /// Where a value goes in AWS and what it is: one string, or a JSON object of keys
 /// written together.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AwsSecretAction {
     /// The secret's name or ARN (created, as the first version, if it does not exist).
     pub secret: String,
     /// The region (default: the SDK's, from AWS_REGION or the profile).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
     /// The KMS key (id, alias or ARN) a secret rotagate creates is encrypted with.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kms_key_id: Option<String>,
     /// KEY: value: the secret string is this JSON object (a kid and its key in one
     /// version).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub set: Option<BTreeMap<String, Template>>,
     /// The whole secret string, instead of `set`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<Template>,
 }
 

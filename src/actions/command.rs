@@ -15,6 +15,7 @@ use crate::step::{
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommandAction {
@@ -25,14 +26,12 @@ pub struct CommandAction {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<Template>,
     /// Written to the program's stdin.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stdin: Option<Template>,
     /// Variables passed through from rotagate's environment (they must be listed in the
     /// credential's env). Nothing else is inherited except a minimal PATH.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<String>,
     /// Kill the program after this long (default 5m).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<Dur>,
 }
 

@@ -16,6 +16,7 @@ use crate::step::{Providers, StepContext, StepError, View, resolve};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileAction {
@@ -23,13 +24,10 @@ pub struct FileAction {
     pub path: String,
     /// KEY: value lines to upsert in a dotenv file; other lines stay as they are.
     /// Keys may use {{ new.role }} for alternating slots.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub set: Option<BTreeMap<Template, Template>>,
     /// The whole file content (e.g. a PEM for a docker secret).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<Template>,
     /// Unix permissions for the file (default 0600).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<u32>,
 }
 

@@ -19,23 +19,20 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Where GitHub secrets or variables go, and what they are set to.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GithubValuesAction {
     /// One repository, `owner/name`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repo: Option<String>,
     /// Several repositories, written concurrently.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub repos: Vec<String>,
     /// An environment of the repository (or repositories).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub environment: Option<String>,
     /// An organisation (organisation-level values).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub org: Option<String>,
     /// Which of the organisation's repositories can use them (default `private`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub visibility: Option<Visibility>,
     /// For `visibility: selected`: repository names in the organisation.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

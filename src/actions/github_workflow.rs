@@ -18,6 +18,7 @@ use crate::step::{Providers, StepContext, StepError};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GithubWorkflowAction {
@@ -26,7 +27,7 @@ pub struct GithubWorkflowAction {
     /// The workflow file name (`deploy.yml`) or id.
     pub workflow: String,
     /// The branch or tag to run on (default: the repository's default branch).
-    #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "ref")]
     pub git_ref: Option<String>,
     /// workflow_dispatch inputs (shown in the run page: public values only).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]

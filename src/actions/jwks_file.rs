@@ -20,6 +20,7 @@ use crate::step::{Providers, StepContext, StepError, resolve};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JwksFileAction {
@@ -27,10 +28,8 @@ pub struct JwksFileAction {
     pub path: String,
     /// A GitHub repository (`owner/name`) holding the file, committed through the
     /// contents API.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repo: Option<String>,
     /// The branch to commit to (default: the repository's default branch).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub branch: Option<String>,
 }
 

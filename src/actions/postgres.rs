@@ -14,16 +14,15 @@ use crate::step::{Providers, StepContext, StepError, View};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PostgresAction {
     /// An admin connection URL, e.g. "{{ env.PG_ADMIN_URL }}".
     pub url: Template,
     /// The role (default {{ new.role }}, for `strategy: alternating`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<Template>,
     /// The password (default {{ new.value }}).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<Template>,
 }
 

@@ -19,6 +19,7 @@ use crate::hashicorp::{KvPath, VaultClient, VaultError};
 use crate::secret::Secret;
 use crate::step::{Providers, StepContext, StepError, View};
 
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VaultKvAction {
@@ -28,7 +29,6 @@ pub struct VaultKvAction {
     /// The secret's path inside the mount, e.g. `app/signing`.
     pub path: String,
     /// A Vault Enterprise namespace (default: ROTAGATE_VAULT_NAMESPACE).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
     /// KEY: value, written together as one new version; the secret's other keys stay.
     pub set: BTreeMap<String, Template>,

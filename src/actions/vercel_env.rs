@@ -15,13 +15,13 @@ use crate::vercel::{EnvVar, Project, Vercel, VercelError};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VercelEnvAction {
     /// The project's name or id.
     pub project: String,
     /// The team id (`team_...`) the project belongs to, sent as `teamId`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub team: Option<String>,
     /// Environments the values apply to (default `[production]`).
     #[serde(default = "default_vercel_targets")]

@@ -39,6 +39,7 @@ pub enum Source {
 
 /// One key or secret. The private half lives only here, only inside the encrypted
 /// state, and only until the material is retired.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Material {
     pub kind: MaterialKind,
@@ -48,22 +49,16 @@ pub struct Material {
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     pub source: Source,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_pem: Option<String>,
     /// The public JWK as served (kid, alg RS256, use sig).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwk: Option<serde_json::Value>,
     /// The private PEM (RSA) or the secret value; `None` once retired.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<Secret>,
     /// A hard expiry carried over from the config when the material was adopted or
     /// bootstrapped.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires: Option<time::Date>,
     /// An age identity's public recipient (age1...).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recipient: Option<String>,
     /// A replaced age identity is kept (private half included) until then.
     #[serde(

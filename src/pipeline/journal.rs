@@ -18,6 +18,7 @@ pub enum Status {
     Undone,
 }
 
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Entry {
     pub step: String,
@@ -27,14 +28,10 @@ pub struct Entry {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub once: bool,
     pub started_at: At,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<At>,
     /// What was there before a write, captured before it ran.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub before: Option<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 

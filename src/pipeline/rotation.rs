@@ -85,6 +85,7 @@ impl RollbackStage {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct At(#[serde(with = "time::serde::rfc3339")] pub OffsetDateTime);
 
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Rotation {
     pub id: String,
@@ -100,7 +101,6 @@ pub struct Rotation {
     /// orphan a key.
     pub snapshot: serde_json::Value,
     /// The pending material.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub new: Option<Material>,
     /// Material an emergency superseded mid-rotation (public halves), removed at retire.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -110,15 +110,11 @@ pub struct Rotation {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub gates: BTreeMap<String, GateRecord>,
     /// When a probe first saw the origin serve the new public half.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin_seen_at: Option<At>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback: Option<RollbackState>,
     /// The last failure, until the rotation moves on.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<Failure>,
     /// A partly failed promote being put back; resumed first by the next run.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compensating: Option<Failure>,
 }
 
@@ -143,12 +139,12 @@ pub struct RollbackState {
     pub undo_promote: bool,
 }
 
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GateRecord {
     /// `waiting`, `open` or `rejected`.
     pub status: String,
     pub detail: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link: Option<String>,
     pub since: At,
     /// The gate's own data (a pull-request number).

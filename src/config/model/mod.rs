@@ -13,13 +13,13 @@ pub use steps::*;
 pub const CONFIG_VERSION: u32 = 1;
 
 /// rotagate.yaml: what to rotate, where the state lives, and how each credential moves.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Config format version. Only 1 exists.
     pub version: u32,
     pub state: StateConfig,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub github: Option<GithubConfig>,
     #[serde(default)]
     pub defaults: Defaults,
@@ -27,23 +27,22 @@ pub struct Config {
 }
 
 /// How rotagate works with GitHub.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GithubConfig {
     /// The repository rotagate works in (`owner/name`): approval pull requests,
     /// notification issues, the state branch. Default: GITHUB_REPOSITORY.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repo: Option<String>,
     /// Pace requests to github.com's secondary rate limits (default: on for
     /// api.github.com, off for GitHub Enterprise Server, where they are off by default).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secondary_limits: Option<bool>,
     /// Requests in flight at once when writing many secrets (default 16).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concurrency: Option<usize>,
 }
 
 /// Where the age-encrypted state lives and who can read it.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StateConfig {
@@ -55,41 +54,33 @@ pub struct StateConfig {
     pub recipients: Vec<String>,
     /// How long a run's lease on a credential lasts without being renewed (default 30m;
     /// a run renews it at every save, so this bounds how long a crashed run blocks others).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease: Option<Dur>,
 }
 
 /// Values every credential inherits unless it sets its own.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Defaults {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<Schedule>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub propagate: Option<Propagate>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drain: Option<Dur>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gate: Option<GateSpec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_verify_failure: Option<OnVerifyFailure>,
 }
 
 /// One thing that gets rotated.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Credential {
     /// Stable identifier: lower-case letters, digits, `-`, `_`, `.`.
     pub id: String,
     /// Who is told when this credential needs a human: a user or team (`@org/team`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// What breaks if this credential leaks or stops working.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blast_radius: Option<String>,
     /// Issue the first material when the state has none (instead of adopting the live one).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -98,9 +89,7 @@ pub struct Credential {
     #[serde(default)]
     pub strategy: Strategy,
     /// The two roles or slots of the `alternating` strategy (default `[a, b]`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub roles: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<Schedule>,
     /// Environment variables this credential's templates and commands may read.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -110,7 +99,6 @@ pub struct Credential {
     pub publish: Vec<ActionSpec>,
     /// How long verifiers' caches need to pick up the new public half before anyone
     /// signs with it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub propagate: Option<Propagate>,
     /// Switch consumers to the new material: each entry's values are written as one step.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -119,18 +107,14 @@ pub struct Credential {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub verify: Vec<ProbeSpec>,
     /// Max token lifetime plus a buffer, counted from `verified`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drain: Option<Dur>,
     /// What must happen before the old material is removed (or, for `immediate`,
     /// before promote).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gate: Option<GateSpec>,
     /// Extra steps after the gate; publish targets remove the old half on their own.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub retire: Vec<ActionSpec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_verify_failure: Option<OnVerifyFailure>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub emergency: Option<EmergencySpec>,
 }
 
@@ -256,24 +240,21 @@ pub enum OnVerifyFailure {
 }
 
 /// When a credential is due.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Schedule {
     /// Rotate this long after the current material was issued.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub every: Option<Dur>,
     /// Start warning (and, before `expires`, rotating) this long ahead.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warn: Option<Dur>,
     /// Hard expiry (YYYY-MM-DD) of the material that is live when it was adopted or
     /// bootstrapped, e.g. a certificate's notAfter. It does not carry over to material
     /// rotagate issues; `check` says when it has become stale.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<String>", regex(pattern = r"^\d{4}-\d{2}-\d{2}$"))]
     pub expires: Option<String>,
     /// How long material rotagate issues stays valid, where consumers enforce it (a
     /// token or certificate lifetime): a hard expiry of its own, counted from issue.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lifetime: Option<Dur>,
 }
 
@@ -350,6 +331,7 @@ pub enum GateSpec {
     PullRequest(PullRequestGate),
 }
 
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PullRequestGate {
@@ -363,7 +345,6 @@ pub struct PullRequestGate {
     #[serde(default = "yes")]
     pub distinct_merger: bool,
     /// A gate waiting longer than this makes `check` fail (default 14d).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<Dur>,
 }
 
@@ -386,12 +367,12 @@ fn yes() -> bool {
     true
 }
 
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EmergencySpec {
     /// The gate before the compromised material is removed (default: the credential's
     /// gate; `none` removes it as soon as the new material verifies).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gate: Option<GateSpec>,
 }
 

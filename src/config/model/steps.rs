@@ -23,6 +23,7 @@ pub enum HttpMethod {
     Head,
 }
 
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HttpAction {
@@ -33,10 +34,8 @@ pub struct HttpAction {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, Template>,
     /// A raw body.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<Template>,
     /// A JSON body whose string values are templates (escaped properly when rendered).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<serde_json::Value>")]
     pub json: Option<serde_json::Value>,
     /// Hosts a redirect may go to with the configured headers and body.
@@ -45,7 +44,6 @@ pub struct HttpAction {
     /// Status codes that count as success (default: any 2xx).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub expect_status: Vec<u16>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<Dur>,
 }
 
@@ -73,6 +71,7 @@ pub enum ProbeSpec {
     GithubWorkflow(GithubWorkflowProbe),
 }
 
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GithubWorkflowProbe {
@@ -80,10 +79,10 @@ pub struct GithubWorkflowProbe {
     pub workflow: String,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub retries: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<Dur>,
 }
 
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HttpProbe {
@@ -92,9 +91,7 @@ pub struct HttpProbe {
     pub url: Template,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, Template>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<Template>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<serde_json::Value>")]
     pub json: Option<serde_json::Value>,
     /// Hosts a redirect may go to with the configured headers (e.g. the apex → www 308).
@@ -104,32 +101,29 @@ pub struct HttpProbe {
     pub expect: Expect,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub retries: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<Dur>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<Dur>,
 }
 
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Expect {
     /// Expected status (default 200).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
     /// JSON pointer → expected value, e.g. `/status: ready`, `/kid: "{{ new.kid }}"`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub json: BTreeMap<String, Template>,
     /// Text the body must contain.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contains: Option<Template>,
 }
 
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JwksProbe {
     pub url: Template,
     /// The kid that must be served (default {{ new.kid }}).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kid: Option<Template>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, Template>,
@@ -137,12 +131,11 @@ pub struct JwksProbe {
     pub follow_redirects_to: Vec<String>,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub retries: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<Dur>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<Dur>,
 }
 
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PostgresProbe {
@@ -150,35 +143,29 @@ pub struct PostgresProbe {
     /// and `password`.
     pub url: Template,
     /// Default {{ new.role }}.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<Template>,
     /// Default {{ new.value }}.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<Template>,
     /// Run after logging in (default `SELECT 1`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub query: Option<String>,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub retries: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<Dur>,
 }
 
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommandProbe {
     pub run: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<Template>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stdin: Option<Template>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<Dur>,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub retries: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<Dur>,
 }
 
