@@ -4,6 +4,8 @@ pub mod archive;
 mod envelope;
 mod file;
 mod github_branch;
+mod lease;
+mod replay;
 mod shard;
 mod shared;
 mod store;
@@ -22,9 +24,11 @@ pub fn hex_digest(bytes: &[u8]) -> String {
 }
 pub use file::FileStore;
 pub use github_branch::GithubBranchStore;
+pub use lease::RunIdentity;
+pub use replay::restore;
 pub use shared::SharedVault;
 pub use store::{Anchor, StateStore, Stored, Version};
-pub use vault::{RunIdentity, Vault, restore};
+pub use vault::Vault;
 
 use crate::material::Material;
 use crate::pipeline::Rotation;
@@ -62,19 +66,17 @@ pub struct StateDoc {
     pub archive: Vec<archive::Segment>,
 }
 
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct CredentialState {
     /// What consumers use (the old material while a rotation is in flight).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current: Option<Material>,
     /// The last retired material, public half only.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous: Option<Material>,
     /// Replaced material kept whole until its `retain_until` (age identities that old
     /// backups were encrypted to).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub retained: Vec<Material>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rotation: Option<Rotation>,
     /// Fingerprints of compromised material: never restored, never adopted again.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
@@ -90,9 +92,7 @@ pub struct CredentialState {
     /// How many rotations have been started.
     #[serde(default)]
     pub rotations: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last: Option<Finished>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease: Option<Lease>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub audit: Vec<AuditEvent>,
@@ -120,11 +120,11 @@ pub struct Lease {
 }
 
 /// One line of the append-only audit log. Never holds a secret.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct AuditEvent {
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rotation: Option<String>,
     pub event: String,
     pub detail: String,

@@ -11,37 +11,10 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::envelope::{self, Chain, StateIdentity};
+use super::lease::{RunIdentity, check_lease};
+use super::replay::{check_anchor, check_follows};
 use super::{Anchor, CredentialState, Lease, StateDoc, StateError, StateStore, Version};
 use super::{archive, shard};
-
-/// Who this run is, for leases.
-#[derive(Debug, Clone)]
-pub struct RunIdentity {
-    pub run_id: String,
-    pub holder: String,
-    pub host: String,
-    pub pid: u32,
-}
-
-impl RunIdentity {
-    pub fn current() -> RunIdentity {
-        let host = gethostname::gethostname().to_string_lossy().into_owned();
-        let pid = std::process::id();
-        let holder = match (
-            std::env::var("GITHUB_RUN_ID"),
-            std::env::var("GITHUB_RUN_ATTEMPT"),
-        ) {
-            (Ok(run), Ok(attempt)) => format!("actions run {run} attempt {attempt} on {host}"),
-            _ => format!("{host}:{pid}"),
-        };
-        RunIdentity {
-            run_id: uuid::Uuid::new_v4().to_string(),
-            holder,
-            host,
-            pid,
-        }
-    }
-}
 
 pub struct Vault {
     store: Box<dyn StateStore>,
@@ -90,10 +63,10 @@ struct Loaded {
 
 /// The head as stored: the entries in flight whole, every other one in the shards the
 /// shard index lists.
+#[serde_with::skip_serializing_none]
 #[derive(Serialize)]
 struct Head<'a> {
     credentials: BTreeMap<&'a str, &'a CredentialState>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     shard_index: Option<&'a str>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     archive: &'a [archive::Segment],
@@ -654,92 +627,6 @@ impl Vault {
     }
 }
 
-fn check_lease(
-    id: &str,
-    lease: Option<&Lease>,
-    run: &RunIdentity,
-    now: OffsetDateTime,
-) -> Result<(), StateError> {
-    let Some(lease) = lease else { return Ok(()) };
-    if lease.run_id == run.run_id || lease.expires_at <= now || is_stale(lease, run) {
-        return Ok(());
-    }
-    Err(StateError::LeaseHeld {
-        credential: id.to_string(),
-        run: lease.run_id.clone(),
-        holder: lease.holder.clone(),
-        until: lease
-            .expires_at
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default(),
-    })
-}
-
-/// A lease from a process on this host that no longer exists (a crashed local run).
-fn is_stale(lease: &Lease, run: &RunIdentity) -> bool {
-    if lease.host != run.host {
-        return false;
-    }
-    if lease.pid == run.pid {
-        // This process took over the pid: the old holder is gone.
-        return true;
-    }
-    cfg!(target_os = "linux") && !std::path::Path::new(&format!("/proc/{}", lease.pid)).exists()
-}
-
-/// The anchor check: the stored state is the anchored one or newer.
-fn check_anchor(head: &Chain, anchor: &Anchor, store: &str) -> Result<(), StateError> {
-    let older = head.generation < anchor.generation;
-    let other = head.generation == anchor.generation && head.hash != anchor.hash;
-    if older || other {
-        return Err(StateError::Replayed(format!(
-            "{store} holds generation {} but rotagate last saved generation {} ({}): the state was reset or replaced. Put the newest state back with `rotagate state restore --from-file STATE.age` (the state artifact of the last run, or `state.age` from the commit that saved generation {}); see README, \"The state\"",
-            head.generation, anchor.generation, anchor.hash, anchor.generation
-        )));
-    }
-    Ok(())
-}
-
-/// `state restore`: writes `bytes` (a sealed state, such as a run's artifact) over what
-/// the store holds, only when it opens with `identity` and is exactly the state the
-/// store's anchor names, so only the newest state can be put back. Returns its
-/// generation.
-pub async fn restore(
-    store: &dyn StateStore,
-    identity: &StateIdentity,
-    bytes: &[u8],
-) -> Result<u64, StateError> {
-    let opened = envelope::open(bytes, identity)?;
-    let Some(anchor) = store.anchor().await? else {
-        return Err(StateError::Identity(format!(
-            "{} keeps no replay anchor, so there is no newest state to check the file against; nothing was changed",
-            store.describe()
-        )));
-    };
-    if opened.chain.generation != anchor.generation || opened.chain.hash != anchor.hash {
-        return Err(StateError::Replayed(format!(
-            "the file holds generation {} ({}), but the newest saved state is generation {} ({}): restore that one",
-            opened.chain.generation, opened.chain.hash, anchor.generation, anchor.hash
-        )));
-    }
-    let current = store.load().await?.map(|s| s.version);
-    store.save(bytes, current.as_ref()).await?;
-    Ok(opened.chain.generation)
-}
-
-/// The branch store's replay check: the head must be the parent's direct successor.
-fn check_follows(head: &Chain, parent: &Chain) -> Result<(), StateError> {
-    if head.generation != parent.generation + 1
-        || head.previous.as_deref() != Some(parent.hash.as_str())
-    {
-        return Err(StateError::Replayed(format!(
-            "the stored state (generation {}) does not follow its parent commit's state (generation {}): an old state was put back",
-            head.generation, parent.generation
-        )));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
@@ -788,65 +675,5 @@ pub(super) mod tests {
         assert_eq!(check.doc.credentials["two"].rotations, 9);
         // Four saves, two of them after merging the other run's write.
         assert_eq!(check.generation(), 4);
-    }
-
-    #[tokio::test]
-    async fn a_held_lease_refuses_another_live_run() {
-        let dir = tempfile::tempdir().unwrap();
-        let id = StateIdentity::generate().to_secret();
-        let now = OffsetDateTime::now_utc();
-        // Our own pid is certainly alive; another host cannot be checked.
-        let mut a = vault(dir.path(), id.expose(), run("other-host", 1)).await;
-        a.acquire(&["one".into()], now).await.unwrap();
-        let mut b = vault(dir.path(), id.expose(), run("h", 2)).await;
-        assert!(matches!(
-            b.acquire(&["one".into()], now).await,
-            Err(StateError::LeaseHeld { .. })
-        ));
-        // Once expired, it can be taken.
-        let later = now + time::Duration::minutes(11);
-        b.acquire(&["one".into()], later).await.unwrap();
-        // And the first run finds out it lost it instead of overwriting.
-        a.doc.credentials.get_mut("one").unwrap().rotations = 1;
-        assert!(matches!(a.save(later).await, Err(StateError::LeaseLost(_))));
-    }
-
-    #[tokio::test]
-    async fn a_dead_local_holder_is_taken_over() {
-        let dir = tempfile::tempdir().unwrap();
-        let id = StateIdentity::generate().to_secret();
-        let now = OffsetDateTime::now_utc();
-        let host = gethostname::gethostname().to_string_lossy().into_owned();
-        let mut a = vault(dir.path(), id.expose(), run(&host, u32::MAX - 1)).await;
-        a.acquire(&["one".into()], now).await.unwrap();
-        let mut b = vault(dir.path(), id.expose(), run(&host, std::process::id())).await;
-        b.acquire(&["one".into()], now).await.unwrap();
-    }
-
-    #[test]
-    fn replay_is_detected_by_generation_and_hash() {
-        let parent = Chain {
-            generation: 4,
-            hash: "sha256:aa".into(),
-            previous: None,
-            writer: "w".into(),
-        };
-        let good = Chain {
-            generation: 5,
-            hash: "sha256:bb".into(),
-            previous: Some("sha256:aa".into()),
-            writer: "w".into(),
-        };
-        assert!(check_follows(&good, &parent).is_ok());
-        let replayed = Chain {
-            generation: 3,
-            hash: "sha256:cc".into(),
-            previous: Some("sha256:dd".into()),
-            writer: "w".into(),
-        };
-        assert!(matches!(
-            check_follows(&replayed, &parent),
-            Err(StateError::Replayed(_))
-        ));
     }
 }
