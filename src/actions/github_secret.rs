@@ -3,11 +3,10 @@
 //! sealed box) and written, many at once. All values of one entry are one step.
 
 use async_trait::async_trait;
-use http::Method;
 use serde_json::{Value, json};
 
 use super::{Action, ActionKind, Op};
-use crate::github::{Call, Cost, GitHub, GithubError, encode, seal};
+use crate::github::{Call, GitHub, GithubError, encode, seal};
 use crate::secret::Secret;
 use crate::step::{Providers, StepContext, StepError, View};
 use std::collections::BTreeMap;
@@ -177,13 +176,11 @@ impl GithubSecret {
         let reply = self
             .gh
             .expect(
-                &Call {
-                    method: Method::PUT,
-                    path: format!("{}/{name}", scope.base("secrets")),
+                &Call::write(
                     endpoint,
-                    body: Some(&body),
-                    cost: Cost::Write,
-                },
+                    format!("{}/{name}", scope.base("secrets")),
+                    Some(&body),
+                ),
                 &[],
             )
             .await?;

@@ -6,13 +6,12 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use http::Method;
 use serde_json::{Value, json};
 
 use super::github_secret::{GithubValuesAction, Scope, check_values, org_fields, scopes};
 use super::{Action, ActionKind, Op};
 use crate::config::validate::{Role, Scope as Names, Validator};
-use crate::github::{Call, Cost, GitHub, GithubError};
+use crate::github::{Call, GitHub, GithubError};
 use crate::step::{Providers, StepContext, StepError, View};
 
 pub struct GithubVariable {
@@ -73,22 +72,12 @@ impl GithubVariable {
 
     async fn send(
         &self,
-        method: Method,
         endpoint: &'static str,
         path: String,
         body: Option<&Value>,
     ) -> Result<(), GithubError> {
         self.gh
-            .expect(
-                &Call {
-                    method,
-                    path,
-                    endpoint,
-                    body,
-                    cost: Cost::Write,
-                },
-                &[],
-            )
+            .expect(&Call::write(endpoint, path, body), &[])
             .await
             .map(|_| ())
     }
@@ -124,7 +113,7 @@ impl GithubVariable {
                         let [_, patch, post, delete] = endpoints(&scope);
                         let item = format!("{}/{name}", scope.base("variables"));
                         let result = match value {
-                            None => self.send(Method::DELETE, delete, item, None).await,
+                            None => self.send(delete, item, None).await,
                             Some(value) => {
                                 let mut body = json!({ "name": name, "value": value });
                                 if let (Scope::Org(_), Value::Object(extra)) = (&scope, org) {
@@ -133,15 +122,9 @@ impl GithubVariable {
                                     }
                                 }
                                 if present {
-                                    self.send(Method::PATCH, patch, item, Some(&body)).await
+                                    self.send(patch, item, Some(&body)).await
                                 } else {
-                                    self.send(
-                                        Method::POST,
-                                        post,
-                                        scope.base("variables"),
-                                        Some(&body),
-                                    )
-                                    .await
+                                    self.send(post, scope.base("variables"), Some(&body)).await
                                 }
                             }
                         };

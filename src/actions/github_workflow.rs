@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use http::Method;
 use serde_json::{Value, json};
 
 use super::{Action, ActionKind, Op};
@@ -13,7 +12,7 @@ use crate::config::Template;
 use crate::config::validate::steps::{repo, template};
 use crate::config::validate::{Role, Scope, Slot, Validator};
 use crate::github::runs::{dispatch_runs, run_after};
-use crate::github::{Call, Cost, GitHub, encode};
+use crate::github::{Call, GitHub, encode};
 use crate::step::{Providers, StepContext, StepError};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -75,13 +74,14 @@ impl Action for Dispatch {
         let body = json!({ "ref": git_ref, "inputs": inputs });
         self.gh
             .expect(
-                &Call {
-                    method: Method::POST,
-                    path: format!("/repos/{repo}/actions/workflows/{}/dispatches", encode(workflow)),
-                    endpoint: "POST /repos/{owner}/{repo}/actions/workflows/{workflow_id}/dispatches",
-                    body: Some(&body),
-                    cost: Cost::Create,
-                },
+                &Call::create(
+                    "POST /repos/{owner}/{repo}/actions/workflows/{workflow_id}/dispatches",
+                    format!(
+                        "/repos/{repo}/actions/workflows/{}/dispatches",
+                        encode(workflow)
+                    ),
+                    &body,
+                ),
                 &[],
             )
             .await?;

@@ -7,14 +7,13 @@ use std::path::Path;
 use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use http::Method;
 use serde_json::{Value, json};
 
 use super::{Action, ActionKind, Op, write_atomically};
 use crate::config::is_branch_name;
 use crate::config::validate::steps::{relative_path, repo};
 use crate::config::validate::{Role, Scope, Validator};
-use crate::github::{Call, Cost, GitHub};
+use crate::github::{Call, GitHub};
 use crate::material::Material;
 use crate::step::{Providers, StepContext, StepError, resolve};
 use schemars::JsonSchema;
@@ -152,16 +151,13 @@ impl JwksFile {
         for _ in 0..5 {
             let reply = gh
                 .expect(
-                    &Call {
-                        method: Method::GET,
-                        path: format!(
+                    &Call::read(
+                        "GET /repos/{owner}/{repo}/contents/{path}",
+                        format!(
                             "/repos/{repo}/contents/{path}?ref={}",
                             crate::github::encode(&branch)
                         ),
-                        endpoint: "GET /repos/{owner}/{repo}/contents/{path}",
-                        body: None,
-                        cost: Cost::Read,
-                    },
+                    ),
                     &[404],
                 )
                 .await?;
@@ -196,13 +192,11 @@ impl JwksFile {
             }
             let put = gh
                 .expect(
-                    &Call {
-                        method: Method::PUT,
-                        path: format!("/repos/{repo}/contents/{path}"),
-                        endpoint: "PUT /repos/{owner}/{repo}/contents/{path}",
-                        body: Some(&body),
-                        cost: Cost::Create,
-                    },
+                    &Call::create(
+                        "PUT /repos/{owner}/{repo}/contents/{path}",
+                        format!("/repos/{repo}/contents/{path}"),
+                        &body,
+                    ),
                     &[409],
                 )
                 .await?;

@@ -10,12 +10,11 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use http::Method;
 use serde_json::{Value, json};
 
 use super::{Gate, GateError, GateRequest, GateStatus};
 use crate::config::PullRequestGate as Spec;
-use crate::github::{Call, Cost, GitHub, GithubError, encode};
+use crate::github::{Call, GitHub, GithubError, encode};
 use crate::material::Material;
 
 pub struct PullRequestGate {
@@ -176,13 +175,11 @@ impl PullRequestGate {
             json!({ "ref": format!("refs/heads/{branch}"), "sha": base["commit"]["sha"] });
         self.gh
             .expect(
-                &Call {
-                    method: Method::POST,
-                    path: format!("/repos/{repo}/git/refs"),
-                    endpoint: "POST /repos/{owner}/{repo}/git/refs",
-                    body: Some(&new_ref),
-                    cost: Cost::Create,
-                },
+                &Call::create(
+                    "POST /repos/{owner}/{repo}/git/refs",
+                    format!("/repos/{repo}/git/refs"),
+                    &new_ref,
+                ),
                 &[422],
             )
             .await
@@ -190,13 +187,10 @@ impl PullRequestGate {
         let existing = self
             .gh
             .expect(
-                &Call {
-                    method: Method::GET,
-                    path: format!("/repos/{repo}/contents/{path}?ref={}", encode(branch)),
-                    endpoint: "GET /repos/{owner}/{repo}/contents/{path}",
-                    body: None,
-                    cost: Cost::Read,
-                },
+                &Call::read(
+                    "GET /repos/{owner}/{repo}/contents/{path}",
+                    format!("/repos/{repo}/contents/{path}?ref={}", encode(branch)),
+                ),
                 &[404],
             )
             .await
@@ -211,13 +205,11 @@ impl PullRequestGate {
         }
         self.gh
             .expect(
-                &Call {
-                    method: Method::PUT,
-                    path: format!("/repos/{repo}/contents/{path}"),
-                    endpoint: "PUT /repos/{owner}/{repo}/contents/{path}",
-                    body: Some(&put),
-                    cost: Cost::Create,
-                },
+                &Call::create(
+                    "PUT /repos/{owner}/{repo}/contents/{path}",
+                    format!("/repos/{repo}/contents/{path}"),
+                    &put,
+                ),
                 &[],
             )
             .await
@@ -231,13 +223,11 @@ impl PullRequestGate {
         let created = self
             .gh
             .expect(
-                &Call {
-                    method: Method::POST,
-                    path: format!("/repos/{repo}/pulls"),
-                    endpoint: "POST /repos/{owner}/{repo}/pulls",
-                    body: Some(&pr),
-                    cost: Cost::Create,
-                },
+                &Call::create(
+                    "POST /repos/{owner}/{repo}/pulls",
+                    format!("/repos/{repo}/pulls"),
+                    &pr,
+                ),
                 &[422],
             )
             .await
@@ -340,17 +330,14 @@ impl PullRequestGate {
         let reply = self
             .gh
             .expect(
-                &Call {
-                    method: Method::GET,
-                    path: format!(
+                &Call::read(
+                    "GET /repos/{owner}/{repo}/contents/{path}",
+                    format!(
                         "/repos/{}/contents/{path}?ref={}",
                         self.repo,
                         encode(default)
                     ),
-                    endpoint: "GET /repos/{owner}/{repo}/contents/{path}",
-                    body: None,
-                    cost: Cost::Read,
-                },
+                ),
                 &[404],
             )
             .await
@@ -501,13 +488,10 @@ impl PullRequestGate {
                     let reply = self
                         .gh
                         .expect(
-                            &Call {
-                                method: Method::GET,
-                                path: format!("/orgs/{org}/teams/{team}/memberships/{login}"),
-                                endpoint: "GET /orgs/{org}/teams/{team_slug}/memberships/{username}",
-                                body: None,
-                                cost: Cost::Read,
-                            },
+                            &Call::read(
+                                "GET /orgs/{org}/teams/{team_slug}/memberships/{username}",
+                                format!("/orgs/{org}/teams/{team}/memberships/{login}"),
+                            ),
                             &[404],
                         )
                         .await

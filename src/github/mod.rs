@@ -75,30 +75,31 @@ pub struct Call<'a> {
 }
 
 impl<'a> Call<'a> {
-    /// A read.
-    pub fn get(endpoint: &'static str, path: String) -> Call<'a> {
-        Call {
-            method: Method::GET,
-            path,
-            endpoint,
-            body: None,
-            cost: Cost::Read,
-        }
+    /// A read. `endpoint` is the route template as GitHub's docs write it, method first.
+    pub fn read(endpoint: &'static str, path: String) -> Call<'a> {
+        Call::new(endpoint, path, None, Cost::Read)
     }
 
-    /// A request that changes something.
-    pub fn send(
-        method: Method,
-        endpoint: &'static str,
-        path: String,
-        body: &'a Value,
-        cost: Cost,
-    ) -> Call<'a> {
+    /// A request that changes a setting (a secret, a variable).
+    pub fn write(endpoint: &'static str, path: String, body: Option<&'a Value>) -> Call<'a> {
+        Call::new(endpoint, path, body, Cost::Write)
+    }
+
+    /// A request that creates content (a commit, an issue, a pull request, a comment).
+    pub fn create(endpoint: &'static str, path: String, body: &'a Value) -> Call<'a> {
+        Call::new(endpoint, path, Some(body), Cost::Create)
+    }
+
+    fn new(endpoint: &'static str, path: String, body: Option<&'a Value>, cost: Cost) -> Call<'a> {
+        let method = endpoint
+            .split_once(' ')
+            .and_then(|(method, _)| Method::from_bytes(method.as_bytes()).ok())
+            .expect("a route template starts with its method");
         Call {
             method,
             path,
             endpoint,
-            body: Some(body),
+            body,
             cost,
         }
     }
@@ -301,18 +302,7 @@ impl GitHub {
                         format!("/users/{owner}/installation"),
                     ),
                 ] {
-                    let reply = self
-                        .send(
-                            app,
-                            &Call {
-                                method: Method::GET,
-                                path: route,
-                                endpoint,
-                                body: None,
-                                cost: Cost::Read,
-                            },
-                        )
-                        .await?;
+                    let reply = self.send(app, &Call::read(endpoint, route)).await?;
                     if reply.ok() {
                         id = reply.json::<Value>()?.get("id").and_then(Value::as_u64);
                         break;
@@ -362,18 +352,7 @@ impl GitHub {
         endpoint: &'static str,
         path: String,
     ) -> Result<T, GithubError> {
-        self.expect(
-            &Call {
-                method: Method::GET,
-                path,
-                endpoint,
-                body: None,
-                cost: Cost::Read,
-            },
-            &[],
-        )
-        .await?
-        .json()
+        self.expect(&Call::read(endpoint, path), &[]).await?.json()
     }
 
     async fn send(&self, client: &Octocrab, call: &Call<'_>) -> Result<Reply, GithubError> {
@@ -485,16 +464,7 @@ impl GitHub {
                 match &self.inner.auth {
                     Auth::App { app, .. } => {
                         let reply = self
-                            .send(
-                                app,
-                                &Call {
-                                    method: Method::GET,
-                                    path: "/app".into(),
-                                    endpoint: "GET /app",
-                                    body: None,
-                                    cost: Cost::Read,
-                                },
-                            )
+                            .send(app, &Call::read("GET /app", "/app".into()))
                             .await?;
                         let v: Value = reply.json()?;
                         let slug = v

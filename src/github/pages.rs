@@ -1,10 +1,10 @@
 //! Lists read to the end: GitHub pages them and says in the `Link` header whether a
 //! next page exists.
 
-use http::{HeaderMap, Method};
+use http::HeaderMap;
 use serde_json::Value;
 
-use super::{Call, Cost, GitHub, GithubError};
+use super::{Call, GitHub, GithubError};
 
 /// Items per page of a list: GitHub's largest.
 pub const PER_PAGE: usize = 100;
@@ -41,13 +41,10 @@ impl GitHub {
         for page in 1..=MAX_PAGES {
             let reply = self
                 .expect(
-                    &Call {
-                        method: Method::GET,
-                        path: format!("{path}{sep}per_page={PER_PAGE}&page={page}"),
+                    &Call::read(
                         endpoint,
-                        body: None,
-                        cost: Cost::Read,
-                    },
+                        format!("{path}{sep}per_page={PER_PAGE}&page={page}"),
+                    ),
                     &[],
                 )
                 .await?;

@@ -4,10 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use http::Method;
 use serde_json::{Value, json};
 
-use crate::github::{Call, Cost, GitHub, GithubError};
+use crate::github::{Call, GitHub, GithubError};
 use crate::inventory::Finding;
 
 /// The findings that page an owner; configuration hygiene (no owner, no schedule) is
@@ -104,13 +103,11 @@ impl GithubIssues {
             // 422: the label exists already.
             self.gh
                 .expect(
-                    &Call {
-                        method: Method::POST,
-                        path: format!("/repos/{}/labels", self.repo),
-                        endpoint: "POST /repos/{owner}/{repo}/labels",
-                        body: Some(&json!({ "name": label, "color": "d93f0b" })),
-                        cost: Cost::Create,
-                    },
+                    &Call::create(
+                        "POST /repos/{owner}/{repo}/labels",
+                        format!("/repos/{}/labels", self.repo),
+                        &json!({ "name": label, "color": "d93f0b" }),
+                    ),
                     &[422],
                 )
                 .await?;
@@ -119,13 +116,11 @@ impl GithubIssues {
         let created: Value = self
             .gh
             .expect(
-                &Call {
-                    method: Method::POST,
-                    path: format!("/repos/{}/issues", self.repo),
-                    endpoint: "POST /repos/{owner}/{repo}/issues",
-                    body: Some(&issue),
-                    cost: Cost::Create,
-                },
+                &Call::create(
+                    "POST /repos/{owner}/{repo}/issues",
+                    format!("/repos/{}/issues", self.repo),
+                    &issue,
+                ),
                 &[],
             )
             .await?
@@ -148,13 +143,7 @@ impl GithubIssues {
         let number = issue["number"].as_u64().unwrap_or_default();
         self.gh
             .expect(
-                &Call {
-                    method: Method::POST,
-                    path: format!("/repos/{}/issues/{number}/comments", self.repo),
-                    endpoint: "POST /repos/{owner}/{repo}/issues/{issue_number}/comments",
-                    body: Some(&json!({ "body": "Resolved: rotagate no longer finds anything that needs a person here." })),
-                    cost: Cost::Create,
-                },
+                &Call::create("POST /repos/{owner}/{repo}/issues/{issue_number}/comments", format!("/repos/{}/issues/{number}/comments", self.repo), &json!({ "body": "Resolved: rotagate no longer finds anything that needs a person here." })),
                 &[],
             )
             .await?;
@@ -169,13 +158,11 @@ impl GithubIssues {
     async fn patch(&self, number: u64, body: &Value) -> Result<(), GithubError> {
         self.gh
             .expect(
-                &Call {
-                    method: Method::PATCH,
-                    path: format!("/repos/{}/issues/{number}", self.repo),
-                    endpoint: "PATCH /repos/{owner}/{repo}/issues/{issue_number}",
-                    body: Some(body),
-                    cost: Cost::Write,
-                },
+                &Call::write(
+                    "PATCH /repos/{owner}/{repo}/issues/{issue_number}",
+                    format!("/repos/{}/issues/{number}", self.repo),
+                    Some(body),
+                ),
                 &[],
             )
             .await

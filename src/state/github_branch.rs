@@ -6,11 +6,10 @@
 use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use http::Method;
 use serde_json::{Value, json};
 
 use super::{Anchor, StateError, StateStore, Stored, Version};
-use crate::github::{Call, Cost, GitHub, GithubError, encode};
+use crate::github::{Call, GitHub, GithubError, encode};
 
 const FILE: &str = "state.age";
 /// Where archived audit segments live on the branch.
@@ -46,17 +45,14 @@ impl GithubBranchStore {
         let reply = self
             .gh
             .expect(
-                &Call {
-                    method: Method::GET,
-                    path: format!(
+                &Call::read(
+                    "GET /repos/{owner}/{repo}/commits",
+                    format!(
                         "/repos/{}/commits?sha={}&path={FILE}&per_page=2",
                         self.repo,
                         encode(&self.branch)
                     ),
-                    endpoint: "GET /repos/{owner}/{repo}/commits",
-                    body: None,
-                    cost: Cost::Read,
-                },
+                ),
                 // No such branch yet; 409: the repository is empty.
                 &[404, 409],
             )
@@ -94,7 +90,7 @@ impl GithubBranchStore {
     ) -> Result<Option<(Vec<u8>, String)>, StateError> {
         let reply = self
             .request(
-                &Call::get(
+                &Call::read(
                     "GET /repos/{owner}/{repo}/contents/{path}",
                     format!(
                         "/repos/{}/contents/{path}?ref={}",
@@ -145,16 +141,7 @@ impl GithubBranchStore {
         let repo = &self.repo;
         let post = |endpoint: &'static str, path: String, body: Value| async move {
             self.gh
-                .expect(
-                    &Call {
-                        method: Method::POST,
-                        path,
-                        endpoint,
-                        body: Some(&body),
-                        cost: Cost::Create,
-                    },
-                    &[],
-                )
+                .expect(&Call::create(endpoint, path, &body), &[])
                 .await
                 .and_then(|r| r.json::<Value>())
                 .map_err(|e| self.err(e))
@@ -173,13 +160,11 @@ impl GithubBranchStore {
         .await?;
         self.gh
             .expect(
-                &Call {
-                    method: Method::POST,
-                    path: format!("/repos/{repo}/git/refs"),
-                    endpoint: "POST /repos/{owner}/{repo}/git/refs",
-                    body: Some(&json!({ "ref": format!("refs/heads/{}", self.branch), "sha": commit["sha"] })),
-                    cost: Cost::Create,
-                },
+                &Call::create(
+                    "POST /repos/{owner}/{repo}/git/refs",
+                    format!("/repos/{repo}/git/refs"),
+                    &json!({ "ref": format!("refs/heads/{}", self.branch), "sha": commit["sha"] }),
+                ),
                 &[422],
             )
             .await
@@ -295,20 +280,16 @@ impl StateStore for GithubBranchStore {
         let name = self.anchor_variable();
         let body = json!({ "name": name, "value": anchor.encode() });
         let call = if self.anchor_exists.load(Ordering::Relaxed) {
-            Call::send(
-                Method::PATCH,
+            Call::write(
                 "PATCH /repos/{owner}/{repo}/actions/variables/{name}",
                 format!("/repos/{}/actions/variables/{name}", self.repo),
-                &body,
-                Cost::Write,
+                Some(&body),
             )
         } else {
-            Call::send(
-                Method::POST,
+            Call::write(
                 "POST /repos/{owner}/{repo}/actions/variables",
                 format!("/repos/{}/actions/variables", self.repo),
-                &body,
-                Cost::Write,
+                Some(&body),
             )
         };
         self.request(&call, &[]).await?;
@@ -370,13 +351,11 @@ impl StateStore for GithubBranchStore {
         // 422: the path exists already, and a segment's name is its content.
         self.gh
             .expect(
-                &Call {
-                    method: Method::PUT,
-                    path: format!("/repos/{}/contents/{SEGMENTS}/{name}.age", self.repo),
-                    endpoint: "PUT /repos/{owner}/{repo}/contents/{path}",
-                    body: Some(&body),
-                    cost: Cost::Create,
-                },
+                &Call::create(
+                    "PUT /repos/{owner}/{repo}/contents/{path}",
+                    format!("/repos/{}/contents/{SEGMENTS}/{name}.age", self.repo),
+                    &body,
+                ),
                 &[422],
             )
             .await
@@ -427,13 +406,11 @@ impl GithubBranchStore {
         let reply = self
             .gh
             .expect(
-                &Call {
-                    method: Method::PUT,
-                    path: format!("/repos/{}/contents/{FILE}", self.repo),
-                    endpoint: "PUT /repos/{owner}/{repo}/contents/{path}",
-                    body: Some(&body),
-                    cost: Cost::Create,
-                },
+                &Call::create(
+                    "PUT /repos/{owner}/{repo}/contents/{path}",
+                    format!("/repos/{}/contents/{FILE}", self.repo),
+                    &body,
+                ),
                 &[404, 409, 422],
             )
             .await
