@@ -4,7 +4,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::rotation::{Rotation, Stage, Trigger};
-use super::runner::config_hash;
+use super::runner::{config_hash, in_play};
 use super::schedule::{self, Next};
 use crate::clock::show;
 use crate::config::{Credential, LoadedConfig, Strategy, credential_from_snapshot};
@@ -38,18 +38,7 @@ pub fn plan(
     bootstrap: bool,
 ) -> Vec<PlanItem> {
     let mut items = Vec::new();
-    let mut ids: Vec<String> = config
-        .config
-        .credentials
-        .iter()
-        .map(|c| c.id.clone())
-        .collect();
-    for (id, entry) in &doc.credentials {
-        if entry.rotation.is_some() && !ids.contains(id) {
-            ids.push(id.clone());
-        }
-    }
-    for id in ids {
+    for id in in_play(config, doc) {
         let live = config
             .credential(&id)
             .map(|c| c.resolved(&config.config.defaults));

@@ -17,7 +17,7 @@ use crate::clock::show;
 use crate::config::{Credential, LoadedConfig, credential_from_snapshot, snapshot_value};
 use crate::material::{self, Material};
 use crate::secret::Secret;
-use crate::state::{CredentialState, SharedVault, StateError, Vault};
+use crate::state::{CredentialState, SharedVault, StateDoc, StateError, Vault};
 
 /// Steps that reach beyond this machine (commands, HTTP, provider APIs) running at once
 /// unless `--concurrency` says otherwise: as many as GitHub's default of requests in
@@ -92,19 +92,7 @@ pub async fn run(
     for id in &opts.only {
         ensure_known(config, vault, id)?;
     }
-    // Rotations in flight for credentials since removed from the config still finish,
-    // from their snapshot.
-    let mut ids: Vec<String> = config
-        .config
-        .credentials
-        .iter()
-        .map(|c| c.id.clone())
-        .collect();
-    for (id, entry) in &vault.doc.credentials {
-        if entry.rotation.is_some() && !ids.contains(id) {
-            ids.push(id.clone());
-        }
-    }
+    let mut ids = in_play(config, &vault.doc);
     ids.retain(|id| opts.only.is_empty() || opts.only.contains(id));
     let session = Session::new(config, rt, opts, vault);
     // Every credential advances at once; only steps that reach beyond this machine wait
@@ -406,6 +394,33 @@ async fn leased<T>(
     Ok(value)
 }
 
+/// An operator's command on `id`: `edit` changes its entry (saying whether it did, so an
+/// unchanged entry is not saved again), then the rotation is driven as far as its gates
+/// allow (`rolling_back`: towards the old material).
+async fn edit_and_drive(
+    config: &LoadedConfig,
+    vault: &mut Vault,
+    rt: &Runtime,
+    opts: &RunOptions,
+    id: &str,
+    rolling_back: bool,
+    edit: impl FnOnce(&mut CredentialState, OffsetDateTime) -> Result<bool, EngineError>,
+) -> Result<RunReport, EngineError> {
+    let (outcome, notes) = leased(config, vault, rt, opts, id, async |s, mut entry| {
+        if edit(&mut entry, rt.clock.now())? {
+            s.state.put(id, entry.clone()).await?;
+        }
+        s.drive(id, entry, rolling_back).await
+    })
+    .await?;
+    Ok(RunReport::one(
+        id,
+        live(config, id).and_then(|c| c.owner),
+        outcome,
+        notes,
+    ))
+}
+
 /// `rotate ID`: starts a rotation now; `emergency` replaces one in flight and revokes the
 /// old material.
 pub async fn rotate(
@@ -418,8 +433,7 @@ pub async fn rotate(
     emergency: bool,
 ) -> Result<RunReport, EngineError> {
     let cred = live(config, id).ok_or_else(|| unknown(config, id))?;
-    let (outcome, notes) = leased(config, vault, rt, opts, id, async |s, mut entry| {
-        let now = rt.clock.now();
+    edit_and_drive(config, vault, rt, opts, id, false, |entry, now| {
         if let Some(r) = &entry.rotation
             && !emergency
         {
@@ -435,16 +449,14 @@ pub async fn rotate(
             return Err(refused(id, Outcome::NoKey.describe()));
         }
         let (trigger, abandoned) = if emergency {
-            (Trigger::Emergency, revoke_for_emergency(&mut entry, reason, now))
+            (Trigger::Emergency, revoke_for_emergency(entry, reason, now))
         } else {
             (Trigger::Dispatch, Vec::new())
         };
-        start_rotation(&mut entry, &cred, trigger, reason, abandoned, now);
-        s.state.put(id, entry.clone()).await?;
-        s.drive(id, entry, false).await
+        start_rotation(entry, &cred, trigger, reason, abandoned, now);
+        Ok(true)
     })
-    .await?;
-    Ok(RunReport::one(id, cred.owner.clone(), outcome, notes))
+    .await
 }
 
 /// Marks the current material (and any material of a rotation in flight) revoked, drops
@@ -495,8 +507,7 @@ pub async fn rollback(
     id: &str,
 ) -> Result<RunReport, EngineError> {
     ensure_known(config, vault, id)?;
-    let (outcome, notes) = leased(config, vault, rt, opts, id, async |s, mut entry| {
-        let now = rt.clock.now();
+    edit_and_drive(config, vault, rt, opts, id, true, |entry, now| {
         let current_revoked = entry
             .current
             .as_ref()
@@ -529,17 +540,12 @@ pub async fn rollback(
             });
             let rotation_id = rotation.id.clone();
             entry.audit(now, Some(&rotation_id), "rollback-requested", "requested by an operator");
-            s.state.put(id, entry.clone()).await?;
+            return Ok(true);
         }
-        s.drive(id, entry, true).await
+        // Requested before: this run carries it on.
+        Ok(false)
     })
-    .await?;
-    Ok(RunReport::one(
-        id,
-        live(config, id).and_then(|c| c.owner),
-        outcome,
-        notes,
-    ))
+    .await
 }
 
 /// `adopt ID`: records live material as current, so the first rotation can roll back to
@@ -624,8 +630,7 @@ pub async fn reopen_gate(
     id: &str,
 ) -> Result<RunReport, EngineError> {
     ensure_known(config, vault, id)?;
-    let (outcome, notes) = leased(config, vault, rt, opts, id, async |s, mut entry| {
-        let now = rt.clock.now();
+    edit_and_drive(config, vault, rt, opts, id, false, |entry, now| {
         let Some(rotation) = entry.rotation.as_mut() else {
             return Err(refused(id, "no rotation is in flight"));
         };
@@ -660,16 +665,26 @@ pub async fn reopen_gate(
             "gate-reopened",
             format!("{name}: attempt {attempt}"),
         );
-        s.state.put(id, entry.clone()).await?;
-        s.drive(id, entry, false).await
+        Ok(true)
     })
-    .await?;
-    Ok(RunReport::one(
-        id,
-        live(config, id).and_then(|c| c.owner),
-        outcome,
-        notes,
-    ))
+    .await
+}
+
+/// The credentials a run advances, in config order: the config's, then those since
+/// removed from it whose rotation is in flight (they still finish, from their snapshot).
+pub(super) fn in_play(config: &LoadedConfig, doc: &StateDoc) -> Vec<String> {
+    let mut ids: Vec<String> = config
+        .config
+        .credentials
+        .iter()
+        .map(|c| c.id.clone())
+        .collect();
+    for (id, entry) in &doc.credentials {
+        if entry.rotation.is_some() && !ids.contains(id) {
+            ids.push(id.clone());
+        }
+    }
+    ids
 }
 
 /// Every credential the config and state know, for commands that take leases on all.
