@@ -147,9 +147,7 @@ impl Action for AwsParameter {
                     self.spec.name
                 ))),
             },
-            Op::Publish(_) | Op::Unpublish(_) | Op::Run(_) => Err(StepError::Failed(
-                "an aws-parameter step only writes values".into(),
-            )),
+            other => Err(other.refused("aws-parameter")),
         }
     }
 }

@@ -86,12 +86,6 @@ pub struct AwsSecret {
     aws: crate::aws::Aws,
 }
 
-impl From<AwsError> for StepError {
-    fn from(e: AwsError) -> Self {
-        StepError::Failed(e.to_string())
-    }
-}
-
 /// The secret's versions and their labels; None when it does not exist.
 type Versions = Option<BTreeMap<String, Vec<String>>>;
 
@@ -289,9 +283,7 @@ impl Action for AwsSecret {
                     .await?;
                 Ok(json!({ "version": before, "label": CURRENT }))
             }
-            Op::Run(_) => Err(StepError::Failed(
-                "an aws-secret step publishes or writes values".into(),
-            )),
+            other => Err(other.refused("aws-secret")),
         }
     }
 }

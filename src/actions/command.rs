@@ -54,11 +54,7 @@ impl Action for CommandStep {
     async fn execute(&self, op: Op<'_>, cx: &StepContext<'_>) -> Result<Value, StepError> {
         let view = match op {
             Op::Run(view) | Op::Write(view) => view,
-            Op::Publish(_) | Op::Unpublish(_) | Op::Restore(_) => {
-                return Err(StepError::Failed(
-                    "a command step is a hook or a retire step".into(),
-                ));
-            }
+            other => return Err(other.refused("command")),
         };
         let spec = CommandSpec {
             run: &self.spec.run,

@@ -185,7 +185,7 @@ impl Action for FileTarget {
                 self.write_env(cx, &file)?;
                 Ok(json!({ "restored": keys.keys().collect::<Vec<_>>() }))
             }
-            Op::Run(_) => Err(StepError::Failed("a file step is not a hook".into())),
+            other => Err(other.refused("file")),
         }
     }
 }

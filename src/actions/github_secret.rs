@@ -270,9 +270,7 @@ impl Action for GithubSecret {
             Op::Restore(_) => Err(StepError::Failed(
                 "GitHub secrets cannot be read back, so without old material there is nothing to restore them to".into(),
             )),
-            Op::Publish(_) | Op::Unpublish(_) | Op::Run(_) => {
-                Err(StepError::Failed("a github-secret step only writes values".into()))
-            }
+            other => Err(other.refused("github-secret")),
         }
     }
 }

@@ -221,9 +221,7 @@ impl Action for GithubVariable {
                     .collect();
                 self.apply(plan).await
             }
-            Op::Publish(_) | Op::Unpublish(_) | Op::Run(_) => Err(StepError::Failed(
-                "a github-variable step only writes values".into(),
-            )),
+            other => Err(other.refused("github-variable")),
         }
     }
 }

@@ -35,11 +35,7 @@ impl Action for HttpStep {
     async fn execute(&self, op: Op<'_>, cx: &StepContext<'_>) -> Result<Value, StepError> {
         let view = match op {
             Op::Run(view) | Op::Write(view) => view,
-            Op::Publish(_) | Op::Unpublish(_) | Op::Restore(_) => {
-                return Err(StepError::Failed(
-                    "an http step is a hook or a retire step".into(),
-                ));
-            }
+            other => return Err(other.refused("http")),
         };
         let spec = RequestSpec {
             method: self.spec.method,

@@ -255,9 +255,7 @@ impl Action for JwksFile {
                 let removed = self.edit(cx, Edit::Remove(&kid), message).await?;
                 Ok(json!({ "removed": removed }))
             }
-            Op::Write(_) | Op::Restore(_) | Op::Run(_) => Err(StepError::Failed(
-                "a jwks-file step only publishes and removes keys".into(),
-            )),
+            other => Err(other.refused("jwks-file")),
         }
     }
 }

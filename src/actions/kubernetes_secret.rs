@@ -15,7 +15,7 @@ use super::{Action, ActionKind, Op};
 use crate::config::Template;
 use crate::config::validate::steps::{set_map, valid_env_key};
 use crate::config::validate::{Role, Scope, Validator};
-use crate::kubernetes::{Kube, KubeError};
+use crate::kubernetes::Kube;
 use crate::secret::Secret;
 use crate::step::{Providers, StepContext, StepError, View};
 
@@ -37,12 +37,6 @@ pub struct KubernetesSecretAction {
 pub struct KubernetesSecret {
     spec: KubernetesSecretAction,
     kube: Kube,
-}
-
-impl From<KubeError> for StepError {
-    fn from(e: KubeError) -> Self {
-        StepError::Failed(e.to_string())
-    }
 }
 
 impl KubernetesSecret {
@@ -184,9 +178,7 @@ impl Action for KubernetesSecret {
                     .collect();
                 self.converge(want).await
             }
-            Op::Publish(_) | Op::Unpublish(_) | Op::Run(_) => Err(StepError::Failed(
-                "a kubernetes-secret step only writes values".into(),
-            )),
+            other => Err(other.refused("kubernetes-secret")),
         }
     }
 }

@@ -48,6 +48,21 @@ pub enum Op<'a> {
     Run(&'a View<'a>),
 }
 
+impl Op<'_> {
+    /// The error for an op a kind does not take. Validation keeps every kind to its
+    /// roles, so the engine never asks; a kind answers anything else with this.
+    pub fn refused(&self, kind: &str) -> StepError {
+        let what = match self {
+            Op::Publish(_) => "publish",
+            Op::Unpublish(_) => "unpublish",
+            Op::Write(_) => "write values",
+            Op::Restore(_) => "restore captured values",
+            Op::Run(_) => "run as a hook or retire step",
+        };
+        StepError::Failed(format!("{kind} steps cannot {what}"))
+    }
+}
+
 #[async_trait]
 pub trait Action: Send + Sync {
     /// A one-line description without secrets, for logs, plans and pull requests.

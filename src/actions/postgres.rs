@@ -9,7 +9,7 @@ use super::{Action, ActionKind, Op};
 use crate::config::Template;
 use crate::config::validate::steps as check;
 use crate::config::validate::{Role, Scope, Validator};
-use crate::postgres::{PgError, clear_password, config, connect, role_and_password, set_password};
+use crate::postgres::{clear_password, config, connect, role_and_password, set_password};
 use crate::step::{Providers, StepContext, StepError, View};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -30,12 +30,6 @@ pub struct Postgres {
     spec: PostgresAction,
     role: Template,
     password: Template,
-}
-
-impl From<PgError> for StepError {
-    fn from(e: PgError) -> Self {
-        StepError::Failed(e.to_string())
-    }
 }
 
 impl Postgres {
@@ -93,9 +87,7 @@ impl Action for Postgres {
             Op::Restore(_) => Err(StepError::Failed(
                 "PostgreSQL never shows a password, so one set before rotagate cannot be put back: `rotagate adopt` the live password first".into(),
             )),
-            Op::Run(_) => Err(StepError::Failed(
-                "a postgres step is a publish or promote target".into(),
-            )),
+            other => Err(other.refused("postgres")),
         }
     }
 }

@@ -15,7 +15,7 @@ use super::{Action, ActionKind, Op};
 use crate::config::Template;
 use crate::config::validate::steps::{set_map, valid_env_key};
 use crate::config::validate::{Role, Scope, Validator};
-use crate::hashicorp::{KvPath, VaultClient, VaultError};
+use crate::hashicorp::{KvPath, VaultClient};
 use crate::secret::Secret;
 use crate::step::{Providers, StepContext, StepError, View};
 
@@ -41,12 +41,6 @@ fn default_mount() -> String {
 pub struct VaultKv {
     spec: VaultKvAction,
     vault: VaultClient,
-}
-
-impl From<VaultError> for StepError {
-    fn from(e: VaultError) -> Self {
-        StepError::Failed(e.to_string())
-    }
 }
 
 impl VaultKv {
@@ -169,9 +163,7 @@ impl Action for VaultKv {
                 }
                 self.put(&before, current.version, fields).await
             }
-            Op::Publish(_) | Op::Unpublish(_) | Op::Run(_) => Err(StepError::Failed(
-                "a vault-kv step only writes values".into(),
-            )),
+            other => Err(other.refused("vault-kv")),
         }
     }
 }

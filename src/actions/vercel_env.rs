@@ -11,7 +11,7 @@ use crate::config::Template;
 use crate::config::validate::steps::{set_map, valid_env_key};
 use crate::config::validate::{Role, Scope, Validator};
 use crate::step::{Providers, StepContext, StepError, View};
-use crate::vercel::{EnvVar, Project, Vercel, VercelError};
+use crate::vercel::{EnvVar, Project, Vercel};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -78,12 +78,6 @@ impl VercelEnvType {
 pub struct VercelEnv {
     spec: VercelEnvAction,
     vercel: Vercel,
-}
-
-impl From<VercelError> for StepError {
-    fn from(e: VercelError) -> Self {
-        StepError::Failed(e.to_string())
-    }
 }
 
 impl VercelEnv {
@@ -208,9 +202,7 @@ impl Action for VercelEnv {
                 }
                 Ok(json!({ "restored": items.len(), "removed": removed }))
             }
-            Op::Publish(_) | Op::Unpublish(_) | Op::Run(_) => Err(StepError::Failed(
-                "a vercel-env step only writes values".into(),
-            )),
+            other => Err(other.refused("vercel-env")),
         }
     }
 }

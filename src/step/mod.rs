@@ -24,6 +24,16 @@ pub enum StepError {
     Http(#[from] HttpError),
     #[error(transparent)]
     Github(#[from] GithubError),
+    #[error(transparent)]
+    Vercel(#[from] crate::vercel::VercelError),
+    #[error(transparent)]
+    Vault(#[from] crate::hashicorp::VaultError),
+    #[error(transparent)]
+    Kubernetes(#[from] crate::kubernetes::KubeError),
+    #[error(transparent)]
+    Aws(#[from] crate::aws::AwsError),
+    #[error(transparent)]
+    Postgres(#[from] crate::postgres::PgError),
     #[error("{0}")]
     Failed(String),
 }
