@@ -7,10 +7,7 @@ use super::{Action, ActionKind, Op};
 use crate::config::HttpAction;
 use crate::config::validate::steps::http_action;
 use crate::config::validate::{Role, Scope, Validator};
-use crate::step::{
-    DEFAULT_HTTP_TIMEOUT, Providers, RequestSpec, StepContext, StepError, method_name,
-    render_request,
-};
+use crate::step::{Providers, RequestSpec, StepContext, StepError, method_name, render_request};
 
 pub struct HttpStep {
     spec: HttpAction,
@@ -37,15 +34,7 @@ impl Action for HttpStep {
             Op::Run(view) | Op::Write(view) => view,
             other => return Err(other.refused("http")),
         };
-        let spec = RequestSpec {
-            method: self.spec.method,
-            url: &self.spec.url,
-            headers: &self.spec.headers,
-            body: self.spec.body.as_ref(),
-            json: self.spec.json.as_ref(),
-            follow_redirects_to: &self.spec.follow_redirects_to,
-            timeout: self.spec.timeout.map_or(DEFAULT_HTTP_TIMEOUT, |d| d.0),
-        };
+        let spec = RequestSpec::from(&self.spec);
         let request = render_request(&spec, view)?;
         let response = cx.http.send(&request).await?;
         let status = response.status.as_u16();

@@ -9,7 +9,7 @@ use crate::config::HttpAction;
 use crate::http::HttpClient;
 use crate::secret::Secret;
 use crate::step::View;
-use crate::step::{DEFAULT_HTTP_TIMEOUT, RequestSpec, render_request};
+use crate::step::{RequestSpec, render_request};
 
 /// Calls the provider once and reads the new secret (and its id, as kid) from the
 /// answer. `kid` is used when the answer has no id to take.
@@ -25,15 +25,7 @@ pub async fn mint(
     http: &HttpClient,
     view: &View<'_>,
 ) -> Result<Material, MaterialError> {
-    let spec = RequestSpec {
-        method: request.method,
-        url: &request.url,
-        headers: &request.headers,
-        body: request.body.as_ref(),
-        json: request.json.as_ref(),
-        follow_redirects_to: &request.follow_redirects_to,
-        timeout: request.timeout.map_or(DEFAULT_HTTP_TIMEOUT, |d| d.0),
-    };
+    let spec = RequestSpec::from(request);
     let rendered =
         render_request(&spec, view).map_err(|e| MaterialError::Generate(e.to_string()))?;
     let response = http.without_retries().send(&rendered).await.map_err(|e| {

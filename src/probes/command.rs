@@ -1,10 +1,8 @@
 //! `command` probe: passes on exit 0; the value arrives on stdin.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 
-use super::{DEFAULT_INTERVAL, Probe, ProbeError};
+use super::{Probe, ProbeError};
 use crate::config;
 use crate::step::{CommandSpec, DEFAULT_COMMAND_TIMEOUT, StepContext, View, run_command};
 
@@ -22,14 +20,6 @@ impl CommandProbe {
 impl Probe for CommandProbe {
     fn describe(&self) -> String {
         format!("command {}", self.spec.run)
-    }
-
-    fn retries(&self) -> u32 {
-        self.spec.retries
-    }
-
-    fn interval(&self) -> Duration {
-        self.spec.interval.map_or(DEFAULT_INTERVAL, |d| d.0)
     }
 
     async fn check(&self, view: &View<'_>, cx: &StepContext<'_>) -> Result<String, ProbeError> {

@@ -1,11 +1,9 @@
 //! `github-workflow` probe: the run a `github-workflow` step of this rotation dispatched
 //! concluded with success.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 
-use super::{DEFAULT_INTERVAL, Probe, ProbeError};
+use super::{Probe, ProbeError};
 use crate::config;
 use crate::github::GitHub;
 use crate::github::runs::{dispatch_runs, run_after};
@@ -26,14 +24,6 @@ impl GithubWorkflowProbe {
 impl Probe for GithubWorkflowProbe {
     fn describe(&self) -> String {
         format!("github-workflow {} {}", self.spec.repo, self.spec.workflow)
-    }
-
-    fn retries(&self) -> u32 {
-        self.spec.retries
-    }
-
-    fn interval(&self) -> Duration {
-        self.spec.interval.map_or(DEFAULT_INTERVAL, |d| d.0)
     }
 
     async fn check(&self, _view: &View<'_>, cx: &StepContext<'_>) -> Result<String, ProbeError> {

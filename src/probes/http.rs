@@ -1,15 +1,11 @@
 //! `http` probe: status and JSON-pointer expectations, retried by the engine.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use serde_json::Value;
 
-use super::{DEFAULT_INTERVAL, Probe, ProbeError, shown_value};
+use super::{Probe, ProbeError, shown_value};
 use crate::config;
-use crate::step::{
-    DEFAULT_HTTP_TIMEOUT, RequestSpec, StepContext, View, method_name, render_request,
-};
+use crate::step::{RequestSpec, StepContext, View, method_name, render_request};
 
 pub struct HttpProbe {
     spec: config::HttpProbe,
@@ -31,24 +27,8 @@ impl Probe for HttpProbe {
         )
     }
 
-    fn retries(&self) -> u32 {
-        self.spec.retries
-    }
-
-    fn interval(&self) -> Duration {
-        self.spec.interval.map_or(DEFAULT_INTERVAL, |d| d.0)
-    }
-
     async fn check(&self, view: &View<'_>, cx: &StepContext<'_>) -> Result<String, ProbeError> {
-        let spec = RequestSpec {
-            method: self.spec.method,
-            url: &self.spec.url,
-            headers: &self.spec.headers,
-            body: self.spec.body.as_ref(),
-            json: self.spec.json.as_ref(),
-            follow_redirects_to: &self.spec.follow_redirects_to,
-            timeout: self.spec.timeout.map_or(DEFAULT_HTTP_TIMEOUT, |d| d.0),
-        };
+        let spec = RequestSpec::from(&self.spec);
         let request = render_request(&spec, view)?;
         // A probe makes exactly the attempts its config says: no transport retries inside.
         let response = cx.http.without_retries().send(&request).await?;

@@ -1,13 +1,11 @@
 //! `jwks` probe: a JWKS URL serves a key with the expected kid.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use serde_json::Value;
 
-use super::{DEFAULT_INTERVAL, Probe, ProbeError, shown_value};
+use super::{Probe, ProbeError, shown_value};
 use crate::config::{self, HttpMethod, Template};
-use crate::step::{DEFAULT_HTTP_TIMEOUT, RequestSpec, StepContext, View, render_request};
+use crate::step::{RequestSpec, StepContext, View, render_request};
 
 pub struct JwksProbe {
     spec: config::JwksProbe,
@@ -40,14 +38,6 @@ pub fn served_kids(doc: &Value) -> Vec<String> {
 impl Probe for JwksProbe {
     fn describe(&self) -> String {
         format!("jwks {} serves {}", self.spec.url.raw(), self.kid.raw())
-    }
-
-    fn retries(&self) -> u32 {
-        self.spec.retries
-    }
-
-    fn interval(&self) -> Duration {
-        self.spec.interval.map_or(DEFAULT_INTERVAL, |d| d.0)
     }
 
     async fn check(&self, view: &View<'_>, cx: &StepContext<'_>) -> Result<String, ProbeError> {
@@ -84,7 +74,7 @@ pub async fn fetch_jwks(
             body: None,
             json: None,
             follow_redirects_to: &spec.follow_redirects_to,
-            timeout: spec.timeout.map_or(DEFAULT_HTTP_TIMEOUT, |d| d.0),
+            timeout: spec.timeout,
         },
         view,
     )?;

@@ -1,14 +1,12 @@
 //! `jwt` probe: a token signed with the new private key verifies against the JWKS a URL
 //! serves, the key picked by the token's kid, as a relying party would.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::json;
 
-use super::{DEFAULT_INTERVAL, Probe, ProbeError, shown_value};
+use super::{Probe, ProbeError, shown_value};
 use crate::config::template::Field;
 use crate::config::{self, Template};
 use crate::step::{StepContext, View};
@@ -62,14 +60,6 @@ impl Probe for JwtProbe {
             self.kid.raw(),
             self.spec.url.raw()
         )
-    }
-
-    fn retries(&self) -> u32 {
-        self.spec.retries
-    }
-
-    fn interval(&self) -> Duration {
-        self.spec.interval.map_or(DEFAULT_INTERVAL, |d| d.0)
     }
 
     async fn check(&self, view: &View<'_>, cx: &StepContext<'_>) -> Result<String, ProbeError> {

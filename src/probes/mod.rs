@@ -7,23 +7,15 @@ mod jwks;
 mod jwt;
 mod postgres;
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 
 use crate::config::ProbeSpec;
 use crate::step::{Providers, StepContext, StepError, View};
 
-pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
-
 #[async_trait]
 pub trait Probe: Send + Sync {
     /// A one-line description without secrets.
     fn describe(&self) -> String;
-
-    /// Further attempts after a failure, and the wait between them.
-    fn retries(&self) -> u32;
-    fn interval(&self) -> Duration;
 
     /// Evidence on success (for gate pull requests and the audit log), a reason on
     /// failure. Neither may hold a secret.

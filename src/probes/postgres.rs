@@ -1,11 +1,9 @@
 //! `postgres` probe: logs in as the role with the password (SCRAM, so the password
 //! never crosses the wire) and runs a query.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 
-use super::{DEFAULT_INTERVAL, Probe, ProbeError};
+use super::{Probe, ProbeError};
 use crate::config::{PostgresProbe as Spec, Template};
 use crate::postgres::{config, connect, describe, role_and_password};
 use crate::step::{StepContext, View};
@@ -35,14 +33,6 @@ impl Probe for PostgresProbe {
             self.role.raw(),
             self.spec.url.raw()
         )
-    }
-
-    fn retries(&self) -> u32 {
-        self.spec.retries
-    }
-
-    fn interval(&self) -> Duration {
-        self.spec.interval.map_or(DEFAULT_INTERVAL, |d| d.0)
     }
 
     async fn check(&self, view: &View<'_>, _cx: &StepContext<'_>) -> Result<String, ProbeError> {

@@ -8,7 +8,7 @@ mod request;
 
 pub use context::{EnvValues, StepContext, View};
 pub use process::{CommandOutput, CommandSpec, DEFAULT_COMMAND_TIMEOUT, run_command};
-pub use request::{DEFAULT_HTTP_TIMEOUT, RequestSpec, method_name, render_request};
+pub use request::{RequestSpec, method_name, render_request};
 
 use std::path::{Path, PathBuf};
 

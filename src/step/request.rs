@@ -9,11 +9,11 @@ use serde_json::Value;
 
 use super::{StepError, View};
 use crate::config::template::Lookup;
-use crate::config::{HttpMethod, Template};
+use crate::config::{Dur, HttpAction, HttpMethod, HttpProbe, Template};
 use crate::http::Request;
 use crate::secret::Secret;
 
-pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The parts of an HTTP step or probe that become a request.
 pub struct RequestSpec<'a> {
@@ -23,8 +23,31 @@ pub struct RequestSpec<'a> {
     pub body: Option<&'a Template>,
     pub json: Option<&'a Value>,
     pub follow_redirects_to: &'a [String],
-    pub timeout: Duration,
+    /// Default 30s.
+    pub timeout: Option<Dur>,
 }
+
+/// An HTTP step and an HTTP probe (and a mint, which is an HTTP step's request) name the
+/// parts of their request alike.
+macro_rules! request_of {
+    ($($spec:ty),*) => {$(
+        impl<'a> From<&'a $spec> for RequestSpec<'a> {
+            fn from(spec: &'a $spec) -> Self {
+                RequestSpec {
+                    method: spec.method,
+                    url: &spec.url,
+                    headers: &spec.headers,
+                    body: spec.body.as_ref(),
+                    json: spec.json.as_ref(),
+                    follow_redirects_to: &spec.follow_redirects_to,
+                    timeout: spec.timeout,
+                }
+            }
+        }
+    )*};
+}
+
+request_of!(HttpAction, HttpProbe);
 
 pub fn render_request(spec: &RequestSpec, view: &View) -> Result<Request, StepError> {
     let url_text = spec.url.render(view)?;
@@ -52,7 +75,7 @@ pub fn render_request(spec: &RequestSpec, view: &View) -> Result<Request, StepEr
         headers,
         body,
         content_type,
-        timeout: spec.timeout,
+        timeout: spec.timeout.map_or(DEFAULT_HTTP_TIMEOUT, |d| d.0),
         trusted_hosts: spec.follow_redirects_to.to_vec(),
     })
 }

@@ -173,7 +173,22 @@ fn is_zero(n: &u32) -> bool {
     *n == 0
 }
 
+/// The wait between a probe's attempts unless it sets `interval`.
+const DEFAULT_PROBE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl ProbeSpec {
+    /// Further attempts after a failure, and the wait between them.
+    pub fn retries(&self) -> (u32, std::time::Duration) {
+        let (retries, interval) = match self {
+            ProbeSpec::Http(p) => (p.retries, p.interval),
+            ProbeSpec::Jwks(p) | ProbeSpec::Jwt(p) => (p.retries, p.interval),
+            ProbeSpec::Postgres(p) => (p.retries, p.interval),
+            ProbeSpec::Command(p) => (p.retries, p.interval),
+            ProbeSpec::GithubWorkflow(p) => (p.retries, p.interval),
+        };
+        (retries, interval.map_or(DEFAULT_PROBE_INTERVAL, |d| d.0))
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             ProbeSpec::Http(_) => "http",

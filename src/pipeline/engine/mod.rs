@@ -511,7 +511,7 @@ impl<'a, 'v> Driver<'a, 'v> {
                     )));
                 }
             };
-            match self.probe(&step, probe.as_ref(), new, old).await? {
+            match self.probe(&step, spec, probe.as_ref(), new, old).await? {
                 ProbeFlow::Passed => {}
                 ProbeFlow::Waiting(o) => return Ok(Some(ProbesStopped::Flow(Flow::Stop(o)))),
                 ProbeFlow::Exhausted(reason) => {
@@ -560,10 +560,12 @@ impl<'a, 'v> Driver<'a, 'v> {
     async fn probe(
         &mut self,
         step: &str,
+        spec: &crate::config::ProbeSpec,
         probe: &dyn Probe,
         new: Option<&Material>,
         old: Option<&Material>,
     ) -> Result<ProbeFlow, EngineError> {
+        let (retries, interval) = spec.retries();
         loop {
             let (failures, last) = {
                 let j = &self.rot_ref().journal;
@@ -572,11 +574,11 @@ impl<'a, 'v> Driver<'a, 'v> {
             if failures > 0 {
                 let last = last.expect("a failure is journaled");
                 let reason = last.error.clone().unwrap_or_default();
-                if failures > probe.retries() {
+                if failures > retries {
                     return Ok(ProbeFlow::Exhausted(reason));
                 }
                 let next = last.finished_at.map_or(self.now(), |t| t.0)
-                    + time::Duration::try_from(probe.interval()).unwrap_or_default();
+                    + time::Duration::try_from(interval).unwrap_or_default();
                 let what = format!("attempt {} of {}", failures + 1, probe.describe());
                 if let Flow::Stop(o) = self.wait_until(next, &what).await {
                     return Ok(ProbeFlow::Waiting(o));
@@ -613,7 +615,7 @@ impl<'a, 'v> Driver<'a, 'v> {
                         "{}: {step}: {message} (attempt {} of {})",
                         self.id,
                         failures + 1,
-                        probe.retries() + 1
+                        retries + 1
                     );
                     self.rot().journal.fail(step, &message, now);
                     self.save().await?;

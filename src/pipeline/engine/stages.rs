@@ -149,7 +149,13 @@ impl Driver<'_, '_> {
                 };
                 let (new, old) = self.materials();
                 match self
-                    .probe("origin", probe.as_ref(), new.as_ref(), old.as_ref())
+                    .probe(
+                        "origin",
+                        &origin,
+                        probe.as_ref(),
+                        new.as_ref(),
+                        old.as_ref(),
+                    )
                     .await?
                 {
                     ProbeFlow::Passed => {
