@@ -5,13 +5,11 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 
 use super::{Action, ActionKind, Op};
-use crate::config::Dur;
 use crate::config::Template;
 use crate::config::validate::steps as check;
 use crate::config::validate::{Role, Scope, Validator};
-use crate::step::{
-    CommandSpec, DEFAULT_COMMAND_TIMEOUT, Providers, StepContext, StepError, run_command,
-};
+use crate::config::{CommandSpec, Dur};
+use crate::step::{Providers, StepContext, StepError, run_command};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -56,14 +54,7 @@ impl Action for CommandStep {
             Op::Run(view) | Op::Write(view) => view,
             other => return Err(other.refused("command")),
         };
-        let spec = CommandSpec {
-            run: &self.spec.run,
-            args: &self.spec.args,
-            stdin: self.spec.stdin.as_ref(),
-            env: &self.spec.env,
-            timeout: self.spec.timeout.map_or(DEFAULT_COMMAND_TIMEOUT, |d| d.0),
-        };
-        let out = run_command(&spec, view, cx).await?;
+        let out = run_command(&CommandSpec::from(&self.spec), view, cx).await?;
         if out.success() {
             Ok(json!({ "exit": 0 }))
         } else {
@@ -81,15 +72,7 @@ impl ActionKind for CommandStep {
     const ROLES: &'static [Role] = &[Role::Promote, Role::Retire];
 
     fn check(c: &CommandAction, v: &mut Validator, scope: &Scope, path: &str, _: Role) {
-        check::command(
-            v,
-            scope,
-            &format!("{path}.command"),
-            &c.run,
-            &c.args,
-            c.stdin.as_ref(),
-            &c.env,
-        );
+        check::command(v, scope, &format!("{path}.command"), &c.into());
     }
 
     fn build(c: &CommandAction, _: &Providers) -> Result<Option<Box<dyn Action>>, StepError> {

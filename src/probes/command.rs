@@ -4,7 +4,8 @@ use async_trait::async_trait;
 
 use super::{Probe, ProbeError};
 use crate::config;
-use crate::step::{CommandSpec, DEFAULT_COMMAND_TIMEOUT, StepContext, View, run_command};
+use crate::config::CommandSpec;
+use crate::step::{StepContext, View, run_command};
 
 pub struct CommandProbe {
     spec: config::CommandProbe,
@@ -23,14 +24,7 @@ impl Probe for CommandProbe {
     }
 
     async fn check(&self, view: &View<'_>, cx: &StepContext<'_>) -> Result<String, ProbeError> {
-        let spec = CommandSpec {
-            run: &self.spec.run,
-            args: &self.spec.args,
-            stdin: self.spec.stdin.as_ref(),
-            env: &self.spec.env,
-            timeout: self.spec.timeout.map_or(DEFAULT_COMMAND_TIMEOUT, |d| d.0),
-        };
-        let out = run_command(&spec, view, cx).await?;
+        let out = run_command(&CommandSpec::from(&self.spec), view, cx).await?;
         if out.success() {
             Ok(format!("{} exited 0", self.spec.run))
         } else {

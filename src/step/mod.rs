@@ -7,7 +7,7 @@ mod process;
 mod request;
 
 pub use context::{EnvValues, StepContext, View};
-pub use process::{CommandOutput, CommandSpec, DEFAULT_COMMAND_TIMEOUT, run_command};
+pub use process::{CommandOutput, run_command};
 pub use request::{RequestSpec, method_name, render_request};
 
 use std::path::{Path, PathBuf};

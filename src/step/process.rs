@@ -8,11 +8,11 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{StepContext, StepError, View, resolve};
-use crate::config::Template;
+use crate::config::CommandSpec;
 
 const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 const STDERR_TAIL: usize = 600;
-pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
+const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
 
 pub struct CommandOutput {
     pub code: Option<i32>,
@@ -36,14 +36,6 @@ impl CommandOutput {
             format!("{code}: {}", self.stderr.trim())
         }
     }
-}
-
-pub struct CommandSpec<'a> {
-    pub run: &'a str,
-    pub args: &'a [Template],
-    pub stdin: Option<&'a Template>,
-    pub env: &'a [String],
-    pub timeout: Duration,
 }
 
 pub async fn run_command(
@@ -107,15 +99,14 @@ pub async fn run_command(
         let ((), err) = tokio::join!(write, read);
         (child.wait().await, err)
     };
-    let (status, err) = tokio::time::timeout(spec.timeout, work)
-        .await
-        .map_err(|_| {
-            StepError::Failed(format!(
-                "{} did not finish within {}s and was killed",
-                spec.run,
-                spec.timeout.as_secs()
-            ))
-        })?;
+    let timeout = spec.timeout.map_or(DEFAULT_COMMAND_TIMEOUT, |d| d.0);
+    let (status, err) = tokio::time::timeout(timeout, work).await.map_err(|_| {
+        StepError::Failed(format!(
+            "{} did not finish within {}s and was killed",
+            spec.run,
+            timeout.as_secs()
+        ))
+    })?;
     let status = status.map_err(|e| StepError::Failed(format!("{} failed: {e}", spec.run)))?;
     let text = String::from_utf8_lossy(&err);
     let tail: String = {

@@ -169,6 +169,35 @@ pub struct CommandProbe {
     pub interval: Option<Dur>,
 }
 
+/// What a command step or probe runs: the program, what it is given, and how long it
+/// may take (default 5m).
+pub struct CommandSpec<'a> {
+    pub run: &'a str,
+    pub args: &'a [Template],
+    pub stdin: Option<&'a Template>,
+    pub env: &'a [String],
+    pub timeout: Option<Dur>,
+}
+
+/// A command step and a command probe name their program's parts alike.
+macro_rules! command_of {
+    ($($spec:ty),*) => {$(
+        impl<'a> From<&'a $spec> for CommandSpec<'a> {
+            fn from(spec: &'a $spec) -> Self {
+                CommandSpec {
+                    run: &spec.run,
+                    args: &spec.args,
+                    stdin: spec.stdin.as_ref(),
+                    env: &spec.env,
+                    timeout: spec.timeout,
+                }
+            }
+        }
+    )*};
+}
+
+command_of!(CommandProbe, crate::actions::command::CommandAction);
+
 fn is_zero(n: &u32) -> bool {
     *n == 0
 }

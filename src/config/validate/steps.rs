@@ -183,29 +183,19 @@ pub(crate) fn check_probe(v: &mut Validator, scope: &Scope, path: &str, probe: &
                 p.password.as_ref(),
             );
         }
-        ProbeSpec::Command(c) => command(
-            v,
-            scope,
-            &format!("{path}.command"),
-            &c.run,
-            &c.args,
-            c.stdin.as_ref(),
-            &c.env,
-        ),
+        ProbeSpec::Command(c) => command(v, scope, &format!("{path}.command"), &c.into()),
         ProbeSpec::GithubWorkflow(w) => repo(v, &format!("{path}.github-workflow.repo"), &w.repo),
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn command(
-    v: &mut Validator,
-    scope: &Scope,
-    path: &str,
-    run: &str,
-    args: &[Template],
-    stdin: Option<&Template>,
-    env: &[String],
-) {
+pub(crate) fn command(v: &mut Validator, scope: &Scope, path: &str, spec: &CommandSpec) {
+    let CommandSpec {
+        run,
+        args,
+        stdin,
+        env,
+        ..
+    } = *spec;
     if run.trim().is_empty() {
         v.err(&format!("{path}.run"), "`run` names no program", None);
     } else if run.contains("{{") {
