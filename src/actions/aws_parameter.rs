@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::aws_secret::{AwsSecretAction, check_name, check_region};
-use super::{Action, ActionKind, Op};
+use super::{Action, ActionKind, Built, Captured, Op};
 use crate::aws::AwsError;
 use crate::config::Template;
 use crate::config::validate::{Role, Scope, Validator};
@@ -124,11 +124,7 @@ impl Action for AwsParameter {
     }
 
     /// The value before a first write, journaled inside the encrypted state.
-    async fn capture(
-        &self,
-        _view: &View<'_>,
-        _cx: &StepContext<'_>,
-    ) -> Result<Option<Value>, StepError> {
+    async fn capture(&self, _view: &View<'_>, _cx: &StepContext<'_>) -> Captured {
         let client = self.aws.ssm(self.spec.region.as_deref()).await;
         let before = self
             .read(&client)
@@ -170,10 +166,7 @@ impl ActionKind for AwsParameter {
         a.values().check_values(v, scope, &path);
     }
 
-    fn build(
-        a: &AwsParameterAction,
-        providers: &Providers,
-    ) -> Result<Option<Box<dyn Action>>, StepError> {
+    fn build(a: &AwsParameterAction, providers: &Providers) -> Built {
         Ok(Some(Box::new(AwsParameter {
             spec: a.clone(),
             aws: providers.aws.clone(),

@@ -13,7 +13,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Action, ActionKind, Op};
+use super::{Action, ActionKind, Built, Captured, Op};
 use crate::aws::{AwsError, version_id};
 use crate::config::Template;
 use crate::config::validate::steps::{set_map, template};
@@ -231,11 +231,7 @@ impl Action for AwsSecret {
 
     /// Which version was AWSCURRENT before a first promote, for a rollback with no old
     /// material to move the label back to.
-    async fn capture(
-        &self,
-        _view: &View<'_>,
-        _cx: &StepContext<'_>,
-    ) -> Result<Option<Value>, StepError> {
+    async fn capture(&self, _view: &View<'_>, _cx: &StepContext<'_>) -> Captured {
         let client = self.client().await;
         let current = self
             .versions(&client)
@@ -306,10 +302,7 @@ impl ActionKind for AwsSecret {
         a.check_values(v, scope, &path);
     }
 
-    fn build(
-        a: &AwsSecretAction,
-        providers: &Providers,
-    ) -> Result<Option<Box<dyn Action>>, StepError> {
+    fn build(a: &AwsSecretAction, providers: &Providers) -> Built {
         Ok(Some(Box::new(AwsSecret {
             spec: a.clone(),
             aws: providers.aws.clone(),

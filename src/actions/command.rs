@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
-use super::{Action, ActionKind, Op};
+use super::{Action, ActionKind, Built, Op};
 use crate::config::Template;
 use crate::config::validate::steps as check;
 use crate::config::validate::{Role, Scope, Validator};
@@ -75,7 +75,7 @@ impl ActionKind for CommandStep {
         check::command(v, scope, &format!("{path}.command"), &c.into());
     }
 
-    fn build(c: &CommandAction, _: &Providers) -> Result<Option<Box<dyn Action>>, StepError> {
+    fn build(c: &CommandAction, _: &Providers) -> Built {
         Ok(Some(Box::new(CommandStep::new(c.clone()))))
     }
 }

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 
 use super::envfile::read_env_file;
-use super::{Action, ActionKind, Op, write_atomically};
+use super::{Action, ActionKind, Built, Captured, Op, write_atomically};
 use crate::config::Template;
 use crate::config::validate::steps::{relative_path, template, valid_env_key};
 use crate::config::validate::{Role, Scope, Slot, Validator};
@@ -90,11 +90,7 @@ impl Action for FileTarget {
         true
     }
 
-    async fn capture(
-        &self,
-        view: &View<'_>,
-        cx: &StepContext<'_>,
-    ) -> Result<Option<Value>, StepError> {
+    async fn capture(&self, view: &View<'_>, cx: &StepContext<'_>) -> Captured {
         if self.spec.content.is_some() {
             let path = resolve(cx.base_dir, &self.spec.path);
             let previous = std::fs::read_to_string(&path).ok();
@@ -241,7 +237,7 @@ impl ActionKind for FileTarget {
         }
     }
 
-    fn build(f: &FileAction, _: &Providers) -> Result<Option<Box<dyn Action>>, StepError> {
+    fn build(f: &FileAction, _: &Providers) -> Built {
         Ok(Some(Box::new(FileTarget::new(f.clone()))))
     }
 }

@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
-use super::{Action, ActionKind, Op};
+use super::{Action, ActionKind, Built, Op};
 use crate::github::{Call, GitHub, GithubError, encode, seal};
 use crate::secret::Secret;
 use crate::step::{Providers, StepContext, StepError, View};
@@ -283,10 +283,7 @@ impl ActionKind for GithubSecret {
         check_values(v, scope, &format!("{path}.github-secret"), a, true);
     }
 
-    fn build(
-        a: &GithubValuesAction,
-        providers: &Providers,
-    ) -> Result<Option<Box<dyn Action>>, StepError> {
+    fn build(a: &GithubValuesAction, providers: &Providers) -> Built {
         let gh = providers.github("github-secret")?;
         Ok(Some(Box::new(GithubSecret::new(a.clone(), gh))))
     }

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 
 use super::github_secret::{GithubValuesAction, Scope, check_values, org_fields, scopes};
-use super::{Action, ActionKind, Op};
+use super::{Action, ActionKind, Built, Captured, Op};
 use crate::config::validate::{Role, Scope as Names, Validator};
 use crate::github::{Call, GitHub, GithubError};
 use crate::step::{Providers, StepContext, StepError, View};
@@ -161,11 +161,7 @@ impl Action for GithubVariable {
         true
     }
 
-    async fn capture(
-        &self,
-        _view: &View<'_>,
-        _cx: &StepContext<'_>,
-    ) -> Result<Option<Value>, StepError> {
+    async fn capture(&self, _view: &View<'_>, _cx: &StepContext<'_>) -> Captured {
         let mut before: BTreeMap<String, BTreeMap<String, Option<String>>> = BTreeMap::new();
         for scope in scopes(&self.spec) {
             let existing = self.existing(&scope).await?;
@@ -234,10 +230,7 @@ impl ActionKind for GithubVariable {
         check_values(v, scope, &format!("{path}.github-variable"), a, false);
     }
 
-    fn build(
-        a: &GithubValuesAction,
-        providers: &Providers,
-    ) -> Result<Option<Box<dyn Action>>, StepError> {
+    fn build(a: &GithubValuesAction, providers: &Providers) -> Built {
         let gh = providers.github("github-variable")?;
         Ok(Some(Box::new(GithubVariable::new(a.clone(), gh))))
     }

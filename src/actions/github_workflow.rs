@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
-use super::{Action, ActionKind, Op};
+use super::{Action, ActionKind, Built, Op};
 use crate::config::Template;
 use crate::config::validate::steps::{repo, template};
 use crate::config::validate::{Role, Scope, Slot, Validator};
@@ -119,10 +119,7 @@ impl ActionKind for Dispatch {
         }
     }
 
-    fn build(
-        w: &GithubWorkflowAction,
-        providers: &Providers,
-    ) -> Result<Option<Box<dyn Action>>, StepError> {
+    fn build(w: &GithubWorkflowAction, providers: &Providers) -> Built {
         let gh = providers.github("github-workflow")?;
         Ok(Some(Box::new(Dispatch::new(w.clone(), gh))))
     }

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
-use super::{Action, ActionKind, Op};
+use super::{Action, ActionKind, Built, Op};
 use crate::config::HttpAction;
 use crate::config::validate::steps::http_action;
 use crate::config::validate::{Role, Scope, Validator};
@@ -63,7 +63,7 @@ impl ActionKind for HttpStep {
         http_action(v, scope, &format!("{path}.http"), h);
     }
 
-    fn build(h: &HttpAction, _: &Providers) -> Result<Option<Box<dyn Action>>, StepError> {
+    fn build(h: &HttpAction, _: &Providers) -> Built {
         Ok(Some(Box::new(HttpStep::new(h.clone()))))
     }
 }

@@ -9,7 +9,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
-use super::{Action, ActionKind, Op, write_atomically};
+use super::{Action, ActionKind, Built, Op, write_atomically};
 use crate::config::is_branch_name;
 use crate::config::validate::steps::{relative_path, repo};
 use crate::config::validate::{Role, Scope, Validator};
@@ -286,10 +286,7 @@ impl ActionKind for JwksFile {
         }
     }
 
-    fn build(
-        j: &JwksFileAction,
-        providers: &Providers,
-    ) -> Result<Option<Box<dyn Action>>, StepError> {
+    fn build(j: &JwksFileAction, providers: &Providers) -> Built {
         Ok(Some(Box::new(JwksFile::new(j.clone(), providers)?)))
     }
 

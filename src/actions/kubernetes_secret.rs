@@ -11,7 +11,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Action, ActionKind, Op};
+use super::{Action, ActionKind, Built, Captured, Op};
 use crate::config::Template;
 use crate::config::validate::steps::{set_map, valid_env_key};
 use crate::config::validate::{Role, Scope, Validator};
@@ -135,11 +135,7 @@ impl Action for KubernetesSecret {
 
     /// For each key this step sets, its value before (or that it was absent),
     /// journaled inside the encrypted state for a rollback to put back.
-    async fn capture(
-        &self,
-        _view: &View<'_>,
-        _cx: &StepContext<'_>,
-    ) -> Result<Option<Value>, StepError> {
+    async fn capture(&self, _view: &View<'_>, _cx: &StepContext<'_>) -> Captured {
         let current = self
             .kube
             .read_secret(&self.spec.namespace, &self.spec.name)
@@ -234,10 +230,7 @@ impl ActionKind for KubernetesSecret {
         );
     }
 
-    fn build(
-        a: &KubernetesSecretAction,
-        providers: &Providers,
-    ) -> Result<Option<Box<dyn Action>>, StepError> {
+    fn build(a: &KubernetesSecretAction, providers: &Providers) -> Built {
         Ok(Some(Box::new(KubernetesSecret {
             spec: a.clone(),
             kube: providers.kubernetes()?,

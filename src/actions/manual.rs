@@ -1,11 +1,11 @@
 //! `manual`: a checklist line for a person. It is never executed: the gate that guards
 //! its stage carries it (in the pull request, in the run's output).
 
-use super::{Action, ActionKind};
+use super::{ActionKind, Built};
 use crate::config::Template;
 use crate::config::validate::steps::template;
 use crate::config::validate::{Role, Scope, Slot, Validator};
-use crate::step::{Providers, StepError};
+use crate::step::Providers;
 
 pub struct Manual;
 
@@ -17,7 +17,7 @@ impl ActionKind for Manual {
         template(v, scope, path, text, Slot::Manual);
     }
 
-    fn build(_: &Template, _: &Providers) -> Result<Option<Box<dyn Action>>, StepError> {
+    fn build(_: &Template, _: &Providers) -> Built {
         Ok(None)
     }
 }

@@ -34,6 +34,12 @@ pub use jwks_file::read_jwks;
 use crate::config::validate::{Role, Scope, Validator};
 use crate::step::{Providers, StepContext, StepError, View};
 
+/// A kind's step, built with the client it needs; `None` for a step a person does.
+pub type Built = Result<Option<Box<dyn Action>>, StepError>;
+
+/// What a kind records before a first write so that it can be put back.
+pub type Captured = Result<Option<Value>, StepError>;
+
 /// What the engine asks of a step.
 pub enum Op<'a> {
     /// Make the view's `new` material trusted next to the old (publish role).
@@ -89,11 +95,7 @@ pub trait Action: Send + Sync {
 
     /// What [`Op::Restore`] needs to undo a first `Write`, read before it and journaled
     /// with the step's start, so a run killed mid-write still knows what was there.
-    async fn capture(
-        &self,
-        _view: &View<'_>,
-        _cx: &StepContext<'_>,
-    ) -> Result<Option<Value>, StepError> {
+    async fn capture(&self, _view: &View<'_>, _cx: &StepContext<'_>) -> Captured {
         Ok(None)
     }
 
@@ -110,10 +112,7 @@ pub(crate) trait ActionKind {
     /// What serde cannot know, reported at `path` (the step) with line and column.
     fn check(spec: &Self::Spec, v: &mut Validator, scope: &Scope, path: &str, role: Role);
     /// The step, with the client it needs; `None` for a step a person does.
-    fn build(
-        spec: &Self::Spec,
-        providers: &Providers,
-    ) -> Result<Option<Box<dyn Action>>, StepError>;
+    fn build(spec: &Self::Spec, providers: &Providers) -> Built;
     /// What it asks of GitHub (a label and the repository), checked before any step runs.
     fn github_need(_spec: &Self::Spec) -> Option<(&'static str, Option<String>)> {
         None
@@ -152,7 +151,7 @@ macro_rules! registry {
                 }
             }
 
-            fn build(&self, providers: &Providers) -> Result<Option<Box<dyn Action>>, StepError> {
+            fn build(&self, providers: &Providers) -> Built {
                 match self {
                     $(ActionSpec::$variant(s) => <$kind as ActionKind>::build(s, providers),)*
                 }
@@ -209,10 +208,7 @@ registry! {
 }
 
 /// The step a spec asks for, built with the client it needs; `None` for a manual step.
-pub fn build(
-    spec: &ActionSpec,
-    providers: &Providers,
-) -> Result<Option<Box<dyn Action>>, StepError> {
+pub fn build(spec: &ActionSpec, providers: &Providers) -> Built {
     spec.build(providers)
 }
 

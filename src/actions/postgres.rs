@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
-use super::{Action, ActionKind, Op};
+use super::{Action, ActionKind, Built, Op};
 use crate::config::Template;
 use crate::config::validate::steps as check;
 use crate::config::validate::{Role, Scope, Validator};
@@ -107,7 +107,7 @@ impl ActionKind for Postgres {
         );
     }
 
-    fn build(a: &PostgresAction, _: &Providers) -> Result<Option<Box<dyn Action>>, StepError> {
+    fn build(a: &PostgresAction, _: &Providers) -> Built {
         Ok(Some(Box::new(Postgres::new(a.clone()))))
     }
 }

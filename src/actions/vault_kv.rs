@@ -11,7 +11,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Action, ActionKind, Op};
+use super::{Action, ActionKind, Built, Captured, Op};
 use crate::config::Template;
 use crate::config::validate::steps::{set_map, valid_env_key};
 use crate::config::validate::{Role, Scope, Validator};
@@ -107,11 +107,7 @@ impl Action for VaultKv {
 
     /// The version read and, for each key this step sets, its value then (or that it
     /// was absent), journaled inside the encrypted state for a rollback to put back.
-    async fn capture(
-        &self,
-        _view: &View<'_>,
-        _cx: &StepContext<'_>,
-    ) -> Result<Option<Value>, StepError> {
+    async fn capture(&self, _view: &View<'_>, _cx: &StepContext<'_>) -> Captured {
         let current = self.vault.read(&self.at()).await?;
         let fields = current.fields()?;
         let keys: BTreeMap<&String, Value> = self
@@ -209,10 +205,7 @@ impl ActionKind for VaultKv {
         );
     }
 
-    fn build(
-        a: &VaultKvAction,
-        providers: &Providers,
-    ) -> Result<Option<Box<dyn Action>>, StepError> {
+    fn build(a: &VaultKvAction, providers: &Providers) -> Built {
         Ok(Some(Box::new(VaultKv {
             spec: a.clone(),
             vault: providers.vault()?,

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
-use super::{Action, ActionKind, Op};
+use super::{Action, ActionKind, Built, Captured, Op};
 use crate::config::Template;
 use crate::config::validate::steps::{set_map, valid_env_key};
 use crate::config::validate::{Role, Scope, Validator};
@@ -135,11 +135,7 @@ impl Action for VercelEnv {
 
     /// What was there before a first write: the value of an `encrypted` variable, that
     /// a `sensitive` one existed (Vercel never shows its value again), or that none did.
-    async fn capture(
-        &self,
-        _view: &View<'_>,
-        _cx: &StepContext<'_>,
-    ) -> Result<Option<Value>, StepError> {
+    async fn capture(&self, _view: &View<'_>, _cx: &StepContext<'_>) -> Captured {
         let project = self.project();
         let vars = self.vercel.list(&project).await?;
         let mut before = BTreeMap::new();
@@ -244,10 +240,7 @@ impl ActionKind for VercelEnv {
         );
     }
 
-    fn build(
-        a: &VercelEnvAction,
-        providers: &Providers,
-    ) -> Result<Option<Box<dyn Action>>, StepError> {
+    fn build(a: &VercelEnvAction, providers: &Providers) -> Built {
         Ok(Some(Box::new(VercelEnv::new(
             a.clone(),
             providers.vercel()?,
