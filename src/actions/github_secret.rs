@@ -5,15 +5,15 @@
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
-use super::{Action, ActionKind, Built, Op};
+use super::{Action, Op};
 use crate::github::{Call, GitHub, GithubError, encode, seal};
 use crate::secret::Secret;
-use crate::step::{Providers, StepContext, StepError, View};
+use crate::step::{StepContext, StepError, View};
 use std::collections::BTreeMap;
 
 use crate::config::Template;
 use crate::config::validate::steps::{repo, template};
-use crate::config::validate::{Role, Scope as Names, Slot, Validator};
+use crate::config::validate::{Scope as Names, Slot, Validator};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -275,23 +275,50 @@ impl Action for GithubSecret {
     }
 }
 
-impl ActionKind for GithubSecret {
-    type Spec = GithubValuesAction;
-    const ROLES: &'static [Role] = &[Role::Promote];
+/// `github-secret` and `github-variable` share their config shape, their checks (a
+/// variable is plain text, so only public values) and what they ask of GitHub.
+macro_rules! github_values_kind {
+    ($kind:ident, $name:literal, secret: $secret:literal) => {
+        impl $crate::actions::ActionKind for $kind {
+            type Spec = $crate::actions::github_secret::GithubValuesAction;
+            const ROLES: &'static [$crate::config::validate::Role] =
+                &[$crate::config::validate::Role::Promote];
 
-    fn check(a: &GithubValuesAction, v: &mut Validator, scope: &Names, path: &str, _: Role) {
-        check_values(v, scope, &format!("{path}.github-secret"), a, true);
-    }
+            fn check(
+                a: &Self::Spec,
+                v: &mut $crate::config::validate::Validator,
+                scope: &$crate::config::validate::Scope,
+                path: &str,
+                _: $crate::config::validate::Role,
+            ) {
+                $crate::actions::github_secret::check_values(
+                    v,
+                    scope,
+                    &format!("{path}.{}", $name),
+                    a,
+                    $secret,
+                );
+            }
 
-    fn build(a: &GithubValuesAction, providers: &Providers) -> Built {
-        let gh = providers.github("github-secret")?;
-        Ok(Some(Box::new(GithubSecret::new(a.clone(), gh))))
-    }
+            fn build(
+                a: &Self::Spec,
+                providers: &$crate::step::Providers,
+            ) -> $crate::actions::Built {
+                Ok(Some(Box::new($kind::new(
+                    a.clone(),
+                    providers.github($name)?,
+                ))))
+            }
 
-    fn github_need(a: &GithubValuesAction) -> Option<(&'static str, Option<String>)> {
-        Some(("github-secret", a.first_repo()))
-    }
+            fn github_need(a: &Self::Spec) -> Option<(&'static str, Option<String>)> {
+                Some(($name, a.first_repo()))
+            }
+        }
+    };
 }
+pub(super) use github_values_kind;
+
+github_values_kind!(GithubSecret, "github-secret", secret: true);
 
 impl GithubValuesAction {
     /// The repository named first (none for organisation values).

@@ -8,11 +8,10 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
-use super::github_secret::{GithubValuesAction, Scope, check_values, org_fields, scopes};
-use super::{Action, ActionKind, Built, Captured, Op};
-use crate::config::validate::{Role, Scope as Names, Validator};
+use super::github_secret::{GithubValuesAction, Scope, github_values_kind, org_fields, scopes};
+use super::{Action, Captured, Op};
 use crate::github::{Call, GitHub, GithubError};
-use crate::step::{Providers, StepContext, StepError, View};
+use crate::step::{StepContext, StepError, View};
 
 pub struct GithubVariable {
     spec: GithubValuesAction,
@@ -222,20 +221,4 @@ impl Action for GithubVariable {
     }
 }
 
-impl ActionKind for GithubVariable {
-    type Spec = GithubValuesAction;
-    const ROLES: &'static [Role] = &[Role::Promote];
-
-    fn check(a: &GithubValuesAction, v: &mut Validator, scope: &Names, path: &str, _: Role) {
-        check_values(v, scope, &format!("{path}.github-variable"), a, false);
-    }
-
-    fn build(a: &GithubValuesAction, providers: &Providers) -> Built {
-        let gh = providers.github("github-variable")?;
-        Ok(Some(Box::new(GithubVariable::new(a.clone(), gh))))
-    }
-
-    fn github_need(a: &GithubValuesAction) -> Option<(&'static str, Option<String>)> {
-        Some(("github-variable", a.first_repo()))
-    }
-}
+github_values_kind!(GithubVariable, "github-variable", secret: false);
