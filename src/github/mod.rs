@@ -16,7 +16,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use backon::{ExponentialBuilder, Retryable};
 use http::{HeaderMap, Method};
 use octocrab::Octocrab;
 use serde::de::DeserializeOwned;
@@ -28,7 +27,7 @@ pub use pages::{MAX_PAGES, PER_PAGE};
 pub use permissions::{check_capabilities, hint, status_error};
 pub use seal::seal;
 
-use crate::http::RetryPolicy;
+use crate::http::{Retried, RetryPolicy};
 
 pub const DEFAULT_API: &str = "https://api.github.com";
 pub const DEFAULT_CONCURRENCY: usize = 16;
@@ -160,13 +159,12 @@ pub struct GitHub {
 }
 
 /// What one attempt came back with.
-enum Attempt {
-    Retry {
-        reply: Option<Reply>,
-        error: Option<GithubError>,
-        wait: Option<Duration>,
-    },
-    Fatal(GithubError),
+type Attempt = crate::http::Attempt<Reply, GithubError>;
+
+impl crate::http::Answer for Reply {
+    fn status(&self) -> u16 {
+        self.status
+    }
 }
 
 impl GitHub {
@@ -356,41 +354,15 @@ impl GitHub {
     }
 
     async fn send(&self, client: &Octocrab, call: &Call<'_>) -> Result<Reply, GithubError> {
-        let retry = &self.inner.retry;
-        let backoff = ExponentialBuilder::default()
-            .with_min_delay(retry.min_delay)
-            .with_max_delay(retry.max_delay)
-            .with_max_times(retry.attempts.saturating_sub(1))
-            .with_jitter();
-        let max_wait = retry.max_server_wait;
-        let outcome = (|| async { self.attempt(client, call).await })
-            .retry(backoff)
-            .when(|a| matches!(a, Attempt::Retry { .. }))
-            .adjust(|a, delay| match a {
-                Attempt::Retry { wait: Some(w), .. } if *w <= max_wait => delay.map(|d| d.max(*w)),
-                Attempt::Retry { wait: Some(_), .. } => None,
-                _ => delay,
-            })
-            .notify(|a, delay| {
-                if let Attempt::Retry { reply, error, .. } = a {
-                    let why = reply
-                        .as_ref()
-                        .map(|r| format!("status {}", r.status))
-                        .or_else(|| error.as_ref().map(ToString::to_string))
-                        .unwrap_or_default();
-                    tracing::debug!(endpoint = call.endpoint, %why, ?delay, "retrying GitHub request");
-                }
-            })
-            .await;
-        match outcome {
-            Ok(reply) => Ok(reply),
-            Err(Attempt::Fatal(e)) => Err(e),
-            Err(Attempt::Retry { wait: Some(w), .. }) if w > max_wait => {
-                Err(GithubError::RateLimited(call.endpoint.to_string()))
-            }
-            Err(Attempt::Retry { reply: Some(r), .. }) => Ok(r),
-            Err(Attempt::Retry { error: Some(e), .. }) => Err(e),
-            Err(Attempt::Retry { .. }) => Err(GithubError::Transport {
+        let retried = self
+            .inner
+            .retry
+            .run(call.endpoint, || self.attempt(client, call));
+        match retried.await {
+            Retried::Answer(reply) => Ok(reply),
+            Retried::Error(e) => Err(e),
+            Retried::WaitTooLong(_) => Err(GithubError::RateLimited(call.endpoint.to_string())),
+            Retried::Exhausted => Err(GithubError::Transport {
                 endpoint: call.endpoint.into(),
                 message: "failed after retries".into(),
             }),
@@ -422,7 +394,7 @@ impl GitHub {
             }
         };
         let transport = |e: octocrab::Error| Attempt::Retry {
-            reply: None,
+            answer: None,
             error: Some(GithubError::Transport {
                 endpoint: call.endpoint.into(),
                 message: transport_message(&e),
@@ -448,7 +420,7 @@ impl GitHub {
         if status >= 500 || status == 429 || limited {
             let wait = crate::http::server_wait(&reply.headers, time::OffsetDateTime::now_utc());
             return Err(Attempt::Retry {
-                reply: Some(reply),
+                answer: Some(reply),
                 error: None,
                 wait,
             });

@@ -11,6 +11,7 @@ use std::time::Duration;
 use backon::{ExponentialBuilder, Retryable};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, LOCATION};
 use reqwest::{Method, StatusCode};
+use std::future::Future;
 use time::OffsetDateTime;
 use url::Url;
 
@@ -93,13 +94,85 @@ pub enum HttpError {
 }
 
 /// Why one attempt did not produce a final answer.
-enum Attempt {
+/// One try of a request: worth retrying (with what came back, and how long the server
+/// asked to wait) or final.
+pub(crate) enum Attempt<R, E> {
     Retry {
-        response: Option<Response>,
-        error: Option<HttpError>,
+        answer: Option<R>,
+        error: Option<E>,
         wait: Option<Duration>,
     },
-    Fatal(HttpError),
+    Fatal(E),
+}
+
+/// How a request ended after its retries.
+pub(crate) enum Retried<R, E> {
+    Answer(R),
+    Error(E),
+    /// The server asked to wait longer than `max_server_wait`.
+    WaitTooLong(Duration),
+    /// Every attempt failed with nothing to show.
+    Exhausted,
+}
+
+/// What a retried answer says in the debug log.
+pub(crate) trait Answer {
+    fn status(&self) -> u16;
+}
+
+impl Answer for Response {
+    fn status(&self) -> u16 {
+        self.status.as_u16()
+    }
+}
+
+impl RetryPolicy {
+    /// Tries `attempt` up to `attempts` times with jittered exponential delays; a
+    /// server's own wait wins over the backoff, within `max_server_wait`.
+    pub(crate) async fn run<R: Answer, E: std::fmt::Display, Fut>(
+        &self,
+        request: &str,
+        attempt: impl FnMut() -> Fut,
+    ) -> Retried<R, E>
+    where
+        Fut: Future<Output = Result<R, Attempt<R, E>>>,
+    {
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(self.min_delay)
+            .with_max_delay(self.max_delay)
+            .with_max_times(self.attempts.saturating_sub(1))
+            .with_jitter();
+        let max_wait = self.max_server_wait;
+        let outcome = attempt
+            .retry(backoff)
+            .when(|a| matches!(a, Attempt::Retry { .. }))
+            .adjust(|a, delay| match a {
+                Attempt::Retry { wait: Some(w), .. } if *w <= max_wait => delay.map(|d| d.max(*w)),
+                Attempt::Retry { wait: Some(_), .. } => None,
+                _ => delay,
+            })
+            .notify(|a, delay| {
+                if let Attempt::Retry { answer, error, .. } = a {
+                    let why = match (answer, error) {
+                        (Some(r), _) => format!("status {}", r.status()),
+                        (_, Some(e)) => e.to_string(),
+                        _ => String::new(),
+                    };
+                    tracing::debug!(request, %why, ?delay, "retrying");
+                }
+            })
+            .await;
+        match outcome {
+            Ok(answer) => Retried::Answer(answer),
+            Err(Attempt::Fatal(e)) => Retried::Error(e),
+            Err(Attempt::Retry { wait: Some(w), .. }) if w > max_wait => Retried::WaitTooLong(w),
+            Err(Attempt::Retry {
+                answer: Some(r), ..
+            }) => Retried::Answer(r),
+            Err(Attempt::Retry { error: Some(e), .. }) => Retried::Error(e),
+            Err(Attempt::Retry { .. }) => Retried::Exhausted,
+        }
+    }
 }
 
 impl HttpClient {
@@ -150,56 +223,21 @@ impl HttpClient {
     /// Sends `req`, retrying transient failures. A final non-2xx status is returned as a
     /// response for the caller to judge.
     pub async fn send(&self, req: &Request) -> Result<Response, HttpError> {
-        let backoff = ExponentialBuilder::default()
-            .with_min_delay(self.retry.min_delay)
-            .with_max_delay(self.retry.max_delay)
-            .with_max_times(self.retry.attempts.saturating_sub(1))
-            .with_jitter();
-        let max_wait = self.retry.max_server_wait;
-        let outcome = (|| async { self.attempt(req).await })
-            .retry(backoff)
-            .when(|a| matches!(a, Attempt::Retry { .. }))
-            .adjust(|a, delay| match a {
-                // The server's own wait wins over the backoff, within reason.
-                Attempt::Retry { wait: Some(w), .. } if *w <= max_wait => delay.map(|d| d.max(*w)),
-                Attempt::Retry { wait: Some(_), .. } => None,
-                _ => delay,
-            })
-            .notify(|a, delay| {
-                if let Attempt::Retry {
-                    response, error, ..
-                } = a
-                {
-                    let why = match (response, error) {
-                        (Some(r), _) => format!("status {}", r.status.as_u16()),
-                        (_, Some(e)) => e.to_string(),
-                        _ => String::new(),
-                    };
-                    tracing::debug!(request = %req.shown, %why, delay = ?delay, "retrying");
-                }
-            })
-            .await;
-        match outcome {
-            Ok(response) => Ok(response),
-            Err(Attempt::Fatal(e)) => Err(e),
-            Err(Attempt::Retry { wait: Some(w), .. }) if w > max_wait => {
-                Err(HttpError::RateLimited {
-                    shown: req.shown.clone(),
-                    wait: w.as_secs(),
-                })
-            }
-            Err(Attempt::Retry {
-                response: Some(r), ..
-            }) => Ok(r),
-            Err(Attempt::Retry { error: Some(e), .. }) => Err(e),
-            Err(Attempt::Retry { .. }) => Err(HttpError::Transport {
+        match self.retry.run(&req.shown, || self.attempt(req)).await {
+            Retried::Answer(response) => Ok(response),
+            Retried::Error(e) => Err(e),
+            Retried::WaitTooLong(w) => Err(HttpError::RateLimited {
+                shown: req.shown.clone(),
+                wait: w.as_secs(),
+            }),
+            Retried::Exhausted => Err(HttpError::Transport {
                 shown: req.shown.clone(),
                 message: "failed after retries".into(),
             }),
         }
     }
 
-    async fn attempt(&self, req: &Request) -> Result<Response, Attempt> {
+    async fn attempt(&self, req: &Request) -> Result<Response, Attempt<Response, HttpError>> {
         let origin = Origin::of(&req.url);
         let mut url = req.url.clone();
         let mut method = req.method.clone();
@@ -230,7 +268,7 @@ impl HttpClient {
                 builder = builder.body(body.expose().to_string());
             }
             let response = builder.send().await.map_err(|e| Attempt::Retry {
-                response: None,
+                answer: None,
                 error: Some(transport_error(&req.shown, &e)),
                 wait: None,
             })?;
@@ -272,7 +310,7 @@ impl HttpClient {
             }
             let headers = response.headers().clone();
             let body = response.bytes().await.map_err(|e| Attempt::Retry {
-                response: None,
+                answer: None,
                 error: Some(transport_error(&req.shown, &e)),
                 wait: None,
             })?;
@@ -287,7 +325,7 @@ impl HttpClient {
             {
                 let wait = server_wait(&response.headers, OffsetDateTime::now_utc());
                 return Err(Attempt::Retry {
-                    response: Some(response),
+                    answer: Some(response),
                     error: None,
                     wait,
                 });
@@ -369,7 +407,7 @@ fn trusts(entry: &str, url: &Url) -> bool {
     target.host == host && target.port == port.or(default)
 }
 
-fn redirect_error(req: &Request, message: &str) -> Attempt {
+fn redirect_error(req: &Request, message: &str) -> Attempt<Response, HttpError> {
     Attempt::Fatal(HttpError::Redirect {
         shown: req.shown.clone(),
         message: message.to_string(),

@@ -363,20 +363,19 @@ mod tests {
         assert_eq!(open(&bytes2, &id).unwrap().chain, second);
     }
 
+    /// A first state, sealed now by `writer`.
+    fn first_seal(writer: &StateIdentity, recipients: &[age::x25519::Recipient]) -> Vec<u8> {
+        let now = OffsetDateTime::now_utc();
+        seal(&sample(), None, writer, recipients, now).unwrap().0
+    }
+
     #[test]
     fn another_writer_is_refused() {
         let writer = StateIdentity::generate();
         let other = StateIdentity::generate();
         // Encrypted to both, written by `writer`: `other` can decrypt but not verify.
         let recipients = parse_recipients(&[writer.recipient(), other.recipient()]).unwrap();
-        let (bytes, _) = seal(
-            &sample(),
-            None,
-            &writer,
-            &recipients,
-            OffsetDateTime::now_utc(),
-        )
-        .unwrap();
+        let bytes = first_seal(&writer, &recipients);
         assert!(
             matches!(open(&bytes, &other), Err(StateError::Forged(m)) if m.contains("another identity"))
         );
@@ -387,14 +386,7 @@ mod tests {
         let writer = StateIdentity::generate();
         let stranger = StateIdentity::generate();
         let recipients = parse_recipients(&[writer.recipient()]).unwrap();
-        let (bytes, _) = seal(
-            &sample(),
-            None,
-            &writer,
-            &recipients,
-            OffsetDateTime::now_utc(),
-        )
-        .unwrap();
+        let bytes = first_seal(&writer, &recipients);
         assert!(matches!(
             open(&bytes, &stranger),
             Err(StateError::Decrypt(_))
