@@ -143,18 +143,20 @@ pub async fn ensure_default_branch(rt: &Runtime) -> Result<(), AppError> {
     }
 }
 
-/// What `rotate`, `rollback` and `gate reopen` start from: the config, the run's tools
-/// and the state, made ready to act on one credential, and the run options.
-pub async fn prepare_one(
+/// `rotate`, `rollback` and `gate reopen`: the config, the run's tools and the state,
+/// made ready to act on `id`; then `job`, and the report printed as `command`'s.
+pub async fn on_one(
     cli: &Cli,
-    waits: &Waits,
+    opts: &RunOptions,
     id: &str,
-    bootstrap: bool,
-) -> Result<(LoadedConfig, Runtime, Vault, RunOptions), AppError> {
-    let opts = options(waits, Vec::new(), bootstrap);
+    command: &str,
+    json: bool,
+    job: impl AsyncFnOnce(&LoadedConfig, &mut Vault, &Runtime) -> Result<RunReport, EngineError>,
+) -> Result<u8, AppError> {
     let ids = [id.to_string()];
-    let (config, rt, vault) = prepare(cli, Some(&ids), opts.max_wait).await?;
-    Ok((config, rt, vault, opts))
+    let (config, rt, mut vault) = prepare(cli, Some(&ids), opts.max_wait).await?;
+    let report = job(&config, &mut vault, &rt).await?;
+    finish(&config, &vault, &rt, command, &report, json).await
 }
 
 pub fn options(waits: &Waits, only: Vec<String>, bootstrap: bool) -> RunOptions {

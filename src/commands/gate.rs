@@ -3,7 +3,7 @@
 use clap::Subcommand;
 
 use super::RollbackArgs;
-use crate::app::{AppError, finish, prepare_one};
+use crate::app::{AppError, on_one, options};
 use crate::cli::Cli;
 use crate::pipeline;
 
@@ -15,15 +15,14 @@ pub enum GateCommand {
 
 pub async fn run(cli: &Cli, command: &GateCommand) -> Result<u8, AppError> {
     let GateCommand::Reopen(args) = command;
-    let (config, rt, mut vault, opts) = prepare_one(cli, &args.waits, &args.id, false).await?;
-    let report = pipeline::reopen_gate(&config, &mut vault, &rt, &opts, &args.id).await?;
-    finish(
-        &config,
-        &vault,
-        &rt,
+    let opts = options(&args.waits, Vec::new(), false);
+    on_one(
+        cli,
+        &opts,
+        &args.id,
         "gate reopen",
-        &report,
         args.waits.output.json,
+        async |c, v, rt| pipeline::reopen_gate(c, v, rt, &opts, &args.id).await,
     )
     .await
 }

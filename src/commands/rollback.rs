@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use crate::app::{AppError, finish, prepare_one};
+use crate::app::{AppError, on_one, options};
 use crate::cli::{Cli, Waits};
 use crate::pipeline;
 
@@ -15,15 +15,14 @@ pub struct RollbackArgs {
 }
 
 pub async fn run(cli: &Cli, args: &RollbackArgs) -> Result<u8, AppError> {
-    let (config, rt, mut vault, opts) = prepare_one(cli, &args.waits, &args.id, false).await?;
-    let report = pipeline::rollback(&config, &mut vault, &rt, &opts, &args.id).await?;
-    finish(
-        &config,
-        &vault,
-        &rt,
+    let opts = options(&args.waits, Vec::new(), false);
+    on_one(
+        cli,
+        &opts,
+        &args.id,
         "rollback",
-        &report,
         args.waits.output.json,
+        async |c, v, rt| pipeline::rollback(c, v, rt, &opts, &args.id).await,
     )
     .await
 }

@@ -2,9 +2,9 @@
 
 use clap::Args;
 
-use crate::app::{AppError, finish, prepare_one};
+use crate::app::{AppError, on_one, options};
 use crate::cli::{Cli, Waits};
-use crate::pipeline;
+use crate::pipeline::{self, RunOptions};
 
 // The usage line is spelled out: clap would list a global flag given through its
 // environment variable (ROTAGATE_IDENTITY_FILE) as if it were required.
@@ -28,25 +28,31 @@ pub struct RotateArgs {
 }
 
 pub async fn run(cli: &Cli, args: &RotateArgs) -> Result<u8, AppError> {
-    let (config, rt, mut vault, opts) =
-        prepare_one(cli, &args.waits, &args.id, args.bootstrap).await?;
-    let report = pipeline::rotate(
-        &config,
-        &mut vault,
-        &rt,
+    let opts = options(&args.waits, Vec::new(), args.bootstrap);
+    let (id, reason) = (&args.id, &args.reason);
+    rotate(
+        cli,
         &opts,
-        &args.id,
-        &args.reason,
+        id,
+        reason,
         args.emergency,
-    )
-    .await?;
-    finish(
-        &config,
-        &vault,
-        &rt,
-        "rotate",
-        &report,
         args.waits.output.json,
     )
+    .await
+}
+
+/// Rotates `id` now: this command, and `run` answering a workflow_dispatch that names a
+/// credential.
+pub(crate) async fn rotate(
+    cli: &Cli,
+    opts: &RunOptions,
+    id: &str,
+    reason: &str,
+    emergency: bool,
+    json: bool,
+) -> Result<u8, AppError> {
+    on_one(cli, opts, id, "rotate", json, async |c, v, rt| {
+        pipeline::rotate(c, v, rt, opts, id, reason, emergency).await
+    })
     .await
 }

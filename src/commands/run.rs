@@ -48,27 +48,8 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> Result<u8, AppError> {
                 "workflow_dispatch: rotating {credential}{}: {reason}\n",
                 if emergency { " (emergency)" } else { "" }
             ));
-            let (config, rt, mut vault) =
-                prepare(cli, Some(std::slice::from_ref(&credential)), opts.max_wait).await?;
-            let report = pipeline::rotate(
-                &config,
-                &mut vault,
-                &rt,
-                &opts,
-                &credential,
-                &reason,
-                emergency,
-            )
-            .await?;
-            return finish(
-                &config,
-                &vault,
-                &rt,
-                "rotate",
-                &report,
-                args.waits.output.json,
-            )
-            .await;
+            let json = args.waits.output.json;
+            return super::rotate::rotate(cli, &opts, &credential, &reason, emergency, json).await;
         }
         ci::Trigger::Approvals(ids) => {
             print_stderr(&format!(

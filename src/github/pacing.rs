@@ -145,25 +145,15 @@ mod tests {
         let pacer = Pacer::new(Some(limits));
         let start = Instant::now();
         // 180 writes fit the first minute; the 181st waits for the window to move.
+        let put = async || {
+            let endpoint = "PUT /repos/{owner}/{repo}/actions/secrets/{name}";
+            drop(pacer.admit(endpoint, Cost::Write).await);
+        };
         for _ in 0..180 {
-            drop(
-                pacer
-                    .admit(
-                        "PUT /repos/{owner}/{repo}/actions/secrets/{name}",
-                        Cost::Write,
-                    )
-                    .await,
-            );
+            put().await;
         }
         assert_eq!(Instant::now(), start);
-        drop(
-            pacer
-                .admit(
-                    "PUT /repos/{owner}/{repo}/actions/secrets/{name}",
-                    Cost::Write,
-                )
-                .await,
-        );
+        put().await;
         assert_eq!(
             Instant::now() - start,
             Duration::from_secs(63),

@@ -241,19 +241,19 @@ fn age_material(
     let mut h = Sha256::new();
     h.update(b"rotagate-age-recipient\0");
     h.update(recipient.as_bytes());
+    let fingerprint = URL_SAFE_NO_PAD.encode(h.finalize());
+    let secret = Secret::new(identity.to_string().expose_secret());
     Material {
-        kind: MaterialKind::Age,
-        kid,
-        fingerprint: URL_SAFE_NO_PAD.encode(h.finalize()),
-        created_at: now,
-        source,
-        role,
-        public_pem: None,
-        jwk: None,
-        secret: Some(Secret::new(identity.to_string().expose_secret())),
-        expires: None,
         recipient: Some(recipient),
-        retain_until: None,
+        ..issued(
+            MaterialKind::Age,
+            kid,
+            fingerprint,
+            secret,
+            role,
+            now,
+            source,
+        )
     }
 }
 
@@ -264,19 +264,20 @@ fn rsa_material(
     now: OffsetDateTime,
     source: Source,
 ) -> Material {
+    let jwk = rsa::public_jwk(&parts.public_components, &kid);
+    let (fingerprint, secret) = (parts.thumbprint, parts.private_pem);
     Material {
-        kind: MaterialKind::Rsa,
-        jwk: Some(rsa::public_jwk(&parts.public_components, &kid)),
-        kid,
-        fingerprint: parts.thumbprint,
-        created_at: now,
-        source,
-        role,
+        jwk: Some(jwk),
         public_pem: Some(parts.public_pem),
-        secret: Some(parts.private_pem),
-        expires: None,
-        recipient: None,
-        retain_until: None,
+        ..issued(
+            MaterialKind::Rsa,
+            kid,
+            fingerprint,
+            secret,
+            role,
+            now,
+            source,
+        )
     }
 }
 
@@ -287,16 +288,38 @@ pub(crate) fn secret_material(
     now: OffsetDateTime,
     source: Source,
 ) -> Material {
-    Material {
-        kind: MaterialKind::Secret,
-        fingerprint: secret_fingerprint(&kid, &value),
+    let fingerprint = secret_fingerprint(&kid, &value);
+    issued(
+        MaterialKind::Secret,
         kid,
-        created_at: now,
+        fingerprint,
+        value,
+        role,
+        now,
+        source,
+    )
+}
+
+/// New material holding its private half, with nothing of a kind's own.
+fn issued(
+    kind: MaterialKind,
+    kid: String,
+    fingerprint: String,
+    secret: Secret,
+    role: Option<String>,
+    created_at: OffsetDateTime,
+    source: Source,
+) -> Material {
+    Material {
+        kind,
+        kid,
+        fingerprint,
+        created_at,
         source,
         role,
         public_pem: None,
         jwk: None,
-        secret: Some(value),
+        secret: Some(secret),
         expires: None,
         recipient: None,
         retain_until: None,

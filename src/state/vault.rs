@@ -94,10 +94,7 @@ impl Vault {
         lease_ttl: std::time::Duration,
         scope: Option<BTreeSet<String>>,
     ) -> Result<Vault, StateError> {
-        if !recipients
-            .iter()
-            .any(|r| r.to_string() == identity.recipient())
-        {
+        if !lists(&recipients, &identity) {
             return Err(StateError::Identity(format!(
                 "the state identity's recipient {} is not in state.recipients: the state would be written so that its own writer cannot read it",
                 identity.recipient()
@@ -588,10 +585,7 @@ impl Vault {
         recipients: Vec<age::x25519::Recipient>,
         now: OffsetDateTime,
     ) -> Result<(), StateError> {
-        if !recipients
-            .iter()
-            .any(|r| r.to_string() == identity.recipient())
-        {
+        if !lists(&recipients, &identity) {
             return Err(StateError::Identity(format!(
                 "the new identity's recipient {} must be in state.recipients",
                 identity.recipient()
@@ -625,6 +619,12 @@ impl Vault {
         self.recipients = recipients;
         self.write(now, &BTreeSet::new()).await
     }
+}
+
+/// Whether the state would be sealed so that `identity` can read it back.
+fn lists(recipients: &[age::x25519::Recipient], identity: &StateIdentity) -> bool {
+    let own = identity.recipient();
+    recipients.iter().any(|r| r.to_string() == own)
 }
 
 #[cfg(test)]
