@@ -3,7 +3,7 @@
 use clap::Subcommand;
 
 use super::RollbackArgs;
-use crate::app::{AppError, on_one, options};
+use crate::app::AppError;
 use crate::cli::Cli;
 use crate::pipeline;
 
@@ -15,14 +15,5 @@ pub enum GateCommand {
 
 pub async fn run(cli: &Cli, command: &GateCommand) -> Result<u8, AppError> {
     let GateCommand::Reopen(args) = command;
-    let opts = options(&args.waits, Vec::new(), false);
-    on_one(
-        cli,
-        &opts,
-        &args.id,
-        "gate reopen",
-        args.waits.output.json,
-        async |c, v, rt| pipeline::reopen_gate(c, v, rt, &opts, &args.id).await,
-    )
-    .await
+    super::rollback::on_credential(cli, args, "gate reopen", pipeline::reopen_gate).await
 }

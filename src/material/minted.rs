@@ -4,7 +4,7 @@
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use super::{Material, MaterialError, Source, secret_material};
+use super::{Material, MaterialError, Source, Stamp, secret_material};
 use crate::config::HttpAction;
 use crate::http::HttpClient;
 use crate::secret::Secret;
@@ -86,7 +86,13 @@ pub async fn mint(
         })?),
         None => None,
     };
-    let mut material = secret_material(Secret::new(value), kid, role, now, Source::Generated);
+    let stamp = Stamp {
+        kid,
+        role,
+        at: now,
+        source: Source::Generated,
+    };
+    let mut material = secret_material(Secret::new(value), stamp);
     material.source = Source::Minted;
     material.expires = expires;
     Ok(material)

@@ -156,10 +156,16 @@ pub fn generate(
     role: Option<String>,
     now: OffsetDateTime,
 ) -> Result<Material, MaterialError> {
+    let stamp = || Stamp {
+        kid,
+        role,
+        at: now,
+        source: Source::Generated,
+    };
     match spec {
         KeySpec::Rsa { bits, .. } => {
             let parts = rsa::generate(*bits as usize)?;
-            Ok(rsa_material(parts, kid, role, now, Source::Generated))
+            Ok(rsa_material(parts, stamp()))
         }
         KeySpec::Secret {
             length,
@@ -168,15 +174,15 @@ pub fn generate(
             ..
         } => {
             let value = random_string(*length, &alphabet_chars(alphabet), prefix);
-            Ok(secret_material(value, kid, role, now, Source::Generated))
+            Ok(secret_material(value, stamp()))
         }
         KeySpec::PostgresPassword { length, .. } => {
             let value = random_string(*length, &alphabet_chars(&Alphabet::Alphanumeric), "");
-            Ok(secret_material(value, kid, role, now, Source::Generated))
+            Ok(secret_material(value, stamp()))
         }
         KeySpec::Age { .. } => {
             let identity = age::x25519::Identity::generate();
-            Ok(age_material(identity, kid, role, now, Source::Generated))
+            Ok(age_material(identity, stamp()))
         }
         KeySpec::Minted { .. } => Err(MaterialError::Generate(
             "a minted key is created by its provider (material::mint), not generated".into(),
@@ -195,7 +201,7 @@ pub fn adopt(
         KeySpec::Rsa { .. } => {
             let (parts, jwk_kid) = rsa::parse_private(input.expose())?;
             let kid = kid.or(jwk_kid).unwrap_or_else(|| parts.thumbprint.clone());
-            Ok(rsa_material(parts, kid, None, now, Source::Adopted))
+            Ok(rsa_material(parts, Stamp::adopted(kid, now)))
         }
         KeySpec::Age { .. } => {
             let text = input.expose().trim();
@@ -210,7 +216,7 @@ pub fn adopt(
                     )
                 })?;
             let kid = kid.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-            Ok(age_material(identity, kid, None, now, Source::Adopted))
+            Ok(age_material(identity, Stamp::adopted(kid, now)))
         }
         KeySpec::Secret { .. } | KeySpec::Minted { .. } | KeySpec::PostgresPassword { .. } => {
             let value = input.expose().trim_end_matches(['\r', '\n']);
@@ -220,22 +226,32 @@ pub fn adopt(
             let kid = kid.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
             Ok(secret_material(
                 Secret::new(value),
-                kid,
-                None,
-                now,
-                Source::Adopted,
+                Stamp::adopted(kid, now),
             ))
         }
     }
 }
 
-fn age_material(
-    identity: age::x25519::Identity,
-    kid: String,
-    role: Option<String>,
-    now: OffsetDateTime,
-    source: Source,
-) -> Material {
+/// What every new piece of material records of its making.
+pub(crate) struct Stamp {
+    pub kid: String,
+    pub role: Option<String>,
+    pub at: OffsetDateTime,
+    pub source: Source,
+}
+
+impl Stamp {
+    fn adopted(kid: String, at: OffsetDateTime) -> Stamp {
+        Stamp {
+            kid,
+            role: None,
+            at,
+            source: Source::Adopted,
+        }
+    }
+}
+
+fn age_material(identity: age::x25519::Identity, stamp: Stamp) -> Material {
     use age::secrecy::ExposeSecret;
     let recipient = identity.to_public().to_string();
     let mut h = Sha256::new();
@@ -245,78 +261,37 @@ fn age_material(
     let secret = Secret::new(identity.to_string().expose_secret());
     Material {
         recipient: Some(recipient),
-        ..issued(
-            MaterialKind::Age,
-            kid,
-            fingerprint,
-            secret,
-            role,
-            now,
-            source,
-        )
+        ..issued(MaterialKind::Age, fingerprint, secret, stamp)
     }
 }
 
-fn rsa_material(
-    parts: rsa::RsaParts,
-    kid: String,
-    role: Option<String>,
-    now: OffsetDateTime,
-    source: Source,
-) -> Material {
-    let jwk = rsa::public_jwk(&parts.public_components, &kid);
-    let (fingerprint, secret) = (parts.thumbprint, parts.private_pem);
+fn rsa_material(parts: rsa::RsaParts, stamp: Stamp) -> Material {
     Material {
-        jwk: Some(jwk),
+        jwk: Some(rsa::public_jwk(&parts.public_components, &stamp.kid)),
         public_pem: Some(parts.public_pem),
         ..issued(
             MaterialKind::Rsa,
-            kid,
-            fingerprint,
-            secret,
-            role,
-            now,
-            source,
+            parts.thumbprint,
+            parts.private_pem,
+            stamp,
         )
     }
 }
 
-pub(crate) fn secret_material(
-    value: Secret,
-    kid: String,
-    role: Option<String>,
-    now: OffsetDateTime,
-    source: Source,
-) -> Material {
-    let fingerprint = secret_fingerprint(&kid, &value);
-    issued(
-        MaterialKind::Secret,
-        kid,
-        fingerprint,
-        value,
-        role,
-        now,
-        source,
-    )
+pub(crate) fn secret_material(value: Secret, stamp: Stamp) -> Material {
+    let fingerprint = secret_fingerprint(&stamp.kid, &value);
+    issued(MaterialKind::Secret, fingerprint, value, stamp)
 }
 
 /// New material holding its private half, with nothing of a kind's own.
-fn issued(
-    kind: MaterialKind,
-    kid: String,
-    fingerprint: String,
-    secret: Secret,
-    role: Option<String>,
-    created_at: OffsetDateTime,
-    source: Source,
-) -> Material {
+fn issued(kind: MaterialKind, fingerprint: String, secret: Secret, stamp: Stamp) -> Material {
     Material {
         kind,
-        kid,
+        kid: stamp.kid,
         fingerprint,
-        created_at,
-        source,
-        role,
+        created_at: stamp.at,
+        source: stamp.source,
+        role: stamp.role,
         public_pem: None,
         jwk: None,
         secret: Some(secret),

@@ -35,7 +35,15 @@ pub struct View<'a> {
     pub env: &'a EnvValues,
 }
 
-impl View<'_> {
+impl<'a> View<'a> {
+    pub fn new(
+        new: Option<&'a Material>,
+        old: Option<&'a Material>,
+        env: &'a EnvValues,
+    ) -> View<'a> {
+        View { new, old, env }
+    }
+
     /// Removes every secret from `text` (a command's stderr, a response body) before it
     /// goes into an error message: the view's materials and env values, and whatever
     /// else the process holds (see [`crate::secret::redact`]).

@@ -47,11 +47,7 @@ impl Driver<'_, '_> {
         }
         let (new, old) = self.materials();
         let checklist: Result<Vec<String>, _> = {
-            let view = View {
-                new: new.as_ref(),
-                old: old.as_ref(),
-                env: &self.env,
-            };
+            let view = View::new(new.as_ref(), old.as_ref(), &self.env);
             manual
                 .iter()
                 .map(|t| t.render(&view).map(|s| s.expose().to_string()))

@@ -411,11 +411,7 @@ impl<'a, 'v> Driver<'a, 'v> {
             && action.writes_values()
             && !self.rot_ref().journal.touched(step)
         {
-            let view = View {
-                new,
-                old,
-                env: &self.env,
-            };
+            let view = View::new(new, old, &self.env);
             let produced = self.produced();
             match action
                 .capture(&view, &self.step_context(step, &produced))
@@ -442,11 +438,7 @@ impl<'a, 'v> Driver<'a, 'v> {
         );
         let produced = self.produced();
         let result = {
-            let view = View {
-                new,
-                old,
-                env: &self.env,
-            };
+            let view = View::new(new, old, &self.env);
             let cx = self.step_context(step, &produced);
             let op = match &op {
                 OpKind::Publish => Op::Publish(&view),
@@ -589,11 +581,7 @@ impl<'a, 'v> Driver<'a, 'v> {
             self.save().await?;
             let produced = self.produced();
             let result = {
-                let view = View {
-                    new,
-                    old,
-                    env: &self.env,
-                };
+                let view = View::new(new, old, &self.env);
                 let _slot = self.slot(false).await;
                 probe
                     .check(&view, &self.step_context(step, &produced))

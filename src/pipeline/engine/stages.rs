@@ -51,11 +51,7 @@ impl Driver<'_, '_> {
         } = &spec
         {
             let current = self.entry_ref().current.clone();
-            let view = View {
-                new: None,
-                old: current.as_ref(),
-                env: &self.env,
-            };
+            let view = View::new(None, current.as_ref(), &self.env);
             material::mint(
                 http,
                 extract,
