@@ -19,6 +19,21 @@ fn cell(text: &str) -> String {
     }
 }
 
+/// A table's head: its columns and the line under them.
+fn head(columns: &[&str]) -> String {
+    format!(
+        "| {} |\n|{}\n",
+        columns.join(" | "),
+        "---|".repeat(columns.len())
+    )
+}
+
+/// A table row, each text made a cell.
+fn row(texts: &[&str]) -> String {
+    let cells: Vec<String> = texts.iter().map(|t| cell(t)).collect();
+    format!("| {} |\n", cells.join(" | "))
+}
+
 /// What the summary says of a credential beyond its outcome, read from config and
 /// state after the run.
 #[derive(Debug, Default)]
@@ -41,10 +56,19 @@ pub fn run_summary(
     context: &BTreeMap<String, SummaryContext>,
     run_url: Option<&str>,
 ) -> String {
-    let mut md = format!(
-        "### rotagate {} {command}\n\n| credential | owner | outcome | stage | next step | waiting on | until | manual steps pending | pull request | next due |\n|---|---|---|---|---|---|---|---|---|---|\n",
-        env!("CARGO_PKG_VERSION")
-    );
+    let mut md = format!("### rotagate {} {command}\n\n", env!("CARGO_PKG_VERSION"));
+    md.push_str(&head(&[
+        "credential",
+        "owner",
+        "outcome",
+        "stage",
+        "next step",
+        "waiting on",
+        "until",
+        "manual steps pending",
+        "pull request",
+        "next due",
+    ]));
     let empty = SummaryContext::default();
     for c in &report.credentials {
         let cx = context.get(&c.id).unwrap_or(&empty);
@@ -138,19 +162,18 @@ pub fn run_summary(
                 none(),
             ),
         };
-        md.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
-            cell(&c.id),
-            cell(c.owner.as_deref().unwrap_or("")),
-            cell(&outcome),
-            cell(&stage),
-            cell(&next),
-            cell(&waiting),
-            cell(&until),
-            cell(&cx.manual.join("; ")),
-            cell(&link),
-            cell(&cx.next_due.map(show).unwrap_or_default())
-        ));
+        md.push_str(&row(&[
+            &c.id,
+            c.owner.as_deref().unwrap_or(""),
+            &outcome,
+            &stage,
+            &next,
+            &waiting,
+            &until,
+            &cx.manual.join("; "),
+            &link,
+            &cx.next_due.map(show).unwrap_or_default(),
+        ]));
     }
     md.push('\n');
     md.push_str(&state_note(run_url));
@@ -201,19 +224,25 @@ pub fn check_summary(findings: &[Finding]) -> String {
         md.push_str("All credentials are owned, scheduled and in date.\n\n");
         return md;
     }
-    md.push_str("| credential | severity | finding | owner | detail |\n|---|---|---|---|---|\n");
+    md.push_str(&head(&[
+        "credential",
+        "severity",
+        "finding",
+        "owner",
+        "detail",
+    ]));
     for f in findings {
         let severity = match f.severity {
             Severity::Error => "❌ error",
             Severity::Warning => "⚠️ warning",
         };
-        md.push_str(&format!(
-            "| {} | {severity} | {} | {} | {} |\n",
-            cell(&f.credential),
-            cell(&f.code),
-            cell(f.owner.as_deref().unwrap_or("")),
-            cell(&f.message)
-        ));
+        md.push_str(&row(&[
+            &f.credential,
+            severity,
+            &f.code,
+            f.owner.as_deref().unwrap_or(""),
+            &f.message,
+        ]));
     }
     md.push('\n');
     md
@@ -222,21 +251,26 @@ pub fn check_summary(findings: &[Finding]) -> String {
 /// The step summary of `status`: per credential its owner, current kid, stage, gates
 /// not yet open (with what they carry) and when it is next due.
 pub fn status_summary(rows: &[StatusRow]) -> String {
-    let mut md = format!(
-        "### rotagate {} status\n\n| credential | owner | kid | stage | gates | next due | error |\n|---|---|---|---|---|---|---|\n",
-        env!("CARGO_PKG_VERSION")
-    );
+    let mut md = format!("### rotagate {} status\n\n", env!("CARGO_PKG_VERSION"));
+    md.push_str(&head(&[
+        "credential",
+        "owner",
+        "kid",
+        "stage",
+        "gates",
+        "next due",
+        "error",
+    ]));
     for r in rows {
-        md.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} |\n",
-            cell(&r.credential),
-            cell(r.owner.as_deref().unwrap_or("")),
-            cell(r.kid.as_deref().unwrap_or("")),
-            cell(&r.stage.map(|s| s.name().to_string()).unwrap_or_default()),
-            cell(&r.gates.join("; ")),
-            cell(&r.next_due.map(show).unwrap_or_default()),
-            cell(r.error.as_deref().unwrap_or(""))
-        ));
+        md.push_str(&row(&[
+            &r.credential,
+            r.owner.as_deref().unwrap_or(""),
+            r.kid.as_deref().unwrap_or(""),
+            &r.stage.map(|s| s.name().to_string()).unwrap_or_default(),
+            &r.gates.join("; "),
+            &r.next_due.map(show).unwrap_or_default(),
+            r.error.as_deref().unwrap_or(""),
+        ]));
     }
     md.push('\n');
     md
@@ -249,7 +283,7 @@ const AUDIT_SUMMARY_EVENTS: usize = 100;
 pub fn audit_summary(lines: &[AuditLine]) -> String {
     let shown = &lines[lines.len().saturating_sub(AUDIT_SUMMARY_EVENTS)..];
     let mut md = format!(
-        "### rotagate {} audit\n\n{} events{}\n\n| time | credential | rotation | event | detail |\n|---|---|---|---|---|\n",
+        "### rotagate {} audit\n\n{} events{}\n\n",
         env!("CARGO_PKG_VERSION"),
         lines.len(),
         if shown.len() < lines.len() {
@@ -261,15 +295,21 @@ pub fn audit_summary(lines: &[AuditLine]) -> String {
             String::new()
         }
     );
+    md.push_str(&head(&[
+        "time",
+        "credential",
+        "rotation",
+        "event",
+        "detail",
+    ]));
     for l in shown {
-        md.push_str(&format!(
-            "| {} | {} | {} | {} | {} |\n",
-            cell(&show(l.at)),
-            cell(&l.credential),
-            cell(l.rotation.as_deref().unwrap_or("")),
-            cell(&l.event),
-            cell(&l.detail)
-        ));
+        md.push_str(&row(&[
+            &show(l.at),
+            &l.credential,
+            l.rotation.as_deref().unwrap_or(""),
+            &l.event,
+            &l.detail,
+        ]));
     }
     md.push('\n');
     md
@@ -277,18 +317,15 @@ pub fn audit_summary(lines: &[AuditLine]) -> String {
 
 /// The step summary of `plan`: what the next run would do, per credential.
 pub fn plan_summary(items: &[PlanItem]) -> String {
-    let mut md = format!(
-        "### rotagate {} plan\n\n| credential | owner | next | detail |\n|---|---|---|---|\n",
-        env!("CARGO_PKG_VERSION")
-    );
+    let mut md = format!("### rotagate {} plan\n\n", env!("CARGO_PKG_VERSION"));
+    md.push_str(&head(&["credential", "owner", "next", "detail"]));
     for i in items {
-        md.push_str(&format!(
-            "| {} | {} | {} | {} |\n",
-            cell(&i.credential),
-            cell(i.owner.as_deref().unwrap_or("")),
-            cell(&i.action),
-            cell(&i.detail)
-        ));
+        md.push_str(&row(&[
+            &i.credential,
+            i.owner.as_deref().unwrap_or(""),
+            &i.action,
+            &i.detail,
+        ]));
     }
     md.push('\n');
     md

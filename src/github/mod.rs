@@ -582,37 +582,34 @@ mod tests {
 
     #[test]
     fn hints_name_the_permission() {
-        let h = hint(
-            "PUT /repos/{owner}/{repo}/actions/secrets/{secret_name}",
-            403,
-            AuthKind::App,
-        )
-        .unwrap();
-        assert!(h.contains("\"Secrets: Read and write\""), "{h}");
-        let h = hint(
-            "PUT /repos/{owner}/{repo}/actions/secrets/{secret_name}",
-            403,
-            AuthKind::WorkflowToken,
-        )
-        .unwrap();
-        assert!(
-            h.contains("GITHUB_TOKEN cannot write Actions secrets"),
-            "{h}"
-        );
-        let h = hint(
-            "POST /repos/{owner}/{repo}/pulls",
-            403,
-            AuthKind::WorkflowToken,
-        )
-        .unwrap();
-        assert!(h.contains("Workflow permissions"), "{h}");
-        let h = hint(
-            "GET /repos/{owner}/{repo}/environments/{environment_name}/secrets/public-key",
-            404,
-            AuthKind::App,
-        )
-        .unwrap();
-        assert!(h.contains("Settings → Environments"), "{h}");
+        let put_secret = "PUT /repos/{owner}/{repo}/actions/secrets/{secret_name}";
+        let env_key =
+            "GET /repos/{owner}/{repo}/environments/{environment_name}/secrets/public-key";
+        let cases = [
+            (
+                put_secret,
+                403,
+                AuthKind::App,
+                "\"Secrets: Read and write\"",
+            ),
+            (
+                put_secret,
+                403,
+                AuthKind::WorkflowToken,
+                "GITHUB_TOKEN cannot write Actions secrets",
+            ),
+            (
+                "POST /repos/{owner}/{repo}/pulls",
+                403,
+                AuthKind::WorkflowToken,
+                "Workflow permissions",
+            ),
+            (env_key, 404, AuthKind::App, "Settings → Environments"),
+        ];
+        for (endpoint, status, kind, says) in cases {
+            let h = hint(endpoint, status, kind).unwrap();
+            assert!(h.contains(says), "{endpoint} {status}: {h}");
+        }
         assert_eq!(hint("GET /x", 500, AuthKind::App), None);
     }
 
