@@ -113,6 +113,7 @@ enum ProbeFlow {
 }
 
 /// Which operation a step performs; the view decides which material it sees.
+#[derive(Clone)]
 enum OpKind {
     Publish,
     Unpublish,
@@ -464,6 +465,30 @@ impl<'a, 'v> Driver<'a, 'v> {
     /// The one step loop every stage uses: runs each planned step not yet done (the
     /// journal says which), with `new` and `old` as its templates' materials, and stops
     /// at the first failure.
+    /// Runs the steps `list` picks from the credential as `op`, named `{stage}/{i}`: a
+    /// stage that cannot begin, or a step that fails, stops the rotation.
+    async fn run_stage(
+        &mut self,
+        stage: &str,
+        list: fn(&Credential) -> &[ActionSpec],
+        op: OpKind,
+        new: &Option<Material>,
+        old: &Option<Material>,
+    ) -> Result<Option<Flow>, EngineError> {
+        let steps = match self.steps(list(&self.cred)) {
+            Ok(s) => s,
+            Err(m) => return self.cannot_start(stage, m).await.map(Some),
+        };
+        let planned = steps
+            .iter()
+            .map(|(i, a)| Planned::new(format!("{stage}/{i}"), a.as_ref(), op.clone()))
+            .collect();
+        if let Err((step, message)) = self.run_steps(planned, new.as_ref(), old.as_ref()).await? {
+            return Ok(Some(Flow::Stop(self.outcome_failed(&step, &message))));
+        }
+        Ok(None)
+    }
+
     async fn run_steps(
         &mut self,
         planned: Vec<Planned<'_>>,

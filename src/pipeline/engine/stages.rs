@@ -103,16 +103,9 @@ impl Driver<'_, '_> {
 
     pub(super) async fn publish(&mut self) -> Result<Flow, EngineError> {
         let (new, old) = self.materials();
-        let steps = match self.steps(&self.cred.publish) {
-            Ok(s) => s,
-            Err(m) => return self.cannot_start("publish", m).await,
-        };
-        let planned = steps
-            .iter()
-            .map(|(i, a)| Planned::new(format!("publish/{i}"), a.as_ref(), OpKind::Publish))
-            .collect();
-        if let Err((step, message)) = self.run_steps(planned, new.as_ref(), old.as_ref()).await? {
-            return Ok(Flow::Stop(self.outcome_failed(&step, &message)));
+        let publish = self.run_stage("publish", |c| &c.publish, OpKind::Publish, &new, &old);
+        if let Some(stop) = publish.await? {
+            return Ok(stop);
         }
         let manual = Self::manual(&self.cred.publish);
         if !manual.is_empty()
@@ -314,16 +307,9 @@ impl Driver<'_, '_> {
             }
         }
         if old.is_some() {
-            let retire_steps = match self.steps(&self.cred.retire) {
-                Ok(s) => s,
-                Err(m) => return self.cannot_start("retire", m).await,
-            };
-            let planned = retire_steps
-                .iter()
-                .map(|(i, a)| Planned::new(format!("retire/{i}"), a.as_ref(), OpKind::Run))
-                .collect();
-            if let Err((step, m)) = self.run_steps(planned, new.as_ref(), old.as_ref()).await? {
-                return Ok(Flow::Stop(self.outcome_failed(&step, &m)));
+            let retire = self.run_stage("retire", |c| &c.retire, OpKind::Run, &new, &old);
+            if let Some(stop) = retire.await? {
+                return Ok(stop);
             }
         }
         // Irreversible from here: the old private half leaves the state, unless the key
