@@ -3,7 +3,6 @@
 use std::fmt;
 use std::time::Duration;
 
-use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -154,20 +153,17 @@ impl<'de> Deserialize<'de> for Dur {
     }
 }
 
-impl JsonSchema for Dur {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "Duration".into()
+schema_by_hand!(
+    Dur,
+    "Duration",
+    {
+        "description": "A duration: a whole number and a unit (ms, s, m, h, d, w), parts together or apart, e.g. 90d, 3m, 15s, 1h30m, `1h 30m`; a bare number is seconds. Months and years have no fixed length: write days.",
+        "anyOf": [
+            { "type": "string", "pattern": "^\\s*([0-9]+(ms|s|m|h|d|w)\\s*)+$|^\\s*0\\s*$" },
+            { "type": "integer", "minimum": 0 }
+        ]
     }
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({
-            "description": "A duration: a whole number and a unit (ms, s, m, h, d, w), parts together or apart, e.g. 90d, 3m, 15s, 1h30m, `1h 30m`; a bare number is seconds. Months and years have no fixed length: write days.",
-            "anyOf": [
-                { "type": "string", "pattern": "^\\s*([0-9]+(ms|s|m|h|d|w)\\s*)+$|^\\s*0\\s*$" },
-                { "type": "integer", "minimum": 0 }
-            ]
-        })
-    }
-}
+);
 
 #[cfg(test)]
 mod tests {

@@ -3,6 +3,20 @@
 //! serde_yaml (archived upstream) is used only in this module, so a maintained fork can
 //! replace it in one place.
 
+/// The schema of a config type read from text or any scalar, written by hand.
+macro_rules! schema_by_hand {
+    ($ty:ty, $name:literal, $schema:tt) => {
+        impl schemars::JsonSchema for $ty {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                $name.into()
+            }
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                schemars::json_schema!($schema)
+            }
+        }
+    };
+}
+
 mod duration;
 mod locate;
 mod model;

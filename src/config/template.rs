@@ -7,7 +7,6 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 
 use crate::secret::Secret;
@@ -134,17 +133,14 @@ impl<'de> Deserialize<'de> for Template {
     }
 }
 
-impl JsonSchema for Template {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "Template".into()
+schema_by_hand!(
+    Template,
+    "Template",
+    {
+        "description": "Text that may contain {{ new.X }} / {{ old.X }} (X in kid, private_pem, public_pem, jwk, private_jwk, value, fingerprint, role, recipient) and {{ env.NAME }} for a variable the credential lists under env.",
+        "type": ["string", "number", "boolean"]
     }
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({
-            "description": "Text that may contain {{ new.X }} / {{ old.X }} (X in kid, private_pem, public_pem, jwk, private_jwk, value, fingerprint, role, recipient) and {{ env.NAME }} for a variable the credential lists under env.",
-            "type": ["string", "number", "boolean"]
-        })
-    }
-}
+);
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Segment {

@@ -384,7 +384,7 @@ fn key_fields(key: &KeySpec) -> &'static [Field] {
 
 fn key(v: &mut Validator, path: &str, key: &KeySpec) {
     match key {
-        KeySpec::Rsa { bits, kid: k } => {
+        KeySpec::Rsa { bits, .. } => {
             if ![2048, 3072, 4096].contains(bits) {
                 v.err(
                     &format!("{path}.bits"),
@@ -392,13 +392,12 @@ fn key(v: &mut Validator, path: &str, key: &KeySpec) {
                     Some("use 2048, 3072 or 4096".into()),
                 );
             }
-            kid(v, &format!("{path}.kid"), k);
         }
         KeySpec::Secret {
             length,
             alphabet,
             prefix,
-            kid: k,
+            ..
         } => {
             let size = crate::material::alphabet_chars(alphabet).len();
             if let Alphabet::Chars(chars) = alphabet {
@@ -442,10 +441,9 @@ fn key(v: &mut Validator, path: &str, key: &KeySpec) {
                     None,
                 );
             }
-            kid(v, &format!("{path}.kid"), k);
         }
-        KeySpec::Age { kid: k, .. } => kid(v, &format!("{path}.kid"), k),
-        KeySpec::PostgresPassword { length, kid: k } => {
+        KeySpec::Age { .. } => {}
+        KeySpec::PostgresPassword { length, .. } => {
             if !(22..=99).contains(length) {
                 v.err(
                     &format!("{path}.length"),
@@ -453,13 +451,11 @@ fn key(v: &mut Validator, path: &str, key: &KeySpec) {
                     Some("use 22 to 99 letters and digits (22 give 128 bits; PostgreSQL accepts up to 99 in most clients)".into()),
                 );
             }
-            kid(v, &format!("{path}.kid"), k);
         }
         KeySpec::Minted {
             extract,
             kid_from,
             expires_from,
-            kid: k,
             ..
         } => {
             for (name, pointer) in [
@@ -477,9 +473,9 @@ fn key(v: &mut Validator, path: &str, key: &KeySpec) {
                     );
                 }
             }
-            kid(v, &format!("{path}.kid"), k);
         }
     }
+    kid(v, &format!("{path}.kid"), key.kid());
 }
 
 fn kid(v: &mut Validator, path: &str, spec: &KidSpec) {
