@@ -70,19 +70,17 @@ fn is_stale(lease: &Lease, run: &RunIdentity) -> bool {
 #[cfg(test)]
 mod tests {
     use crate::state::StateError;
-    use crate::state::envelope::StateIdentity;
-    use crate::state::vault::tests::{run, vault};
+    use crate::state::vault::tests::Fixture;
     use time::OffsetDateTime;
 
     #[tokio::test]
     async fn a_held_lease_refuses_another_live_run() {
-        let dir = tempfile::tempdir().unwrap();
-        let id = StateIdentity::generate().to_secret();
+        let state = Fixture::new();
         let now = OffsetDateTime::now_utc();
         // Our own pid is certainly alive; another host cannot be checked.
-        let mut a = vault(dir.path(), id.expose(), run("other-host", 1)).await;
+        let mut a = state.vault("other-host", 1).await;
         a.acquire(&["one".into()], now).await.unwrap();
-        let mut b = vault(dir.path(), id.expose(), run("h", 2)).await;
+        let mut b = state.vault("h", 2).await;
         assert!(matches!(
             b.acquire(&["one".into()], now).await,
             Err(StateError::LeaseHeld { .. })
@@ -97,13 +95,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_dead_local_holder_is_taken_over() {
-        let dir = tempfile::tempdir().unwrap();
-        let id = StateIdentity::generate().to_secret();
+        let state = Fixture::new();
         let now = OffsetDateTime::now_utc();
         let host = gethostname::gethostname().to_string_lossy().into_owned();
-        let mut a = vault(dir.path(), id.expose(), run(&host, u32::MAX - 1)).await;
+        let mut a = state.vault(&host, u32::MAX - 1).await;
         a.acquire(&["one".into()], now).await.unwrap();
-        let mut b = vault(dir.path(), id.expose(), run(&host, std::process::id())).await;
+        let mut b = state.vault(&host, std::process::id()).await;
         b.acquire(&["one".into()], now).await.unwrap();
     }
 }

@@ -145,14 +145,12 @@ impl<'v> SharedVault<'v> {
 mod tests {
     use super::*;
     use crate::clock::SystemClock;
-    use crate::state::StateIdentity;
-    use crate::state::vault::tests::{run, vault};
+    use crate::state::vault::tests::Fixture;
 
     #[tokio::test]
     async fn credentials_saving_at_the_same_time_share_one_save() {
-        let dir = tempfile::tempdir().unwrap();
-        let id = StateIdentity::generate().to_secret();
-        let mut v = vault(dir.path(), id.expose(), run("h", 1)).await;
+        let state = Fixture::new();
+        let mut v = state.vault("h", 1).await;
         let shared = SharedVault::new(&mut v, Arc::new(SystemClock));
         let far = OffsetDateTime::now_utc() + time::Duration::MINUTE;
         futures::future::join_all((0..10u64).map(|i| {
@@ -170,7 +168,7 @@ mod tests {
         drop(shared);
         // Ten leases in one save, ten entries in the next, ten releases in the last.
         assert_eq!(v.generation(), 3);
-        let reread = vault(dir.path(), id.expose(), run("h", 2)).await;
+        let reread = state.vault("h", 2).await;
         for i in 0..10u64 {
             let entry = &reread.doc.credentials[&format!("c{i}")];
             assert_eq!(entry.rotations, i);
@@ -180,12 +178,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_held_lease_is_reported_once_its_wait_is_over() {
-        let dir = tempfile::tempdir().unwrap();
-        let id = StateIdentity::generate().to_secret();
+        let state = Fixture::new();
         let now = OffsetDateTime::now_utc();
-        let mut holder = vault(dir.path(), id.expose(), run("other-host", 1)).await;
+        let mut holder = state.vault("other-host", 1).await;
         holder.acquire(&["one".into()], now).await.unwrap();
-        let mut v = vault(dir.path(), id.expose(), run("h", 2)).await;
+        let mut v = state.vault("h", 2).await;
         let shared = SharedVault::new(&mut v, Arc::new(SystemClock));
         assert!(matches!(
             shared.lease("one", now).await,

@@ -632,37 +632,44 @@ pub(super) mod tests {
     use super::*;
     use crate::state::FileStore;
 
-    pub(crate) fn run(host: &str, pid: u32) -> RunIdentity {
-        RunIdentity {
-            run_id: uuid::Uuid::new_v4().to_string(),
-            holder: format!("{host}:{pid}"),
-            host: host.into(),
-            pid,
-        }
+    /// A state directory and the identity every vault on it opens with.
+    pub(crate) struct Fixture {
+        dir: tempfile::TempDir,
+        id: crate::secret::Secret,
     }
 
-    pub(crate) async fn vault(dir: &std::path::Path, id: &str, r: RunIdentity) -> Vault {
-        let identity = StateIdentity::parse(&crate::secret::Secret::new(id)).unwrap();
-        let recipients = envelope::parse_recipients(&[identity.recipient()]).unwrap();
-        let store = FileStore::new(dir.join("state.age"), "file:state.age");
-        Vault::open(
-            Box::new(store),
-            identity,
-            recipients,
-            r,
-            std::time::Duration::from_secs(600),
-        )
-        .await
-        .unwrap()
+    impl Fixture {
+        pub(crate) fn new() -> Fixture {
+            Fixture {
+                dir: tempfile::tempdir().unwrap(),
+                id: StateIdentity::generate().to_secret(),
+            }
+        }
+
+        /// The state, opened by the process `pid` on `host`.
+        pub(crate) async fn vault(&self, host: &str, pid: u32) -> Vault {
+            let run = RunIdentity {
+                run_id: uuid::Uuid::new_v4().to_string(),
+                holder: format!("{host}:{pid}"),
+                host: host.into(),
+                pid,
+            };
+            let identity = StateIdentity::parse(&self.id).unwrap();
+            let recipients = envelope::parse_recipients(&[identity.recipient()]).unwrap();
+            let store = FileStore::new(self.dir.path().join("state.age"), "file:state.age");
+            let lease_ttl = std::time::Duration::from_secs(600);
+            Vault::open(Box::new(store), identity, recipients, run, lease_ttl)
+                .await
+                .unwrap()
+        }
     }
 
     #[tokio::test]
     async fn two_runs_on_different_credentials_keep_each_others_writes() {
-        let dir = tempfile::tempdir().unwrap();
-        let id = StateIdentity::generate().to_secret();
+        let state = Fixture::new();
         let now = OffsetDateTime::now_utc();
-        let mut a = vault(dir.path(), id.expose(), run("h", 1)).await;
-        let mut b = vault(dir.path(), id.expose(), run("h", 2)).await;
+        let mut a = state.vault("h", 1).await;
+        let mut b = state.vault("h", 2).await;
         a.acquire(&["one".into()], now).await.unwrap();
         // b opened before a's save: its save must merge, not overwrite.
         b.acquire(&["two".into()], now).await.unwrap();
@@ -670,7 +677,7 @@ pub(super) mod tests {
         a.save(now).await.unwrap();
         b.doc.credentials.get_mut("two").unwrap().rotations = 9;
         b.save(now).await.unwrap();
-        let check = vault(dir.path(), id.expose(), run("h", 3)).await;
+        let check = state.vault("h", 3).await;
         assert_eq!(check.doc.credentials["one"].rotations, 7);
         assert_eq!(check.doc.credentials["two"].rotations, 9);
         // Four saves, two of them after merging the other run's write.

@@ -189,6 +189,13 @@ impl<'a, 'v> Driver<'a, 'v> {
         &mut self.entry
     }
 
+    /// Ends the rotation in flight: the time, the entry, and the rotation taken from it.
+    fn end_rotation(&mut self) -> (OffsetDateTime, &mut CredentialState, Rotation) {
+        let now = self.now();
+        let rotation = self.entry.rotation.take().expect("a rotation in flight");
+        (now, &mut self.entry, rotation)
+    }
+
     fn entry_ref(&self) -> &CredentialState {
         &self.entry
     }

@@ -116,9 +116,7 @@ impl Driver<'_, '_> {
     }
 
     pub(super) async fn finish_rollback(&mut self) -> Result<Flow, EngineError> {
-        let now = self.now();
-        let entry = self.entry();
-        let rotation = entry.rotation.take().expect("a rotation in flight");
+        let (now, entry, rotation) = self.end_rotation();
         let reason = rotation
             .rollback
             .as_ref()

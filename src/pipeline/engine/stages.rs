@@ -342,14 +342,12 @@ impl Driver<'_, '_> {
     }
 
     pub(super) async fn complete(&mut self) -> Result<Flow, EngineError> {
-        let now = self.now();
-        let entry = self.entry();
-        let rotation = entry.rotation.take().expect("a rotation in flight");
+        let (now, entry, rotation) = self.end_rotation();
+        let old = entry.current.take();
         let new = rotation
             .new
             .clone()
             .expect("a retired rotation has new material");
-        let old = entry.current.take();
         if let Some(kept) = old.as_ref().filter(|o| o.retain_until.is_some()) {
             entry.retained.push(kept.clone());
         }
