@@ -317,26 +317,15 @@ mod tests {
     fn only_the_default_branch_may_change_anything() {
         let main = wf("push", "refs/heads/main", json!({}));
         assert_eq!(main.refusal("main"), None);
-        assert!(
-            wf("push", "refs/heads/feature", json!({}))
-                .refusal("main")
-                .is_some()
-        );
-        assert!(
-            wf("push", "refs/tags/v1", json!({}))
-                .refusal("main")
-                .is_some()
-        );
-        assert!(
-            wf("pull_request_target", "refs/heads/main", json!({}))
-                .refusal("main")
-                .is_some()
-        );
-        assert!(
-            wf("pull_request", "refs/pull/3/merge", json!({}))
-                .refusal("main")
-                .is_some()
-        );
+        for (event, git_ref) in [
+            ("push", "refs/heads/feature"),
+            ("push", "refs/tags/v1"),
+            ("pull_request_target", "refs/heads/main"),
+            ("pull_request", "refs/pull/3/merge"),
+        ] {
+            let refused = wf(event, git_ref, json!({})).refusal("main");
+            assert!(refused.is_some(), "{event} on {git_ref}");
+        }
     }
 
     #[test]

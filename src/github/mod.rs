@@ -186,6 +186,10 @@ impl GitHub {
         };
         let build_err =
             |e: octocrab::Error| GithubError::Auth(format!("cannot set up the GitHub client: {e}"));
+        let token = |t: &crate::secret::Secret| -> Result<Auth, GithubError> {
+            let client = builder()?.personal_token(t.expose().to_string());
+            Ok(Auth::Token(Arc::new(client.build().map_err(build_err)?)))
+        };
         let (auth, kind) = match credentials {
             Credentials::App { id, key } => {
                 let key = jsonwebtoken::EncodingKey::from_rsa_pem(key.expose().as_bytes()).map_err(|_| {
@@ -205,24 +209,8 @@ impl GitHub {
                     AuthKind::App,
                 )
             }
-            Credentials::Token(t) => (
-                Auth::Token(Arc::new(
-                    builder()?
-                        .personal_token(t.expose().to_string())
-                        .build()
-                        .map_err(build_err)?,
-                )),
-                AuthKind::Token,
-            ),
-            Credentials::WorkflowToken(t) => (
-                Auth::Token(Arc::new(
-                    builder()?
-                        .personal_token(t.expose().to_string())
-                        .build()
-                        .map_err(build_err)?,
-                )),
-                AuthKind::WorkflowToken,
-            ),
+            Credentials::Token(t) => (token(&t)?, AuthKind::Token),
+            Credentials::WorkflowToken(t) => (token(&t)?, AuthKind::WorkflowToken),
         };
         Ok(GitHub {
             inner: Arc::new(Inner {

@@ -406,12 +406,7 @@ impl Kube {
         if code == 200 {
             Ok(())
         } else {
-            let rule = Rule {
-                namespace: namespace.to_string(),
-                group: "apps",
-                resource: "deployments",
-                verb: "patch",
-            };
+            let rule = Rule::new(namespace, "apps", "deployments", "patch");
             Err(self.refused(&what, code, &doc, &rule))
         }
     }
@@ -446,12 +441,12 @@ impl Kube {
         if code == 200 || code == 201 {
             Ok(doc["status"]["allowed"].as_bool().unwrap_or(false))
         } else {
-            let rule = Rule {
-                namespace: namespace.to_string(),
-                group: "authorization.k8s.io",
-                resource: "selfsubjectaccessreviews",
-                verb: "create",
-            };
+            let rule = Rule::new(
+                namespace,
+                "authorization.k8s.io",
+                "selfsubjectaccessreviews",
+                "create",
+            );
             Err(self.refused(&what, code, &doc, &rule))
         }
     }
@@ -466,13 +461,22 @@ struct Rule {
 }
 
 impl Rule {
-    fn secrets(namespace: &str, verb: &'static str) -> Rule {
+    fn new(
+        namespace: &str,
+        group: &'static str,
+        resource: &'static str,
+        verb: &'static str,
+    ) -> Rule {
         Rule {
             namespace: namespace.to_string(),
-            group: "",
-            resource: "secrets",
+            group,
+            resource,
             verb,
         }
+    }
+
+    fn secrets(namespace: &str, verb: &'static str) -> Rule {
+        Rule::new(namespace, "", "secrets", verb)
     }
 }
 
