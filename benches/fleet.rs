@@ -108,9 +108,7 @@ async fn fleet(repos: usize) -> (FakeGitHub, Vec<String>) {
     let fake = FakeGitHub::start().await;
     fake.add_org("fleet");
     fake.install("fleet");
-    let names: Vec<String> = (0..repos)
-        .map(|i| format!("fleet/service-{i:03}"))
-        .collect();
+    let names: Vec<String> = (0..repos).map(|i| format!("fleet/service-{i:03}")).collect();
     for r in &names {
         fake.add_repo(r);
     }
@@ -128,10 +126,7 @@ async fn serial_script(fake: &FakeGitHub, repos: &[String], per_repo: usize) -> 
     for repo in repos {
         for i in 0..per_repo {
             let key = client
-                .get(format!(
-                    "{}/repos/{repo}/actions/secrets/public-key",
-                    fake.url()
-                ))
+                .get(format!("{}/repos/{repo}/actions/secrets/public-key", fake.url()))
                 .bearer_auth(&token)
                 .header("user-agent", "serial-script")
                 .send()
@@ -212,10 +207,7 @@ async fn latency_bound(a: &Args, r: &mut Report) {
     let serial_requests = serial_requests * scale;
 
     r.line("| run | wall time | requests | not 2xx |\n|---|---|---|---|");
-    r.line(format!(
-        "| rotagate | {} | {requests} (+{auth} App auth) | 0 |",
-        secs(wall)
-    ));
+    r.line(format!("| rotagate | {} | {requests} (+{auth} App auth) | 0 |", secs(wall)));
     r.line(format!(
         "| serial script (GET key, PUT, one at a time){} | {} | {serial_requests} | {serial_failed} |",
         if a.quick { ", scaled from a tenth" } else { "" },
@@ -229,17 +221,9 @@ async fn latency_bound(a: &Args, r: &mut Report) {
     ));
     r.line("\n| budget | measured | |\n|---|---|---|");
     let speedup = serial_wall.as_secs_f64() / wall.as_secs_f64();
-    r.budget(
-        "≥ 20× faster than serial",
-        speedup >= 20.0,
-        format!("{speedup:.1}×"),
-    );
+    r.budget("≥ 20× faster than serial", speedup >= 20.0, format!("{speedup:.1}×"));
     let over = wall.as_secs_f64() / bound.as_secs_f64();
-    r.budget(
-        "within 1.3× of the latency bound",
-        over <= 1.3,
-        format!("{over:.2}×"),
-    );
+    r.budget("within 1.3× of the latency bound", over <= 1.3, format!("{over:.2}×"));
     r.budget(
         "requests = secrets + scopes",
         requests == expected,
@@ -292,10 +276,7 @@ async fn limit_bound(a: &Args, r: &mut Report) {
     let serial_limited = serial_fake.limit_responses();
 
     r.line("| run | wall time | limit responses | secrets not written |\n|---|---|---|---|");
-    r.line(format!(
-        "| rotagate (paced) | {} | {limited} | 0 |",
-        secs(wall)
-    ));
+    r.line(format!("| rotagate (paced) | {} | {limited} | 0 |", secs(wall)));
     r.line(format!(
         "| serial script | {} | {serial_limited} | {serial_failed} |",
         secs(serial_wall)
@@ -308,20 +289,15 @@ async fn limit_bound(a: &Args, r: &mut Report) {
     r.line("\n| budget | measured | |\n|---|---|---|");
     r.budget("zero limit responses", limited == 0, format!("{limited}"));
     let over = wall.as_secs_f64() / bound.as_secs_f64();
-    r.budget(
-        "within 1.2× of the limit bound",
-        over <= 1.2,
-        format!("{over:.2}×"),
-    );
+    r.budget("within 1.2× of the limit bound", over <= 1.2, format!("{over:.2}×"));
 }
 
 fn keygen(a: &Args, r: &mut Report) {
     r.line("\n## 3. RSA key generation\n\n| bits | rotagate (median) | openssl genrsa (median) | ratio |\n|---|---|---|---|");
     let mut ratios = Vec::new();
-    for (bits, runs) in [
-        (2048usize, if a.quick { 5 } else { 11 }),
-        (4096, if a.quick { 3 } else { 7 }),
-    ] {
+    for (bits, runs) in
+        [(2048usize, if a.quick { 5 } else { 11 }), (4096, if a.quick { 3 } else { 7 })]
+    {
         let ours = median(
             (0..runs)
                 .map(|_| {
@@ -356,11 +332,7 @@ fn keygen(a: &Args, r: &mut Report) {
     }
     r.line("\n| budget | measured | |\n|---|---|---|");
     for (bits, ratio) in ratios {
-        r.budget(
-            &format!("RSA {bits} within 2× of openssl"),
-            ratio <= 2.0,
-            format!("{ratio:.2}×"),
-        );
+        r.budget(&format!("RSA {bits} within 2× of openssl"), ratio <= 2.0, format!("{ratio:.2}×"));
     }
 }
 
@@ -390,11 +362,7 @@ async fn startup_and_state(a: &Args, r: &mut Report) {
         kid: Default::default(),
     };
     for i in 0..credentials {
-        let entry = vault
-            .doc
-            .credentials
-            .entry(format!("service-{i:04}"))
-            .or_default();
+        let entry = vault.doc.credentials.entry(format!("service-{i:04}")).or_default();
         let m = rotagate::material::generate(&spec, format!("kid-{i}"), None, now).unwrap();
         entry.kids.insert(m.kid.clone(), m.fingerprint.clone());
         entry.current = Some(m);
@@ -496,11 +464,7 @@ print(wall, wchar() - before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_ma
         .env_remove("GITHUB_ACTIONS")
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "rotagate {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "rotagate {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
     let mut parts = text.split_whitespace();
     let mut next = || parts.next().unwrap();
@@ -534,18 +498,11 @@ fn generation(ws: &support::Ws) -> u64 {
     let identity =
         rotagate::state::StateIdentity::parse(&Secret::new(ws.identity.clone())).unwrap();
     let bytes = std::fs::read(ws.path(".rotagate/state.age")).unwrap();
-    rotagate::state::open(&bytes, &identity)
-        .unwrap()
-        .chain
-        .generation
+    rotagate::state::open(&bytes, &identity).unwrap().chain.generation
 }
 
 fn fleet_run(a: &Args, r: &mut Report) {
-    let sizes: &[usize] = if a.smoke {
-        &[10, 30]
-    } else {
-        &[100, 300, 1000]
-    };
+    let sizes: &[usize] = if a.smoke { &[10, 30] } else { &[100, 300, 1000] };
     // --quick runs a tenth of the one-credential states and scales up.
     let sample = |n: usize| if a.quick { n.div_ceil(10) } else { n };
     r.line(format!(
@@ -593,11 +550,7 @@ fn fleet_run(a: &Args, r: &mut Report) {
     let lone = local_fleet(n);
     measured(&lone, &["run", "--only", "service-0000"]);
     let rotate = |ws: &support::Ws, id: &str| {
-        median(
-            (0..11)
-                .map(|_| measured(ws, &["rotate", id, "--reason", "bench"]).wall)
-                .collect(),
-        )
+        median((0..11).map(|_| measured(ws, &["rotate", id, "--reason", "bench"]).wall).collect())
     };
     let rotate_big = rotate(&big, "service-0000");
     let rotate_lone = rotate(&lone, "service-0000");
@@ -646,12 +599,7 @@ fn state_size(ws: &support::Ws) -> (u64, u64) {
         .doc
         .shards
         .values()
-        .map(|sha| {
-            size(&format!(
-                ".rotagate/state-credentials/cred-{}.age",
-                &sha[..16]
-            ))
-        })
+        .map(|sha| size(&format!(".rotagate/state-credentials/cred-{}.age", &sha[..16])))
         .sum();
     (size(".rotagate/state.age"), shards)
 }
@@ -687,9 +635,8 @@ fn long_history(a: &Args, r: &mut Report) {
         let (head, shards) = state_size(ws);
         head + shards
     };
-    let segments = std::fs::read_dir(old.path(".rotagate/state-audit"))
-        .map(|d| d.count())
-        .unwrap_or(0);
+    let segments =
+        std::fs::read_dir(old.path(".rotagate/state-audit")).map(|d| d.count()).unwrap_or(0);
     let times = if a.quick { 5 } else { 11 };
     let (fresh_save, old_save) = (save_time(&fresh, times), save_time(&old, times));
     r.line(format!(
@@ -760,11 +707,7 @@ async fn github_fleet(a: &Args, r: &mut Report) {
     r.budget("state commits under 40", commits < 40, format!("{commits}"));
     r.budget("zero limit answers", limited == 0, format!("{limited}"));
     let over = wall.as_secs_f64() / bound.as_secs_f64();
-    r.budget(
-        "within 1.3× of the bound",
-        over <= 1.3,
-        format!("{over:.2}×"),
-    );
+    r.budget("within 1.3× of the bound", over <= 1.3, format!("{over:.2}×"));
 }
 
 /// Runs a future to completion from synchronous code inside the runtime.
@@ -807,14 +750,8 @@ fn machine() -> String {
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let a = args();
-    let command: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|x| x != "--bench")
-        .collect();
-    let mut r = Report {
-        text: String::new(),
-        missed: Vec::new(),
-    };
+    let command: Vec<String> = std::env::args().skip(1).filter(|x| x != "--bench").collect();
+    let mut r = Report { text: String::new(), missed: Vec::new() };
     r.line("# rotagate benchmark results\n");
     r.line(format!(
         "Command: `cargo bench --bench fleet{}{}`  \nMachine: {}  \nWhen: {}",

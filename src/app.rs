@@ -88,9 +88,7 @@ pub async fn prepare(
         ensure_default_branch(&rt).await?;
     }
     // A command acting on named credentials reads only their entries.
-    let scope = acting
-        .filter(|ids| !ids.is_empty())
-        .map(|ids| ids.iter().cloned().collect());
+    let scope = acting.filter(|ids| !ids.is_empty()).map(|ids| ids.iter().cloned().collect());
     let mut vault = open_vault(&config, cli, &rt, max_wait, scope).await?;
     if let Some(path) = &cli.state_copy {
         vault.keep_copy(path.clone())?;
@@ -124,9 +122,8 @@ pub async fn ensure_default_branch(rt: &Runtime) -> Result<(), AppError> {
         Some(b) => b,
         None => match (&rt.providers.github, &wf.repository) {
             (Some(gh), Some(repo)) => {
-                let v: serde_json::Value = gh
-                    .get("GET /repos/{owner}/{repo}", format!("/repos/{repo}"))
-                    .await?;
+                let v: serde_json::Value =
+                    gh.get("GET /repos/{owner}/{repo}", format!("/repos/{repo}")).await?;
                 v["default_branch"].as_str().unwrap_or_default().to_string()
             }
             _ => String::new(),
@@ -189,20 +186,14 @@ pub fn runtime(config: &LoadedConfig, acting: Option<&[String]>) -> Result<Runti
         kubernetes: Default::default(),
         aws: Default::default(),
     };
-    let progress: Arc<dyn Progress> = if ci::masking_enabled() {
-        Arc::new(ci::LogGroups::default())
-    } else {
-        Arc::new(Quiet)
-    };
+    let progress: Arc<dyn Progress> =
+        if ci::masking_enabled() { Arc::new(ci::LogGroups::default()) } else { Arc::new(Quiet) };
     Ok(Runtime {
         clock: Arc::new(SystemClock),
         http: HttpClient::new(RetryPolicy::default())
             .map_err(|e| AppError::Failed(e.to_string()))?,
         env: Arc::new(ProcessEnv),
-        gates: Arc::new(StandardGates {
-            providers: providers.clone(),
-            repo: home,
-        }),
+        gates: Arc::new(StandardGates { providers: providers.clone(), repo: home }),
         providers,
         progress,
     })
@@ -234,15 +225,10 @@ fn vault_from_env() -> Result<Option<crate::hashicorp::VaultClient>, AppError> {
     let mount = |default: &str| var("ROTAGATE_VAULT_AUTH_MOUNT").unwrap_or(default.into());
     let auth = if let Some(token) = process_secret("ROTAGATE_VAULT_TOKEN") {
         VaultAuth::Token(token)
-    } else if let (Some(role_id), Some(secret_id)) = (
-        var("ROTAGATE_VAULT_ROLE_ID"),
-        process_secret("ROTAGATE_VAULT_SECRET_ID"),
-    ) {
-        VaultAuth::AppRole {
-            mount: mount("approle"),
-            role_id,
-            secret_id,
-        }
+    } else if let (Some(role_id), Some(secret_id)) =
+        (var("ROTAGATE_VAULT_ROLE_ID"), process_secret("ROTAGATE_VAULT_SECRET_ID"))
+    {
+        VaultAuth::AppRole { mount: mount("approle"), role_id, secret_id }
     } else if let Some(role) = var("ROTAGATE_VAULT_JWT_ROLE") {
         VaultAuth::Jwt {
             mount: mount("jwt"),
@@ -268,11 +254,7 @@ pub fn github_home(config: &LoadedConfig) -> Option<String> {
         .github
         .as_ref()
         .and_then(|g| g.repo.clone())
-        .or_else(|| {
-            std::env::var("GITHUB_REPOSITORY")
-                .ok()
-                .filter(|r| config::is_repo(r))
-        })
+        .or_else(|| std::env::var("GITHUB_REPOSITORY").ok().filter(|r| config::is_repo(r)))
 }
 
 /// The GitHub client (when credentials are set) and the repository rotagate works in.
@@ -303,15 +285,9 @@ pub async fn notify(config: &LoadedConfig, vault: &Vault, rt: &Runtime) {
         return;
     };
     let findings = inventory::check(config, &vault.doc, rt.clock.now());
-    let credentials: Vec<(String, Option<String>)> = config
-        .resolved()
-        .into_iter()
-        .map(|c| (c.id, c.owner))
-        .collect();
-    if let Err(e) = crate::notify::GithubIssues::new(gh, repo)
-        .sync(&credentials, &findings)
-        .await
-    {
+    let credentials: Vec<(String, Option<String>)> =
+        config.resolved().into_iter().map(|c| (c.id, c.owner)).collect();
+    if let Err(e) = crate::notify::GithubIssues::new(gh, repo).sync(&credentials, &findings).await {
         warn(&format!("owner notifications were not updated: {e}"));
     }
 }
@@ -347,15 +323,8 @@ pub fn open_store(config: &LoadedConfig, rt: &Runtime) -> Result<Box<dyn StateSt
                     "state.store is a file, and a runner's disk does not outlast the job: use github-branch:BRANCH, or set ROTAGATE_ALLOW_EPHEMERAL_STATE=1 if the file is persisted some other way".into(),
                 ));
             }
-            let full = if path.is_absolute() {
-                path.clone()
-            } else {
-                config.dir.join(&path)
-            };
-            Ok(Box::new(FileStore::new(
-                full,
-                config.config.state.store.clone(),
-            )))
+            let full = if path.is_absolute() { path.clone() } else { config.dir.join(&path) };
+            Ok(Box::new(FileStore::new(full, config.config.state.store.clone())))
         }
         StoreSpec::GithubBranch(branch) => {
             let gh = rt.providers.github.clone().ok_or_else(|| {
@@ -387,15 +356,8 @@ async fn open_vault(
         .lease
         .map_or(Duration::from_secs(1800), |d| d.0)
         .max(max_wait + Duration::from_secs(600));
-    Ok(state::Vault::open_scoped(
-        store,
-        identity,
-        recipients,
-        RunIdentity::current(),
-        lease,
-        scope,
-    )
-    .await?)
+    Ok(state::Vault::open_scoped(store, identity, recipients, RunIdentity::current(), lease, scope)
+        .await?)
 }
 
 /// Per credential of `report`: its stage, when it is next due, and (waiting at a gate)
@@ -423,9 +385,7 @@ fn summary_context(
                         _ => &cred.retire,
                     };
                     let view = crate::step::View {
-                        new: entry
-                            .and_then(|e| e.rotation.as_ref())
-                            .and_then(|r| r.new.as_ref()),
+                        new: entry.and_then(|e| e.rotation.as_ref()).and_then(|r| r.new.as_ref()),
                         old: entry.and_then(|e| e.current.as_ref()),
                         env: &env,
                     };
@@ -491,11 +451,7 @@ fn report_exit(report: &RunReport, json: bool) -> u8 {
     } else {
         print_stdout(&lines);
     }
-    if report.failed() {
-        EXIT_FAILED
-    } else {
-        EXIT_OK
-    }
+    if report.failed() { EXIT_FAILED } else { EXIT_OK }
 }
 
 pub fn print_json<T: serde::Serialize>(value: &T) {

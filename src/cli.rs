@@ -19,12 +19,7 @@ use crate::config::Dur;
 )]
 pub struct Cli {
     /// The config file.
-    #[arg(
-        long,
-        global = true,
-        env = "ROTAGATE_CONFIG",
-        default_value = "rotagate.yaml"
-    )]
+    #[arg(long, global = true, env = "ROTAGATE_CONFIG", default_value = "rotagate.yaml")]
     pub config: PathBuf,
 
     /// The state identity (AGE-SECRET-KEY-1...) as a file; ROTAGATE_AGE_IDENTITY holds

@@ -33,9 +33,7 @@ pub struct ManualClock {
 
 impl ManualClock {
     pub fn new(start: OffsetDateTime) -> Self {
-        ManualClock {
-            now: Mutex::new(start),
-        }
+        ManualClock { now: Mutex::new(start) }
     }
 
     pub fn advance(&self, by: Duration) {
@@ -58,10 +56,6 @@ impl Clock for ManualClock {
 
 /// RFC 3339, second precision: how rotagate shows instants to people.
 pub fn show(at: OffsetDateTime) -> String {
-    let at = at
-        .to_offset(time::UtcOffset::UTC)
-        .replace_nanosecond(0)
-        .unwrap_or(at);
-    at.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| at.to_string())
+    let at = at.to_offset(time::UtcOffset::UTC).replace_nanosecond(0).unwrap_or(at);
+    at.format(&time::format_description::well_known::Rfc3339).unwrap_or_else(|_| at.to_string())
 }

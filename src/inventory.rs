@@ -65,11 +65,7 @@ pub fn status(config: &LoadedConfig, doc: &StateDoc, now: OffsetDateTime) -> Vec
                     .flat_map(|r| r.gates.iter())
                     .filter(|(_, g)| g.status != "open")
                     .map(|(name, g)| {
-                        let link = g
-                            .link
-                            .as_deref()
-                            .map(|l| format!(" ({l})"))
-                            .unwrap_or_default();
+                        let link = g.link.as_deref().map(|l| format!(" ({l})")).unwrap_or_default();
                         format!("{name}: {}: {}{link}", g.status, g.detail)
                     })
                     .collect(),
@@ -205,10 +201,8 @@ pub fn check(config: &LoadedConfig, doc: &StateDoc, now: OffsetDateTime) -> Vec<
                 ),
             );
         } else if s.is_due(now) && rotation.is_none() {
-            let hard = s
-                .expires_at
-                .map(|e| format!(" (hard expiry {})", show(e)))
-                .unwrap_or_default();
+            let hard =
+                s.expires_at.map(|e| format!(" (hard expiry {})", show(e))).unwrap_or_default();
             add(
                 Severity::Error,
                 "due",
@@ -261,11 +255,7 @@ pub fn check(config: &LoadedConfig, doc: &StateDoc, now: OffsetDateTime) -> Vec<
                 .unwrap_or(DEFAULT_GATE_TIMEOUT);
             for (name, g) in r.gates.iter().filter(|(_, g)| g.status == "waiting") {
                 if now - g.since.0 > timeout.signed() {
-                    let link = g
-                        .link
-                        .as_deref()
-                        .map(|l| format!(" ({l})"))
-                        .unwrap_or_default();
+                    let link = g.link.as_deref().map(|l| format!(" ({l})")).unwrap_or_default();
                     add(
                         Severity::Error,
                         "gate-timeout",
@@ -287,10 +277,7 @@ pub fn check(config: &LoadedConfig, doc: &StateDoc, now: OffsetDateTime) -> Vec<
                 add(
                     Severity::Error,
                     "failing",
-                    format!(
-                        "rotation {} at {}: {} failed: {}",
-                        r.id, r.stage, e.step, e.message
-                    ),
+                    format!("rotation {} at {}: {} failed: {}", r.id, r.stage, e.step, e.message),
                 );
             }
         }
@@ -310,10 +297,7 @@ pub struct AuditLine {
 
 /// The whole log: the archived events, then each credential's live tail, by time.
 pub fn audit(doc: &StateDoc, archived: &[ArchivedEvent], only: Option<&str>) -> Vec<AuditLine> {
-    let live = doc
-        .credentials
-        .iter()
-        .flat_map(|(id, e)| e.audit.iter().map(move |a| (id, a)));
+    let live = doc.credentials.iter().flat_map(|(id, e)| e.audit.iter().map(move |a| (id, a)));
     let archived = archived.iter().map(|a| (&a.credential, &a.event));
     let mut lines: Vec<AuditLine> = archived
         .chain(live)

@@ -22,10 +22,7 @@ fn main() -> ExitCode {
     };
     rotagate::app::mask_startup(&cli);
     rotagate::logging::init(cli.verbose);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

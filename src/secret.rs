@@ -142,10 +142,7 @@ impl Registry {
 
 fn registry() -> std::sync::MutexGuard<'static, Registry> {
     static REGISTRY: OnceLock<Mutex<Registry>> = OnceLock::new();
-    REGISTRY
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
+    REGISTRY.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Announces `value` to the CI masker and the redactor.
@@ -161,8 +158,7 @@ pub(crate) fn register(value: &str) {
     }
     // The value's lines and their base64 and JSON-escaped forms: what the runner is told
     // to hide is what the redactor removes.
-    r.forms
-        .extend(crate::ci::mask_lines(value).into_iter().map(Zeroizing::new));
+    r.forms.extend(crate::ci::mask_lines(value).into_iter().map(Zeroizing::new));
 }
 
 /// `text` with every secret this process has held replaced by `<redacted>`: every
@@ -288,9 +284,8 @@ mod tests {
 
     #[test]
     fn secrets_made_after_the_automaton_was_built_are_redacted_too() {
-        let early: Vec<Secret> = (0..100)
-            .map(|i| Secret::new(format!("early-secret-value-{i:04}")))
-            .collect();
+        let early: Vec<Secret> =
+            (0..100).map(|i| Secret::new(format!("early-secret-value-{i:04}"))).collect();
         assert!(!redact("x early-secret-value-0042 y").contains("0042"));
         let late = Secret::new("late-secret-value-after-build");
         let out = redact(&format!("{} and {}", early[7].expose(), late.expose()));

@@ -64,22 +64,11 @@ impl AwsParameter {
 
     /// The parameter's value and version; None when it does not exist.
     async fn read(&self, client: &aws_sdk_ssm::Client) -> Result<Option<(Secret, i64)>, StepError> {
-        match client
-            .get_parameter()
-            .name(&self.spec.name)
-            .with_decryption(true)
-            .send()
-            .await
-        {
+        match client.get_parameter().name(&self.spec.name).with_decryption(true).send().await {
             Ok(out) => Ok(out
                 .parameter()
                 .map(|p| (Secret::new(p.value().unwrap_or_default()), p.version()))),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_parameter_not_found()) =>
-            {
-                Ok(None)
-            }
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_parameter_not_found()) => Ok(None),
             Err(e) => Err(self.failed("GetParameter", &e).into()),
         }
     }
@@ -101,10 +90,7 @@ impl AwsParameter {
         if let Some(kms) = &self.spec.kms_key_id {
             put = put.key_id(kms);
         }
-        let out = put
-            .send()
-            .await
-            .map_err(|e| self.failed("PutParameter", &e))?;
+        let out = put.send().await.map_err(|e| self.failed("PutParameter", &e))?;
         Ok(json!({ "version": out.version() }))
     }
 }
@@ -112,11 +98,7 @@ impl AwsParameter {
 #[async_trait]
 impl Action for AwsParameter {
     fn describe(&self) -> String {
-        format!(
-            "aws-parameter {} ({})",
-            self.spec.name,
-            self.spec.values().shown()
-        )
+        format!("aws-parameter {} ({})", self.spec.name, self.spec.values().shown())
     }
 
     fn writes_values(&self) -> bool {
@@ -126,10 +108,7 @@ impl Action for AwsParameter {
     /// The value before a first write, journaled inside the encrypted state.
     async fn capture(&self, _view: &View<'_>, _cx: &StepContext<'_>) -> Captured {
         let client = self.aws.ssm(self.spec.region.as_deref()).await;
-        let before = self
-            .read(&client)
-            .await?
-            .map(|(v, _)| v.expose().to_string());
+        let before = self.read(&client).await?.map(|(v, _)| v.expose().to_string());
         Ok(Some(json!({ "aws-parameter": { "value": before } })))
     }
 
@@ -167,9 +146,6 @@ impl ActionKind for AwsParameter {
     }
 
     fn build(a: &AwsParameterAction, providers: &Providers) -> Built {
-        Ok(Some(Box::new(AwsParameter {
-            spec: a.clone(),
-            aws: providers.aws.clone(),
-        })))
+        Ok(Some(Box::new(AwsParameter { spec: a.clone(), aws: providers.aws.clone() })))
     }
 }

@@ -103,21 +103,13 @@ impl AwsSecret {
     }
 
     async fn versions(&self, client: &Client) -> Result<Versions, StepError> {
-        match client
-            .describe_secret()
-            .secret_id(&self.spec.secret)
-            .send()
-            .await
-        {
+        match client.describe_secret().secret_id(&self.spec.secret).send().await {
             Ok(d) => Ok(Some(
                 d.version_ids_to_stages()
                     .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
                     .unwrap_or_default(),
             )),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
-            {
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => {
                 Ok(None)
             }
             Err(e) => Err(self.failed("DescribeSecret", &e).into()),
@@ -144,10 +136,7 @@ impl AwsSecret {
             if let Some(kms) = &self.spec.kms_key_id {
                 create = create.kms_key_id(kms);
             }
-            create
-                .send()
-                .await
-                .map_err(|e| self.failed("CreateSecret", &e))?;
+            create.send().await.map_err(|e| self.failed("CreateSecret", &e))?;
             return Ok(json!({ "created": id, "label": CURRENT }));
         };
         let holder = Self::holder(&versions, label);
@@ -165,8 +154,7 @@ impl AwsSecret {
                 .await
                 .map_err(|e| self.failed("PutSecretValue", &e))?;
         } else {
-            self.move_label(&client, label, id, holder.as_deref())
-                .await?;
+            self.move_label(&client, label, id, holder.as_deref()).await?;
         }
         Ok(json!({ "version": id, "label": label }))
     }
@@ -194,10 +182,7 @@ impl AwsSecret {
     /// Takes `label` off version `id` if it carries it.
     async fn unlabel(&self, client: &Client, id: &str, label: &str) -> Result<bool, StepError> {
         let versions = self.versions(client).await?.unwrap_or_default();
-        if !versions
-            .get(id)
-            .is_some_and(|l| l.iter().any(|x| x == label))
-        {
+        if !versions.get(id).is_some_and(|l| l.iter().any(|x| x == label)) {
             return Ok(false);
         }
         client
@@ -213,9 +198,7 @@ impl AwsSecret {
 }
 
 fn material_id(view: &View, cx: &StepContext) -> Result<String, StepError> {
-    let new = view
-        .new
-        .ok_or_else(|| StepError::Failed("there is no material to write".into()))?;
+    let new = view.new.ok_or_else(|| StepError::Failed("there is no material to write".into()))?;
     Ok(version_id(cx.credential, &new.fingerprint))
 }
 
@@ -233,10 +216,7 @@ impl Action for AwsSecret {
     /// material to move the label back to.
     async fn capture(&self, _view: &View<'_>, _cx: &StepContext<'_>) -> Captured {
         let client = self.client().await;
-        let current = self
-            .versions(&client)
-            .await?
-            .and_then(|v| Self::holder(&v, CURRENT));
+        let current = self.versions(&client).await?.and_then(|v| Self::holder(&v, CURRENT));
         Ok(Some(json!({ "aws-secret": { "current": current } })))
     }
 
@@ -275,8 +255,7 @@ impl Action for AwsSecret {
                 if holder.as_deref() == Some(before) {
                     return Ok(json!({ "version": before, "unchanged": true }));
                 }
-                self.move_label(&client, CURRENT, before, holder.as_deref())
-                    .await?;
+                self.move_label(&client, CURRENT, before, holder.as_deref()).await?;
                 Ok(json!({ "version": before, "label": CURRENT }))
             }
             other => Err(other.refused("aws-secret")),
@@ -303,10 +282,7 @@ impl ActionKind for AwsSecret {
     }
 
     fn build(a: &AwsSecretAction, providers: &Providers) -> Built {
-        Ok(Some(Box::new(AwsSecret {
-            spec: a.clone(),
-            aws: providers.aws.clone(),
-        })))
+        Ok(Some(Box::new(AwsSecret { spec: a.clone(), aws: providers.aws.clone() })))
     }
 }
 
@@ -321,9 +297,7 @@ pub(super) fn check_name(
 ) {
     let ok = !name.is_empty()
         && name.len() <= 2048
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || also.contains(c));
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || also.contains(c));
     if !ok {
         v.err(path, format!("`{name}` is not {what}"), Some(hint.into()));
     }
@@ -333,9 +307,7 @@ pub(super) fn check_name(
 pub(super) fn check_region(v: &mut Validator, path: &str, region: Option<&str>) {
     if let Some(r) = region
         && (r.is_empty()
-            || !r
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'))
+            || !r.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'))
     {
         v.err(
             &format!("{path}.region"),

@@ -58,11 +58,7 @@ impl Action for CommandStep {
         if out.success() {
             Ok(json!({ "exit": 0 }))
         } else {
-            Err(StepError::Failed(format!(
-                "{} {}",
-                self.spec.run,
-                out.describe_failure()
-            )))
+            Err(StepError::Failed(format!("{} {}", self.spec.run, out.describe_failure())))
         }
     }
 }

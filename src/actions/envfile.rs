@@ -11,11 +11,7 @@ use zeroize::Zeroizing;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Line {
-    Entry {
-        export: bool,
-        key: String,
-        raw_value: String,
-    },
+    Entry { export: bool, key: String, raw_value: String },
     Other(String),
 }
 
@@ -50,23 +46,14 @@ impl EnvFile {
                     i += 1;
                 }
             }
-            lines.push(Line::Entry {
-                export,
-                key: key.to_string(),
-                raw_value,
-            });
+            lines.push(Line::Entry { export, key: key.to_string(), raw_value });
         }
-        EnvFile {
-            lines,
-            trailing_newline: trailing_newline || text.is_empty(),
-        }
+        EnvFile { lines, trailing_newline: trailing_newline || text.is_empty() }
     }
 
     pub fn get(&self, key: &str) -> Option<Zeroizing<String>> {
         self.lines.iter().find_map(|l| match l {
-            Line::Entry {
-                key: k, raw_value, ..
-            } if k == key => Some(parse_env_value(raw_value)),
+            Line::Entry { key: k, raw_value, .. } if k == key => Some(parse_env_value(raw_value)),
             _ => None,
         })
     }
@@ -76,9 +63,7 @@ impl EnvFile {
         let formatted = format_env_value(value);
         let mut seen = false;
         self.lines.retain_mut(|l| match l {
-            Line::Entry {
-                key: k, raw_value, ..
-            } if k == key => {
+            Line::Entry { key: k, raw_value, .. } if k == key => {
                 if seen {
                     return false;
                 }
@@ -99,8 +84,7 @@ impl EnvFile {
 
     pub fn remove(&mut self, key: &str) -> bool {
         let before = self.lines.len();
-        self.lines
-            .retain(|l| !matches!(l, Line::Entry { key: k, .. } if k == key));
+        self.lines.retain(|l| !matches!(l, Line::Entry { key: k, .. } if k == key));
         before != self.lines.len()
     }
 
@@ -111,11 +95,7 @@ impl EnvFile {
                 out.push('\n');
             }
             match line {
-                Line::Entry {
-                    export,
-                    key,
-                    raw_value,
-                } => {
+                Line::Entry { export, key, raw_value } => {
                     if *export {
                         out.push_str("export ");
                     }
@@ -153,10 +133,8 @@ fn split_entry(line: &str) -> Option<(bool, &str, &str)> {
     };
     let (key, value) = body.split_once('=')?;
     let key = key.trim();
-    let valid = !key.is_empty()
-        && key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    let valid =
+        !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
     valid.then(|| (export, key, value.trim_start()))
 }
 
@@ -178,9 +156,7 @@ fn closes(raw: &str, quote: char) -> bool {
 
 fn format_env_value(value: &str) -> String {
     let plain = !value.is_empty()
-        && value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_./:+=@,%^-".contains(c));
+        && value.chars().all(|c| c.is_ascii_alphanumeric() || "_./:+=@,%^-".contains(c));
     if plain {
         return value.to_string();
     }
@@ -206,10 +182,7 @@ fn format_env_value(value: &str) -> String {
 /// The value a dotenv reader sees for `raw` (the text after `KEY=`).
 pub fn parse_env_value(raw: &str) -> Zeroizing<String> {
     let raw = raw.trim_end_matches('\r');
-    if let Some(inner) = raw
-        .strip_prefix('\'')
-        .and_then(|r| r.rfind('\'').map(|i| &r[..i]))
-    {
+    if let Some(inner) = raw.strip_prefix('\'').and_then(|r| r.rfind('\'').map(|i| &r[..i])) {
         return Zeroizing::new(inner.to_string());
     }
     if let Some(body) = raw.strip_prefix('"') {
@@ -272,10 +245,7 @@ mod tests {
         f.set("KEY", pem);
         f.set("Q", "it's");
         let text = f.render();
-        assert!(
-            !text.contains("MIIE\"abc\\def\n"),
-            "newlines must be escaped on one line"
-        );
+        assert!(!text.contains("MIIE\"abc\\def\n"), "newlines must be escaped on one line");
         let again = EnvFile::parse(&text);
         assert_eq!(again.get("KEY").unwrap().as_str(), pem);
         assert_eq!(again.get("Q").unwrap().as_str(), "it's");

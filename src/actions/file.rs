@@ -134,10 +134,7 @@ impl Action for FileTarget {
                 let mut file = self.read(cx)?;
                 let mut removed = Vec::new();
                 for (k, v) in self.rendered(view)? {
-                    if file
-                        .get(&k)
-                        .is_some_and(|current| current.as_str() == v.expose())
-                    {
+                    if file.get(&k).is_some_and(|current| current.as_str() == v.expose()) {
                         file.remove(&k);
                         removed.push(k);
                     }
@@ -215,11 +212,7 @@ impl ActionKind for FileTarget {
                 template(v, scope, &kp, k, Slot::SetKey);
                 template(v, scope, &kp, val, Slot::SetValue);
                 if k.vars().is_ok_and(|vars| vars.is_empty()) && !valid_env_key(k.raw()) {
-                    v.err_key(
-                        &kp,
-                        format!("`{}` is not a valid env file key", k.raw()),
-                        None,
-                    );
+                    v.err_key(&kp, format!("`{}` is not a valid env file key", k.raw()), None);
                 }
             }
         }
@@ -229,11 +222,7 @@ impl ActionKind for FileTarget {
         if let Some(mode) = f.mode
             && mode > 0o777
         {
-            v.err(
-                &format!("{p}.mode"),
-                "mode is a permission such as 0o600 (384)",
-                None,
-            );
+            v.err(&format!("{p}.mode"), "mode is a permission such as 0o600 (384)", None);
         }
     }
 

@@ -133,10 +133,8 @@ impl GithubSecret {
                     }
                     Scope::Org(_) => "GET /orgs/{org}/actions/secrets/public-key",
                 };
-                let v: Value = self
-                    .gh
-                    .get(endpoint, format!("{}/public-key", scope.base("secrets")))
-                    .await?;
+                let v: Value =
+                    self.gh.get(endpoint, format!("{}/public-key", scope.base("secrets"))).await?;
                 self.gh.remember(&cache, v.clone());
                 v
             }
@@ -176,11 +174,7 @@ impl GithubSecret {
         let reply = self
             .gh
             .expect(
-                &Call::write(
-                    endpoint,
-                    format!("{}/{name}", scope.base("secrets")),
-                    Some(&body),
-                ),
+                &Call::write(endpoint, format!("{}/{name}", scope.base("secrets")), Some(&body)),
                 &[],
             )
             .await?;
@@ -200,20 +194,14 @@ impl GithubSecret {
             None => Value::Null,
         };
         // One public-key request per scope, then every write.
-        for result in self
-            .gh
-            .concurrently(scopes.clone(), |s| async move { self.public_key(&s).await })
-            .await
+        for result in
+            self.gh.concurrently(scopes.clone(), |s| async move { self.public_key(&s).await }).await
         {
             result?;
         }
         let jobs: Vec<(Scope, String, Secret)> = scopes
             .iter()
-            .flat_map(|s| {
-                values
-                    .iter()
-                    .map(move |(k, v)| (s.clone(), k.clone(), v.clone()))
-            })
+            .flat_map(|s| values.iter().map(move |(k, v)| (s.clone(), k.clone(), v.clone())))
             .collect();
         let results = self
             .gh
@@ -304,10 +292,7 @@ macro_rules! github_values_kind {
                 a: &Self::Spec,
                 providers: &$crate::step::Providers,
             ) -> $crate::actions::Built {
-                Ok(Some(Box::new($kind::new(
-                    a.clone(),
-                    providers.github($name)?,
-                ))))
+                Ok(Some(Box::new($kind::new(a.clone(), providers.github($name)?))))
             }
 
             fn github_need(a: &Self::Spec) -> Option<(&'static str, Option<String>)> {
@@ -341,20 +326,13 @@ pub(super) fn check_values(
         v.err(path, "name exactly one of `repo`, `repos` or `org`", None);
     }
     for (i, r) in a.repo.iter().chain(a.repos.iter()).enumerate() {
-        let p = if a.repo.is_some() {
-            format!("{path}.repo")
-        } else {
-            format!("{path}.repos[{i}]")
-        };
+        let p =
+            if a.repo.is_some() { format!("{path}.repo") } else { format!("{path}.repos[{i}]") };
         repo(v, &p, r);
     }
     if let Some(org) = &a.org {
         if org.is_empty() || org.contains('/') {
-            v.err(
-                &format!("{path}.org"),
-                format!("`{org}` is not an organisation"),
-                None,
-            );
+            v.err(&format!("{path}.org"), format!("`{org}` is not an organisation"), None);
         }
         if a.environment.is_some() {
             v.err(
@@ -377,21 +355,14 @@ pub(super) fn check_values(
             _ => {}
         }
     } else if a.visibility.is_some() || !a.repositories.is_empty() {
-        v.err(
-            path,
-            "`visibility` and `repositories` are for organisation values",
-            None,
-        );
+        v.err(path, "`visibility` and `repositories` are for organisation values", None);
     }
     if a.set.is_empty() {
         v.err(&format!("{path}.set"), "`set` names nothing", None);
     }
     for (name, value) in &a.set {
         let p = format!("{path}.set.{name}");
-        let valid = name
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
             && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !valid || name.to_ascii_uppercase().starts_with("GITHUB_") {
             v.err_key(
@@ -400,12 +371,6 @@ pub(super) fn check_values(
                 Some("letters, digits and `_`, not starting with a digit or GITHUB_".into()),
             );
         }
-        template(
-            v,
-            scope,
-            &p,
-            value,
-            if secret { Slot::SetValue } else { Slot::Public },
-        );
+        template(v, scope, &p, value, if secret { Slot::SetValue } else { Slot::Public });
     }
 }

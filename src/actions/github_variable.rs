@@ -49,14 +49,8 @@ impl GithubVariable {
 
     /// Every variable of the scope, by name.
     async fn existing(&self, scope: &Scope) -> Result<BTreeMap<String, String>, GithubError> {
-        let listed = self
-            .gh
-            .list(
-                endpoints(scope)[0],
-                &scope.base("variables"),
-                Some("variables"),
-            )
-            .await?;
+        let listed =
+            self.gh.list(endpoints(scope)[0], &scope.base("variables"), Some("variables")).await?;
         Ok(listed
             .iter()
             .filter_map(|var| {
@@ -75,10 +69,7 @@ impl GithubVariable {
         path: String,
         body: Option<&Value>,
     ) -> Result<(), GithubError> {
-        self.gh
-            .expect(&Call::write(endpoint, path, body), &[])
-            .await
-            .map(|_| ())
+        self.gh.expect(&Call::write(endpoint, path, body), &[]).await.map(|_| ())
     }
 
     /// Applies, per scope, `name → Some(value) | None (delete)`.
@@ -182,10 +173,7 @@ impl Action for GithubVariable {
                 for (name, t) in &self.spec.set {
                     changes.insert(name.clone(), Some(t.render(view)?.expose().to_string()));
                 }
-                let plan = scopes(&self.spec)
-                    .into_iter()
-                    .map(|s| (s, changes.clone()))
-                    .collect();
+                let plan = scopes(&self.spec).into_iter().map(|s| (s, changes.clone())).collect();
                 self.apply(plan).await
             }
             Op::Restore(before) => {
@@ -196,9 +184,7 @@ impl Action for GithubVariable {
                 let plan = scopes(&self.spec)
                     .into_iter()
                     .map(|scope| {
-                        let values = recorded
-                            .get(&format!("{scope:?}"))
-                            .and_then(Value::as_object);
+                        let values = recorded.get(&format!("{scope:?}")).and_then(Value::as_object);
                         let changes = self
                             .spec
                             .set

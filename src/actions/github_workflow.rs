@@ -76,10 +76,7 @@ impl Action for Dispatch {
             .expect(
                 &Call::create(
                     "POST /repos/{owner}/{repo}/actions/workflows/{workflow_id}/dispatches",
-                    format!(
-                        "/repos/{repo}/actions/workflows/{}/dispatches",
-                        encode(workflow)
-                    ),
+                    format!("/repos/{repo}/actions/workflows/{}/dispatches", encode(workflow)),
                     &body,
                 ),
                 &[],
@@ -108,11 +105,7 @@ impl ActionKind for Dispatch {
         let p = format!("{path}.github-workflow");
         repo(v, &format!("{p}.repo"), &w.repo);
         if w.workflow.trim().is_empty() {
-            v.err(
-                &format!("{p}.workflow"),
-                "name the workflow file (deploy.yml) or its id",
-                None,
-            );
+            v.err(&format!("{p}.workflow"), "name the workflow file (deploy.yml) or its id", None);
         }
         for (k, t) in &w.inputs {
             template(v, scope, &format!("{p}.inputs.{k}"), t, Slot::Public);

@@ -22,11 +22,7 @@ impl HttpStep {
 #[async_trait]
 impl Action for HttpStep {
     fn describe(&self) -> String {
-        format!(
-            "http {} {}",
-            method_name(self.spec.method),
-            self.spec.url.raw()
-        )
+        format!("http {} {}", method_name(self.spec.method), self.spec.url.raw())
     }
 
     async fn execute(&self, op: Op<'_>, cx: &StepContext<'_>) -> Result<Value, StepError> {

@@ -66,10 +66,7 @@ pub fn read_jwks(path: &Path) -> Result<Value, StepError> {
     match std::fs::read_to_string(path) {
         Ok(text) => parse(&text, &path.display().to_string()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(json!({ "keys": [] })),
-        Err(e) => Err(StepError::Failed(format!(
-            "cannot read {}: {e}",
-            path.display()
-        ))),
+        Err(e) => Err(StepError::Failed(format!("cannot read {}: {e}", path.display()))),
     }
 }
 
@@ -165,15 +162,10 @@ impl JwksFile {
                 (json!({ "keys": [] }), None)
             } else {
                 let v: Value = reply.json()?;
-                let b64: String = v["content"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .split_whitespace()
-                    .collect();
+                let b64: String =
+                    v["content"].as_str().unwrap_or_default().split_whitespace().collect();
                 let bytes = STANDARD.decode(b64).map_err(|_| {
-                    StepError::Failed(format!(
-                        "{shown}: the contents API sent undecodable content"
-                    ))
+                    StepError::Failed(format!("{shown}: the contents API sent undecodable content"))
                 })?;
                 let text = String::from_utf8(bytes)
                     .map_err(|_| StepError::Failed(format!("{shown} is not UTF-8")))?;
@@ -236,13 +228,10 @@ impl Action for JwksFile {
     async fn execute(&self, op: Op<'_>, cx: &StepContext<'_>) -> Result<Value, StepError> {
         match op {
             Op::Publish(view) => {
-                let material = view
-                    .new
-                    .ok_or_else(|| StepError::Failed("no material to publish".into()))?;
-                let message = format!(
-                    "rotagate: publish kid {} of {}",
-                    material.kid, cx.credential
-                );
+                let material =
+                    view.new.ok_or_else(|| StepError::Failed("no material to publish".into()))?;
+                let message =
+                    format!("rotagate: publish kid {} of {}", material.kid, cx.credential);
                 let added = self.edit(cx, Edit::Add(material), message).await?;
                 Ok(json!({ "added": added }))
             }
@@ -291,8 +280,6 @@ impl ActionKind for JwksFile {
     }
 
     fn github_need(j: &JwksFileAction) -> Option<(&'static str, Option<String>)> {
-        j.repo
-            .is_some()
-            .then(|| ("jwks-file in a repository", j.repo.clone()))
+        j.repo.is_some().then(|| ("jwks-file in a repository", j.repo.clone()))
     }
 }

@@ -69,10 +69,8 @@ impl KubernetesSecret {
         for deployment in &self.spec.restart {
             self.kube.restart_deployment(ns, deployment, &at).await?;
         }
-        Ok(
-            json!({ "resourceVersion": version, "written": set.len(), "removed": remove.len(),
-                   "restarted": self.spec.restart }),
-        )
+        Ok(json!({ "resourceVersion": version, "written": set.len(), "removed": remove.len(),
+                   "restarted": self.spec.restart }))
     }
 }
 
@@ -111,11 +109,7 @@ impl Action for KubernetesSecret {
             }
         }
         for deployment in &self.spec.restart {
-            if !self
-                .kube
-                .allowed(ns, "apps", "deployments", "patch", Some(deployment))
-                .await?
-            {
+            if !self.kube.allowed(ns, "apps", "deployments", "patch", Some(deployment)).await? {
                 missing.push(
                     "{ apiGroups: [\"apps\"], resources: [\"deployments\"], verbs: [\"patch\"] }"
                         .to_string(),
@@ -136,10 +130,7 @@ impl Action for KubernetesSecret {
     /// For each key this step sets, its value before (or that it was absent),
     /// journaled inside the encrypted state for a rollback to put back.
     async fn capture(&self, _view: &View<'_>, _cx: &StepContext<'_>) -> Captured {
-        let current = self
-            .kube
-            .read_secret(&self.spec.namespace, &self.spec.name)
-            .await?;
+        let current = self.kube.read_secret(&self.spec.namespace, &self.spec.name).await?;
         let keys: BTreeMap<&String, Value> = self
             .spec
             .set
@@ -205,12 +196,8 @@ impl ActionKind for KubernetesSecret {
                 Some("lower-case letters, digits and `-`, at most 63".into()),
             );
         }
-        let names = std::iter::once((format!("{path}.name"), &a.name)).chain(
-            a.restart
-                .iter()
-                .enumerate()
-                .map(|(i, d)| (format!("{path}.restart[{i}]"), d)),
-        );
+        let names = std::iter::once((format!("{path}.name"), &a.name))
+            .chain(a.restart.iter().enumerate().map(|(i, d)| (format!("{path}.restart[{i}]"), d)));
         for (p, name) in names {
             if !is_dns_name(name, 253, true) {
                 v.err(
@@ -231,9 +218,6 @@ impl ActionKind for KubernetesSecret {
     }
 
     fn build(a: &KubernetesSecretAction, providers: &Providers) -> Built {
-        Ok(Some(Box::new(KubernetesSecret {
-            spec: a.clone(),
-            kube: providers.kubernetes()?,
-        })))
+        Ok(Some(Box::new(KubernetesSecret { spec: a.clone(), kube: providers.kubernetes()? })))
     }
 }

@@ -225,10 +225,7 @@ pub(crate) fn write_atomically(path: &Path, content: &[u8], mode: u32) -> Result
     let fail = |what: &str, e: &dyn std::fmt::Display| {
         StepError::Failed(format!("{what} {}: {e}", path.display()))
     };
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| fail("cannot create the directory of", &e))?;
     let permissions = match std::fs::metadata(path) {
         Ok(m) => m.permissions(),
@@ -242,8 +239,7 @@ pub(crate) fn write_atomically(path: &Path, content: &[u8], mode: u32) -> Result
     tmp.write_all(content)
         .and_then(|()| tmp.as_file().sync_all())
         .map_err(|e| fail("cannot write", &e))?;
-    tmp.persist(path)
-        .map_err(|e| fail("cannot replace", &e.error))?;
+    tmp.persist(path).map_err(|e| fail("cannot replace", &e.error))?;
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();
     }
@@ -258,7 +254,5 @@ fn permissions_from_mode(mode: u32) -> std::fs::Permissions {
 
 #[cfg(not(unix))]
 fn permissions_from_mode(_mode: u32) -> std::fs::Permissions {
-    std::fs::metadata(".")
-        .map(|m| m.permissions())
-        .expect("current directory is readable")
+    std::fs::metadata(".").map(|m| m.permissions()).expect("current directory is readable")
 }

@@ -35,11 +35,7 @@ pub struct Postgres {
 impl Postgres {
     pub fn new(spec: PostgresAction) -> Self {
         let (role, password) = role_and_password(spec.role.as_ref(), spec.password.as_ref());
-        Postgres {
-            spec,
-            role,
-            password,
-        }
+        Postgres { spec, role, password }
     }
 
     fn shown(&self) -> String {
@@ -64,11 +60,7 @@ impl Postgres {
 #[async_trait]
 impl Action for Postgres {
     fn describe(&self) -> String {
-        format!(
-            "postgres role {} at {}",
-            self.role.raw(),
-            self.spec.url.raw()
-        )
+        format!("postgres role {} at {}", self.role.raw(), self.spec.url.raw())
     }
 
     fn writes_values(&self) -> bool {

@@ -97,11 +97,7 @@ impl Action for VaultKv {
         Err(StepError::Failed(format!(
             "the Vault token cannot {} `{path}` (it holds: {}): add to its policy path \"{path}\" {{ capabilities = [\"create\", \"read\", \"update\"] }}",
             missing.join(", "),
-            if caps.is_empty() {
-                "nothing".to_string()
-            } else {
-                caps.join(", ")
-            }
+            if caps.is_empty() { "nothing".to_string() } else { caps.join(", ") }
         )))
     }
 
@@ -122,9 +118,7 @@ impl Action for VaultKv {
                 (k, recorded)
             })
             .collect();
-        Ok(Some(
-            json!({ "vault-kv": { "version": current.version, "keys": keys } }),
-        ))
+        Ok(Some(json!({ "vault-kv": { "version": current.version, "keys": keys } })))
     }
 
     async fn execute(&self, op: Op<'_>, _cx: &StepContext<'_>) -> Result<Value, StepError> {
@@ -171,9 +165,7 @@ impl ActionKind for VaultKv {
     fn check(a: &VaultKvAction, v: &mut Validator, scope: &Scope, path: &str, _: Role) {
         let path = format!("{path}.vault-kv");
         for (field, value) in [("mount", &a.mount), ("path", &a.path)] {
-            let segments_ok = value
-                .split('/')
-                .all(|s| !s.is_empty() && s != "." && s != "..");
+            let segments_ok = value.split('/').all(|s| !s.is_empty() && s != "." && s != "..");
             if value.contains("{{") {
                 v.err(
                     &format!("{path}.{field}"),
@@ -206,9 +198,6 @@ impl ActionKind for VaultKv {
     }
 
     fn build(a: &VaultKvAction, providers: &Providers) -> Built {
-        Ok(Some(Box::new(VaultKv {
-            spec: a.clone(),
-            vault: providers.vault()?,
-        })))
+        Ok(Some(Box::new(VaultKv { spec: a.clone(), vault: providers.vault()? })))
     }
 }

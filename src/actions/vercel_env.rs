@@ -86,25 +86,17 @@ impl VercelEnv {
     }
 
     fn project(&self) -> Project<'_> {
-        Project {
-            project: &self.spec.project,
-            team: self.spec.team.as_deref(),
-        }
+        Project { project: &self.spec.project, team: self.spec.team.as_deref() }
     }
 
     fn targets(&self) -> Vec<&'static str> {
-        self.spec
-            .target
-            .iter()
-            .map(|t| VercelTarget::name(*t))
-            .collect()
+        self.spec.target.iter().map(|t| VercelTarget::name(*t)).collect()
     }
 
     /// The variable Vercel's upsert would replace: same key, a target in common.
     fn matching<'v>(&self, vars: &'v [EnvVar], key: &str) -> Option<&'v EnvVar> {
         let ours = self.targets();
-        vars.iter()
-            .find(|v| v.key == key && v.target.iter().any(|t| ours.contains(&t.as_str())))
+        vars.iter().find(|v| v.key == key && v.target.iter().any(|t| ours.contains(&t.as_str())))
     }
 
     fn item(&self, key: &str, value: &str) -> Value {
@@ -230,20 +222,10 @@ impl ActionKind for VercelEnv {
                 Some("drop development, or use `type: encrypted`".into()),
             );
         }
-        set_map(
-            v,
-            scope,
-            &path,
-            &a.set,
-            valid_env_key,
-            "an environment variable name",
-        );
+        set_map(v, scope, &path, &a.set, valid_env_key, "an environment variable name");
     }
 
     fn build(a: &VercelEnvAction, providers: &Providers) -> Built {
-        Ok(Some(Box::new(VercelEnv::new(
-            a.clone(),
-            providers.vercel()?,
-        ))))
+        Ok(Some(Box::new(VercelEnv::new(a.clone(), providers.vercel()?))))
     }
 }

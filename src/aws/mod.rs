@@ -21,33 +21,15 @@ pub enum AwsError {
     #[error(
         "{action} on {resource}: AWS denied it ({code}): grant `{action}` on {resource} to the role rotagate runs as{message}"
     )]
-    Denied {
-        action: String,
-        resource: String,
-        code: String,
-        message: String,
-    },
+    Denied { action: String, resource: String, code: String, message: String },
     #[error(
         "{action} on {resource}: AWS kept throttling after the SDK's retries ({code}); the next run retries"
     )]
-    Throttled {
-        action: String,
-        resource: String,
-        code: String,
-    },
+    Throttled { action: String, resource: String, code: String },
     #[error("{action} on {resource}: AWS answered {code}: {message}")]
-    Api {
-        action: String,
-        resource: String,
-        code: String,
-        message: String,
-    },
+    Api { action: String, resource: String, code: String, message: String },
     #[error("{action} on {resource}: {message}")]
-    Transport {
-        action: String,
-        resource: String,
-        message: String,
-    },
+    Transport { action: String, resource: String, message: String },
 }
 
 impl AwsError {
@@ -63,36 +45,18 @@ impl AwsError {
             let message = crate::secret::redact(
                 &aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string(),
             );
-            return AwsError::Transport {
-                action,
-                resource,
-                message,
-            };
+            return AwsError::Transport { action, resource, message };
         };
         let code = code.to_string();
         let message = crate::secret::redact(e.message().unwrap_or("no message"));
         match code.as_str() {
             "AccessDeniedException" | "AccessDenied" | "UnauthorizedOperation" => {
-                AwsError::Denied {
-                    action,
-                    resource,
-                    code,
-                    message: format!(" (AWS: {message})"),
-                }
+                AwsError::Denied { action, resource, code, message: format!(" (AWS: {message})") }
             }
             "ThrottlingException" | "Throttling" | "TooManyRequestsException" => {
-                AwsError::Throttled {
-                    action,
-                    resource,
-                    code,
-                }
+                AwsError::Throttled { action, resource, code }
             }
-            _ => AwsError::Api {
-                action,
-                resource,
-                code,
-                message,
-            },
+            _ => AwsError::Api { action, resource, code, message },
         }
     }
 }
@@ -145,14 +109,7 @@ pub fn version_id(credential: &str, fingerprint: &str) -> String {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(format!("rotagate\0{credential}\0{fingerprint}"));
     let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
 }
 
 #[cfg(test)]

@@ -9,9 +9,7 @@ use crate::pipeline::Progress;
 
 /// Property values escape `:` and `,` as well as the data escapes.
 fn escape_property(value: &str) -> String {
-    escape_command_data(value)
-        .replace(':', "%3A")
-        .replace(',', "%2C")
+    escape_command_data(value).replace(':', "%3A").replace(',', "%2C")
 }
 
 fn command(line: &str) {
@@ -35,16 +33,9 @@ pub fn warning(title: &str, message: &str) {
 pub fn error(title: &str, message: &str, at: Option<(&str, usize, usize)>) {
     let mut props = vec![format!("title={}", escape_property(title))];
     if let Some((file, line, col)) = at {
-        props.insert(
-            0,
-            format!("file={},line={line},col={col}", escape_property(file)),
-        );
+        props.insert(0, format!("file={},line={line},col={col}", escape_property(file)));
     }
-    command(&format!(
-        "::error {}::{}",
-        props.join(","),
-        escape_command_data(message)
-    ));
+    command(&format!("::error {}::{}", props.join(","), escape_command_data(message)));
 }
 
 /// One collapsible log group per credential the run works on while it works on that one

@@ -27,10 +27,7 @@ pub fn mask(value: &str) {
     // Remember digests, not values, so the dedup set holds nothing worth stealing.
     static SEEN: OnceLock<Mutex<HashSet<[u8; 32]>>> = OnceLock::new();
     let digest: [u8; 32] = Sha256::digest(value.as_bytes()).into();
-    let mut seen = SEEN
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
+    let mut seen = SEEN.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
     if !seen.insert(digest) {
         return;
     }
@@ -71,9 +68,7 @@ pub(crate) fn mask_lines(value: &str) -> Vec<String> {
 
 /// Workflow command data escaping, as the runner unescapes it.
 pub(crate) fn escape_command_data(data: &str) -> String {
-    data.replace('%', "%25")
-        .replace('\r', "%0D")
-        .replace('\n', "%0A")
+    data.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
 }
 
 #[cfg(test)]

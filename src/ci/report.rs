@@ -12,20 +12,12 @@ use crate::pipeline::{Outcome, PlanItem, RunReport, Stage};
 /// A table cell: one line, pipes escaped.
 fn cell(text: &str) -> String {
     let one_line = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if one_line.is_empty() {
-        "–".into()
-    } else {
-        one_line.replace('|', "\\|")
-    }
+    if one_line.is_empty() { "–".into() } else { one_line.replace('|', "\\|") }
 }
 
 /// A table's head: its columns and the line under them.
 fn head(columns: &[&str]) -> String {
-    format!(
-        "| {} |\n|{}\n",
-        columns.join(" | "),
-        "---|".repeat(columns.len())
-    )
+    format!("| {} |\n|{}\n", columns.join(" | "), "---|".repeat(columns.len()))
 }
 
 /// A table row, each text made a cell.
@@ -78,9 +70,8 @@ pub fn run_summary(
             Outcome::Idle { next_due } => (
                 "idle".to_string(),
                 none(),
-                next_due.map_or("no schedule".into(), |at| {
-                    format!("next rotation due {}", show(at))
-                }),
+                next_due
+                    .map_or("no schedule".into(), |at| format!("next rotation due {}", show(at))),
                 none(),
                 none(),
                 none(),
@@ -93,14 +84,9 @@ pub fn run_summary(
                 none(),
                 none(),
             ),
-            Outcome::Busy { detail } => (
-                "busy".into(),
-                stage,
-                detail.clone(),
-                "another run".into(),
-                none(),
-                none(),
-            ),
+            Outcome::Busy { detail } => {
+                ("busy".into(), stage, detail.clone(), "another run".into(), none(), none())
+            }
             Outcome::Completed { kid, .. } => (
                 "✅ completed".into(),
                 "completed".into(),
@@ -110,21 +96,14 @@ pub fn run_summary(
                 none(),
             ),
             Outcome::RolledBack { failed, reason, .. } => (
-                if *failed {
-                    "❌ rolled back after a failure"
-                } else {
-                    "↩️ rolled back"
-                }
-                .into(),
+                if *failed { "❌ rolled back after a failure" } else { "↩️ rolled back" }.into(),
                 "rolled-back".into(),
                 reason.clone(),
                 none(),
                 none(),
                 none(),
             ),
-            Outcome::Waiting {
-                stage, until, what, ..
-            } => (
+            Outcome::Waiting { stage, until, what, .. } => (
                 "⏳ waiting".into(),
                 stage.name().into(),
                 "a later run continues".into(),
@@ -132,9 +111,7 @@ pub fn run_summary(
                 show(*until),
                 none(),
             ),
-            Outcome::AwaitingGate {
-                gate, detail, link, ..
-            } => (
+            Outcome::AwaitingGate { gate, detail, link, .. } => (
                 "🔒 awaiting approval".into(),
                 stage,
                 "approve and merge the pull request".into(),
@@ -145,10 +122,7 @@ pub fn run_summary(
             Outcome::GateRejected { gate, detail, .. } => (
                 "❌ gate rejected".into(),
                 stage,
-                format!(
-                    "`rotagate gate reopen {0}` or `rotagate rollback {0}`",
-                    c.id
-                ),
+                format!("`rotagate gate reopen {0}` or `rotagate rollback {0}`", c.id),
                 format!("gate {gate}: {detail}"),
                 none(),
                 none(),
@@ -204,14 +178,8 @@ fn ids(report: &RunReport, pick: impl Fn(&Outcome) -> bool) -> String {
 /// `summary`.
 pub fn run_outputs(report: &RunReport, summary: &str) -> Vec<(&'static str, String)> {
     vec![
-        (
-            "rotated",
-            ids(report, |o| matches!(o, Outcome::Completed { .. })),
-        ),
-        (
-            "awaiting-approval",
-            ids(report, |o| matches!(o, Outcome::AwaitingGate { .. })),
-        ),
+        ("rotated", ids(report, |o| matches!(o, Outcome::Completed { .. }))),
+        ("awaiting-approval", ids(report, |o| matches!(o, Outcome::AwaitingGate { .. }))),
         ("failed", ids(report, Outcome::failed)),
         ("summary", summary.to_string()),
     ]
@@ -224,13 +192,7 @@ pub fn check_summary(findings: &[Finding]) -> String {
         md.push_str("All credentials are owned, scheduled and in date.\n\n");
         return md;
     }
-    md.push_str(&head(&[
-        "credential",
-        "severity",
-        "finding",
-        "owner",
-        "detail",
-    ]));
+    md.push_str(&head(&["credential", "severity", "finding", "owner", "detail"]));
     for f in findings {
         let severity = match f.severity {
             Severity::Error => "❌ error",
@@ -252,15 +214,7 @@ pub fn check_summary(findings: &[Finding]) -> String {
 /// not yet open (with what they carry) and when it is next due.
 pub fn status_summary(rows: &[StatusRow]) -> String {
     let mut md = format!("### rotagate {} status\n\n", env!("CARGO_PKG_VERSION"));
-    md.push_str(&head(&[
-        "credential",
-        "owner",
-        "kid",
-        "stage",
-        "gates",
-        "next due",
-        "error",
-    ]));
+    md.push_str(&head(&["credential", "owner", "kid", "stage", "gates", "next due", "error"]));
     for r in rows {
         md.push_str(&row(&[
             &r.credential,
@@ -287,21 +241,12 @@ pub fn audit_summary(lines: &[AuditLine]) -> String {
         env!("CARGO_PKG_VERSION"),
         lines.len(),
         if shown.len() < lines.len() {
-            format!(
-                ", the newest {} below (`rotagate audit --json` has all)",
-                shown.len()
-            )
+            format!(", the newest {} below (`rotagate audit --json` has all)", shown.len())
         } else {
             String::new()
         }
     );
-    md.push_str(&head(&[
-        "time",
-        "credential",
-        "rotation",
-        "event",
-        "detail",
-    ]));
+    md.push_str(&head(&["time", "credential", "rotation", "event", "detail"]));
     for l in shown {
         md.push_str(&row(&[
             &show(l.at),
@@ -320,12 +265,7 @@ pub fn plan_summary(items: &[PlanItem]) -> String {
     let mut md = format!("### rotagate {} plan\n\n", env!("CARGO_PKG_VERSION"));
     md.push_str(&head(&["credential", "owner", "next", "detail"]));
     for i in items {
-        md.push_str(&row(&[
-            &i.credential,
-            i.owner.as_deref().unwrap_or(""),
-            &i.action,
-            &i.detail,
-        ]));
+        md.push_str(&row(&[&i.credential, i.owner.as_deref().unwrap_or(""), &i.action, &i.detail]));
     }
     md.push('\n');
     md
@@ -363,13 +303,7 @@ mod tests {
     #[test]
     fn outputs_name_the_credentials_by_outcome() {
         let r = report(vec![
-            (
-                "a",
-                Outcome::Completed {
-                    rotation: "r1".into(),
-                    kid: "k".into(),
-                },
-            ),
+            ("a", Outcome::Completed { rotation: "r1".into(), kid: "k".into() }),
             (
                 "b",
                 Outcome::AwaitingGate {
@@ -387,13 +321,7 @@ mod tests {
                     message: "m".into(),
                 },
             ),
-            (
-                "d",
-                Outcome::Completed {
-                    rotation: "r4".into(),
-                    kid: "k2".into(),
-                },
-            ),
+            ("d", Outcome::Completed { rotation: "r4".into(), kid: "k2".into() }),
         ]);
         let out: BTreeMap<_, _> = run_outputs(&r, "S").into_iter().collect();
         assert_eq!(out["rotated"], "a,d");

@@ -14,22 +14,14 @@ pub enum WorkflowError {
     #[error("cannot read the event payload {path}: {message}")]
     Event { path: PathBuf, message: String },
     #[error("cannot write {what} ({path}): {message}")]
-    Write {
-        what: &'static str,
-        path: PathBuf,
-        message: String,
-    },
+    Write { what: &'static str, path: PathBuf, message: String },
 }
 
 /// What the triggering event asks of a `run`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Trigger {
     /// `workflow_dispatch` naming a credential: an incident rotation.
-    Incident {
-        credential: String,
-        reason: String,
-        emergency: bool,
-    },
+    Incident { credential: String, reason: String, emergency: bool },
     /// A push to the default branch that merged approval files: those credentials.
     Approvals(Vec<String>),
     /// Anything else (a schedule, a dispatch without a credential): a normal run.
@@ -69,10 +61,8 @@ impl Workflow {
                     path: p.clone(),
                     message: e.to_string(),
                 })?;
-                serde_json::from_str(&text).map_err(|e| WorkflowError::Event {
-                    path: p.clone(),
-                    message: e.to_string(),
-                })?
+                serde_json::from_str(&text)
+                    .map_err(|e| WorkflowError::Event { path: p.clone(), message: e.to_string() })?
             }
             None => Value::Null,
         };
@@ -123,11 +113,7 @@ impl Workflow {
             Some(b) if b == default_branch => None,
             _ => Some(format!(
                 "this job runs on {}, not on the default branch {default_branch}; only the default branch's config may rotate (and only it can deploy to the `rotation` environment)",
-                if self.git_ref.is_empty() {
-                    "an unknown ref"
-                } else {
-                    &self.git_ref
-                }
+                if self.git_ref.is_empty() { "an unknown ref" } else { &self.git_ref }
             )),
         }
     }
@@ -137,13 +123,8 @@ impl Workflow {
         match self.event_name.as_str() {
             "workflow_dispatch" => {
                 let inputs = &self.event["inputs"];
-                let text = |k: &str| {
-                    inputs[k]
-                        .as_str()
-                        .map(str::trim)
-                        .unwrap_or_default()
-                        .to_string()
-                };
+                let text =
+                    |k: &str| inputs[k].as_str().map(str::trim).unwrap_or_default().to_string();
                 let credential = text("credential");
                 if credential.is_empty() {
                     return Trigger::Routine;
@@ -153,11 +134,7 @@ impl Workflow {
                     Value::String(s) => s.trim() == "true",
                     _ => false,
                 };
-                Trigger::Incident {
-                    credential,
-                    reason: text("reason"),
-                    emergency,
-                }
+                Trigger::Incident { credential, reason: text("reason"), emergency }
             }
             "push" => {
                 let mut ids: Vec<String> = self.event["commits"]
@@ -172,11 +149,7 @@ impl Workflow {
                     .collect();
                 ids.sort();
                 ids.dedup();
-                if ids.is_empty() {
-                    Trigger::Routine
-                } else {
-                    Trigger::Approvals(ids)
-                }
+                if ids.is_empty() { Trigger::Routine } else { Trigger::Approvals(ids) }
             }
             _ => Trigger::Routine,
         }
@@ -245,10 +218,7 @@ fn delimiter_for(value: &str) -> String {
 /// Appends to a runner file (summary, outputs) through the redactor: the runner shows
 /// both to anyone who can read the run.
 fn append(path: &Path, text: &str) -> std::io::Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)?;
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
     f.write_all(crate::secret::redact(text).as_bytes())?;
     f.flush()
 }
@@ -286,11 +256,7 @@ mod tests {
                 emergency: true
             }
         );
-        let w = wf(
-            "workflow_dispatch",
-            "refs/heads/main",
-            json!({ "inputs": {} }),
-        );
+        let w = wf("workflow_dispatch", "refs/heads/main", json!({ "inputs": {} }));
         assert_eq!(w.trigger(), Trigger::Routine);
     }
 
@@ -307,10 +273,7 @@ mod tests {
                 "head_commit": { "added": [".rotagate/approvals/api/retire.yaml"], "modified": [] }
             }),
         );
-        assert_eq!(
-            w.trigger(),
-            Trigger::Approvals(vec!["api".into(), "db".into()])
-        );
+        assert_eq!(w.trigger(), Trigger::Approvals(vec!["api".into(), "db".into()]));
     }
 
     #[test]
@@ -337,13 +300,7 @@ mod tests {
     #[test]
     fn annotation_paths_are_relative_to_the_workspace() {
         let w = wf("push", "refs/heads/main", json!({}));
-        assert_eq!(
-            w.relative(Path::new("/w/ops/rotagate.yaml")),
-            Path::new("ops/rotagate.yaml")
-        );
-        assert_eq!(
-            w.relative(Path::new("rotagate.yaml")),
-            Path::new("rotagate.yaml")
-        );
+        assert_eq!(w.relative(Path::new("/w/ops/rotagate.yaml")), Path::new("ops/rotagate.yaml"));
+        assert_eq!(w.relative(Path::new("rotagate.yaml")), Path::new("rotagate.yaml"));
     }
 }

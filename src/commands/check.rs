@@ -15,11 +15,7 @@ fn render(findings: &[Finding]) -> String {
     }
     let mut out = String::new();
     for f in findings {
-        let owner = f
-            .owner
-            .as_deref()
-            .map(|o| format!(" (owner {o})"))
-            .unwrap_or_default();
+        let owner = f.owner.as_deref().map(|o| format!(" (owner {o})")).unwrap_or_default();
         out.push_str(&format!(
             "{}: {}{owner}: {}: {}\n",
             f.severity.name(),

@@ -25,17 +25,12 @@ pub async fn run(cli: &Cli, args: &PlanArgs) -> Result<u8, AppError> {
     let (config, rt, vault) = prepare(cli, None, Duration::ZERO).await?;
     let now = time::OffsetDateTime::now_utc();
     let mut items = pipeline::plan(&config, &vault.doc, now, args.bootstrap);
-    for item in items
-        .iter_mut()
-        .filter(|i| matches!(i.action.as_str(), "bootstrap" | "start"))
-    {
+    for item in items.iter_mut().filter(|i| matches!(i.action.as_str(), "bootstrap" | "start")) {
         if let Some(c) = config.credential(&item.credential) {
             item.steps = steps(&c.resolved(&config.config.defaults), &rt.providers);
         }
     }
-    for f in inventory::check(&config, &vault.doc, now)
-        .iter()
-        .filter(|f| f.code == "stale-expiry")
+    for f in inventory::check(&config, &vault.doc, now).iter().filter(|f| f.code == "stale-expiry")
     {
         print_stderr(&format!("warning: {}: {}\n", f.credential, f.message));
     }
@@ -67,11 +62,7 @@ pub async fn run(cli: &Cli, args: &PlanArgs) -> Result<u8, AppError> {
 /// is not configured here is named with what it needs).
 fn steps(c: &crate::config::Credential, providers: &crate::step::Providers) -> Vec<String> {
     let mut out = Vec::new();
-    for (stage, list) in [
-        ("publish", &c.publish),
-        ("promote", &c.promote),
-        ("retire", &c.retire),
-    ] {
+    for (stage, list) in [("publish", &c.publish), ("promote", &c.promote), ("retire", &c.retire)] {
         for (i, spec) in list.iter().enumerate() {
             let what = match crate::actions::build(spec, providers) {
                 Ok(Some(action)) => action.describe(),

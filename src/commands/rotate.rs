@@ -30,15 +30,7 @@ pub struct RotateArgs {
 pub async fn run(cli: &Cli, args: &RotateArgs) -> Result<u8, AppError> {
     let opts = options(&args.waits, Vec::new(), args.bootstrap);
     let (id, reason) = (&args.id, &args.reason);
-    rotate(
-        cli,
-        &opts,
-        id,
-        reason,
-        args.emergency,
-        args.waits.output.json,
-    )
-    .await
+    rotate(cli, &opts, id, reason, args.emergency, args.waits.output.json).await
 }
 
 /// Rotates `id` now: this command, and `run` answering a workflow_dispatch that names a

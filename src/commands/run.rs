@@ -34,11 +34,7 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> Result<u8, AppError> {
         _ => ci::Trigger::Routine,
     };
     match trigger {
-        ci::Trigger::Incident {
-            credential,
-            reason,
-            emergency,
-        } => {
+        ci::Trigger::Incident { credential, reason, emergency } => {
             if reason.is_empty() {
                 return Err(AppError::Usage(format!(
                     "the workflow_dispatch names credential {credential} but no reason: an incident rotation needs one (the `reason` input)"
@@ -52,10 +48,7 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> Result<u8, AppError> {
             return super::rotate::rotate(cli, &opts, &credential, &reason, emergency, json).await;
         }
         ci::Trigger::Approvals(ids) => {
-            print_stderr(&format!(
-                "push merged approval files: running {}\n",
-                ids.join(", ")
-            ));
+            print_stderr(&format!("push merged approval files: running {}\n", ids.join(", ")));
             opts.only = ids;
         }
         ci::Trigger::Routine => {}

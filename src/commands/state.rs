@@ -50,10 +50,7 @@ async fn rekey(cli: &Cli, args: &RekeyArgs) -> Result<u8, AppError> {
     let now = time::OffsetDateTime::now_utc;
     let (config, _, mut vault) = prepare_changing(cli, Duration::ZERO).await?;
     let text = std::fs::read_to_string(&args.new_identity_file).map_err(|e| {
-        AppError::Usage(format!(
-            "cannot read {}: {e}",
-            args.new_identity_file.display()
-        ))
+        AppError::Usage(format!("cannot read {}: {e}", args.new_identity_file.display()))
     })?;
     let new_identity = StateIdentity::parse(&Secret::new(text))?;
     let recipients = parse_recipients(&config.config.state.recipients)?;
@@ -78,9 +75,6 @@ async fn restore(cli: &Cli, args: &RestoreArgs) -> Result<u8, AppError> {
     let identity = load_identity(cli.identity_file.as_deref())?;
     let store = open_store(&config, &rt)?;
     let generation = state::restore(store.as_ref(), &identity, &bytes).await?;
-    print_stdout(&format!(
-        "put generation {generation} back into {}\n",
-        store.describe()
-    ));
+    print_stdout(&format!("put generation {generation} back into {}\n", store.describe()));
     Ok(EXIT_OK)
 }

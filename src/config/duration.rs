@@ -54,9 +54,7 @@ const UNITS: &[(&str, u64)] = &[
 ];
 
 /// Calendar units people reach for, refused with their own message.
-const CALENDAR: &[&str] = &[
-    "mo", "mon", "month", "months", "M", "y", "yr", "year", "years",
-];
+const CALENDAR: &[&str] = &["mo", "mon", "month", "months", "M", "y", "yr", "year", "years"];
 const CALENDAR_ERROR: &str = "months and years have no fixed length; write days (30d, 365d)";
 
 /// The forms, for error messages.
@@ -80,14 +78,11 @@ impl std::str::FromStr for Dur {
             if digits == 0 {
                 return Err(not(FORMS.into()));
             }
-            let number: u64 = rest[..digits]
-                .parse()
-                .map_err(|_| not("the number is too large".into()))?;
+            let number: u64 =
+                rest[..digits].parse().map_err(|_| not("the number is too large".into()))?;
             let after = &rest[digits..];
-            let unit_len = after.len()
-                - after
-                    .trim_start_matches(|c: char| c.is_ascii_alphabetic())
-                    .len();
+            let unit_len =
+                after.len() - after.trim_start_matches(|c: char| c.is_ascii_alphabetic()).len();
             let unit = &after[..unit_len];
             if after[unit_len..].starts_with(|c: char| !c.is_whitespace() && !c.is_ascii_digit()) {
                 return Err(not(FORMS.into()));
@@ -97,11 +92,8 @@ impl std::str::FromStr for Dur {
                 None if CALENDAR.contains(&unit) => return Err(not(CALENDAR_ERROR.into())),
                 None if unit.is_empty() => {
                     // `5 minutes`: name the word that follows as the unit it was meant to be.
-                    let word: String = after
-                        .trim_start()
-                        .chars()
-                        .take_while(char::is_ascii_alphabetic)
-                        .collect();
+                    let word: String =
+                        after.trim_start().chars().take_while(char::is_ascii_alphabetic).collect();
                     return Err(not(match word.as_str() {
                         "" => format!("`{number}` has no unit; {FORMS}"),
                         w if UNITS.iter().any(|(u, _)| *u == w) => {
@@ -178,33 +170,18 @@ mod tests {
         assert_eq!("1h 30m".parse::<Dur>().unwrap(), Dur::from_secs(5400));
         assert!("soon".parse::<Dur>().unwrap_err().contains("90d"));
         assert_eq!("1w 2d".parse::<Dur>().unwrap(), Dur::from_secs(9 * 86400));
-        assert_eq!(
-            "250ms".parse::<Dur>().unwrap(),
-            Dur(Duration::from_millis(250))
-        );
+        assert_eq!("250ms".parse::<Dur>().unwrap(), Dur(Duration::from_millis(250)));
     }
 
     #[test]
     fn refuses_what_readme_does_not_document() {
-        for text in [
-            "5 minutes",
-            "5 min",
-            "30days",
-            "5 minuts",
-            "5",
-            "1.5h",
-            "3m-",
-            "",
-        ] {
+        for text in ["5 minutes", "5 min", "30days", "5 minuts", "5", "1.5h", "3m-", ""] {
             let e = text.parse::<Dur>().unwrap_err();
             assert!(e.contains("ms, s, m, h, d or w"), "{text}: {e}");
         }
         for text in ["1 month", "2months", "1y", "1 year"] {
             let e = text.parse::<Dur>().unwrap_err();
-            assert!(
-                e.contains("months and years have no fixed length"),
-                "{text}: {e}"
-            );
+            assert!(e.contains("months and years have no fixed length"), "{text}: {e}");
         }
     }
 

@@ -28,10 +28,7 @@ pub struct LazyLocator<'t> {
 
 impl<'t> LazyLocator<'t> {
     pub fn new(text: &'t str) -> Self {
-        LazyLocator {
-            text,
-            cell: std::cell::OnceCell::new(),
-        }
+        LazyLocator { text, cell: std::cell::OnceCell::new() }
     }
 
     pub fn get(&self) -> &Locator {
@@ -85,13 +82,7 @@ impl Locator {
 
     fn walk(&mut self, node: &MarkedYaml<'_>, path: String) {
         let start = node.span.start;
-        self.values.insert(
-            path.clone(),
-            Pos {
-                line: start.line(),
-                column: start.col() + 1,
-            },
-        );
+        self.values.insert(path.clone(), Pos { line: start.line(), column: start.col() + 1 });
         match &node.data {
             YamlData::Sequence(items) => {
                 for (i, item) in items.iter().enumerate() {
@@ -107,19 +98,10 @@ impl Locator {
                         YamlData::Representation(s, _, _) => s.to_string(),
                         _ => continue,
                     };
-                    let child = if path.is_empty() {
-                        name
-                    } else {
-                        format!("{path}.{name}")
-                    };
+                    let child = if path.is_empty() { name } else { format!("{path}.{name}") };
                     let kpos = key.span.start;
-                    self.keys.insert(
-                        child.clone(),
-                        Pos {
-                            line: kpos.line(),
-                            column: kpos.col() + 1,
-                        },
-                    );
+                    self.keys
+                        .insert(child.clone(), Pos { line: kpos.line(), column: kpos.col() + 1 });
                     self.walk(value, child);
                 }
             }
@@ -147,13 +129,7 @@ mod tests {
     #[test]
     fn finds_values_keys_and_ancestors() {
         let l = Locator::new(YAML);
-        assert_eq!(
-            l.value("version"),
-            Some(Pos {
-                line: 1,
-                column: 10
-            })
-        );
+        assert_eq!(l.value("version"), Some(Pos { line: 1, column: 10 }));
         assert_eq!(l.key("credentials[0].id"), Some(Pos { line: 3, column: 5 }));
         let url = l.value("credentials[0].promote[0].http.url").unwrap();
         assert_eq!(url.line, 5);
@@ -170,13 +146,7 @@ mod tests {
         let l = Locator::new("credentials:\n  - id: a\n    key: { type: rsa, bitz: 1 }\n");
         let (path, pos) = l.find_key_under("credentials[0]", "bitz").unwrap();
         assert_eq!(path, "credentials[0].key.bitz");
-        assert_eq!(
-            pos,
-            Pos {
-                line: 3,
-                column: 23
-            }
-        );
+        assert_eq!(pos, Pos { line: 3, column: 23 });
     }
 
     #[test]

@@ -107,33 +107,19 @@ impl LoadedConfig {
 
     /// Every credential with the defaults applied.
     pub fn resolved(&self) -> Vec<Credential> {
-        self.config
-            .credentials
-            .iter()
-            .map(|c| c.resolved(&self.config.defaults))
-            .collect()
+        self.config.credentials.iter().map(|c| c.resolved(&self.config.defaults)).collect()
     }
 }
 
 pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
     let (config, warnings) = parse_with_warnings(&text, path)?;
     // Absolute, because commands run with this as their working directory and a
     // relative program path would then resolve twice.
-    let parent = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let dir = std::path::absolute(parent).unwrap_or_else(|_| parent.to_path_buf());
-    Ok(LoadedConfig {
-        path: path.to_path_buf(),
-        warnings,
-        dir,
-        config,
-    })
+    Ok(LoadedConfig { path: path.to_path_buf(), warnings, dir, config })
 }
 
 /// Parses and validates; every problem found is reported at once.
@@ -143,10 +129,7 @@ pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
 
 fn parse_with_warnings(text: &str, file: &Path) -> Result<(Config, Vec<Diagnostic>), ConfigError> {
     if let Some(d) = too_big_or_deep(text, file) {
-        return Err(ConfigError::Invalid {
-            diagnostics: vec![d],
-            text: text.to_string(),
-        });
+        return Err(ConfigError::Invalid { diagnostics: vec![d], text: text.to_string() });
     }
     let locator = LazyLocator::new(text);
     let deserializer = serde_yaml::Deserializer::from_str(text);
@@ -164,10 +147,7 @@ fn parse_with_warnings(text: &str, file: &Path) -> Result<(Config, Vec<Diagnosti
     if diagnostics.is_empty() {
         Ok((config, warnings))
     } else {
-        Err(ConfigError::Invalid {
-            diagnostics,
-            text: text.to_string(),
-        })
+        Err(ConfigError::Invalid { diagnostics, text: text.to_string() })
     }
 }
 
@@ -185,11 +165,7 @@ fn too_big_or_deep(text: &str, file: &Path) -> Option<Diagnostic> {
         hint: None,
     };
     if text.len() > MAX_BYTES {
-        return Some(diagnostic(
-            1,
-            1,
-            format!("the config is larger than {MAX_BYTES} bytes"),
-        ));
+        return Some(diagnostic(1, 1, format!("the config is larger than {MAX_BYTES} bytes")));
     }
     let (mut depth, mut quote, mut line, mut column) = (0usize, None::<char>, 1, 0);
     let mut escaped = false;
@@ -237,13 +213,8 @@ fn serde_diagnostic(e: &serde_yaml::Error, locator: &Locator, file: &Path) -> Di
         Some((p, m)) if !p.contains(' ') => (p.to_string(), m.to_string()),
         _ => (String::new(), message),
     };
-    let (mut line, mut column) = e
-        .location()
-        .map(|l| (l.line(), l.column()))
-        .unwrap_or((1, 1));
-    if let Some(field) = message
-        .strip_prefix("unknown field `")
-        .and_then(|r| r.split('`').next())
+    let (mut line, mut column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
+    if let Some(field) = message.strip_prefix("unknown field `").and_then(|r| r.split('`').next())
         && let Some((found, pos)) = locator.find_key_under(&path, field)
     {
         path = found;
@@ -258,14 +229,7 @@ fn serde_diagnostic(e: &serde_yaml::Error, locator: &Locator, file: &Path) -> Di
     } else {
         None
     };
-    Diagnostic {
-        file: file.to_path_buf(),
-        line,
-        column,
-        path,
-        message,
-        hint,
-    }
+    Diagnostic { file: file.to_path_buf(), line, column, path, message, hint }
 }
 
 impl Credential {
@@ -298,24 +262,16 @@ impl Credential {
     }
 
     pub fn propagate_wait(&self) -> Dur {
-        self.propagate
-            .as_ref()
-            .map(Propagate::wait)
-            .unwrap_or(Dur::ZERO)
+        self.propagate.as_ref().map(Propagate::wait).unwrap_or(Dur::ZERO)
     }
 
     /// The credential's gate; approval by pull request unless it says otherwise.
     pub fn gate(&self) -> GateSpec {
-        self.gate
-            .clone()
-            .unwrap_or_else(|| GateSpec::PullRequest(PullRequestGate::default()))
+        self.gate.clone().unwrap_or_else(|| GateSpec::PullRequest(PullRequestGate::default()))
     }
 
     pub fn emergency_gate(&self) -> GateSpec {
-        self.emergency
-            .as_ref()
-            .and_then(|e| e.gate.clone())
-            .unwrap_or_else(|| self.gate())
+        self.emergency.as_ref().and_then(|e| e.gate.clone()).unwrap_or_else(|| self.gate())
     }
 
     pub fn on_verify_failure(&self) -> OnVerifyFailure {
@@ -333,18 +289,12 @@ impl Credential {
     }
 
     pub fn expires(&self) -> Option<time::Date> {
-        self.schedule
-            .as_ref()
-            .and_then(|s| s.expires.as_deref())
-            .and_then(|d| parse_date(d).ok())
+        self.schedule.as_ref().and_then(|s| s.expires.as_deref()).and_then(|d| parse_date(d).ok())
     }
 }
 
 pub(crate) fn parse_date(text: &str) -> Result<time::Date, time::error::Parse> {
-    time::Date::parse(
-        text,
-        time::macros::format_description!("[year]-[month]-[day]"),
-    )
+    time::Date::parse(text, time::macros::format_description!("[year]-[month]-[day]"))
 }
 
 /// The store named by `state.store`.
@@ -378,18 +328,13 @@ pub fn is_branch_name(name: &str) -> bool {
         && !name.ends_with(['/', '.'])
         && !name.contains("..")
         && !name.contains("//")
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
 }
 
 /// `owner/name` as GitHub spells repositories.
 pub fn is_repo(text: &str) -> bool {
     let ok = |part: &str| {
-        !part.is_empty()
-            && part
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
     };
     matches!(text.split_once('/'), Some((owner, name)) if ok(owner) && ok(name) && !name.contains('/'))
 }

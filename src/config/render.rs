@@ -25,17 +25,12 @@ pub fn render(e: &ConfigError) -> String {
 
 fn render_diagnostic(d: &Diagnostic, text: &str) -> String {
     use annotate_snippets::{AnnotationKind, Level, Renderer, Snippet};
-    let title = if d.path.is_empty() {
-        d.message.clone()
-    } else {
-        format!("{}: {}", d.path, d.message)
-    };
+    let title =
+        if d.path.is_empty() { d.message.clone() } else { format!("{}: {}", d.path, d.message) };
     let path = d.file.display().to_string();
     let span = byte_span(text, d.line, d.column);
     let mut group = Level::ERROR.primary_title(title.as_str()).element(
-        Snippet::source(text)
-            .path(path.as_str())
-            .annotation(AnnotationKind::Primary.span(span)),
+        Snippet::source(text).path(path.as_str()).annotation(AnnotationKind::Primary.span(span)),
     );
     if let Some(hint) = &d.hint {
         group = group.element(Level::HELP.message(hint.as_str()));
@@ -49,10 +44,8 @@ fn byte_span(text: &str, line: usize, column: usize) -> std::ops::Range<usize> {
     let mut offset = 0;
     for (i, l) in text.split_inclusive('\n').enumerate() {
         if i + 1 == line {
-            let start = offset
-                + l.char_indices()
-                    .nth(column.saturating_sub(1))
-                    .map_or(0, |(b, _)| b);
+            let start =
+                offset + l.char_indices().nth(column.saturating_sub(1)).map_or(0, |(b, _)| b);
             let rest = text[start..].lines().next().unwrap_or("");
             let len = match rest.chars().next() {
                 Some(q @ ('"' | '\'')) => rest[1..].find(q).map_or(rest.len(), |end| end + 2),

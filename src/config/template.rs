@@ -59,11 +59,7 @@ impl Template {
                 }
             }
         }
-        Ok(if sensitive {
-            Secret::new(out)
-        } else {
-            Secret::public(out)
-        })
+        Ok(if sensitive { Secret::new(out) } else { Secret::public(out) })
     }
 }
 
@@ -72,14 +68,13 @@ impl Template {
 pub fn reads_material(value: &impl Serialize) -> bool {
     fn walk(v: &serde_json::Value) -> bool {
         match v {
-            serde_json::Value::String(s) => Template::new(s.as_str()).vars().is_ok_and(|vars| {
-                vars.iter()
-                    .any(|var| matches!(var, Var::New(_) | Var::Old(_)))
-            }),
+            serde_json::Value::String(s) => Template::new(s.as_str())
+                .vars()
+                .is_ok_and(|vars| vars.iter().any(|var| matches!(var, Var::New(_) | Var::Old(_)))),
             serde_json::Value::Array(items) => items.iter().any(walk),
-            serde_json::Value::Object(map) => map
-                .iter()
-                .any(|(k, v)| walk(&serde_json::Value::String(k.clone())) || walk(v)),
+            serde_json::Value::Object(map) => {
+                map.iter().any(|(k, v)| walk(&serde_json::Value::String(k.clone())) || walk(v))
+            }
             _ => false,
         }
     }
@@ -165,9 +160,8 @@ impl Var {
     }
 
     fn parse(text: &str) -> Result<Var, TemplateError> {
-        let (ns, name) = text
-            .split_once('.')
-            .ok_or_else(|| TemplateError::UnknownName(text.to_string()))?;
+        let (ns, name) =
+            text.split_once('.').ok_or_else(|| TemplateError::UnknownName(text.to_string()))?;
         match ns {
             "new" => Field::parse(name).map(Var::New),
             "old" => Field::parse(name).map(Var::Old),
@@ -256,10 +250,9 @@ pub trait Lookup {
 /// A fixed set of values, for kid templates and tests.
 impl Lookup for BTreeMap<Var, Secret> {
     fn lookup(&self, var: &Var) -> Result<Secret, RenderError> {
-        self.get(var).cloned().ok_or_else(|| RenderError::Missing {
-            var: var.to_string(),
-            why: "no value".into(),
-        })
+        self.get(var)
+            .cloned()
+            .ok_or_else(|| RenderError::Missing { var: var.to_string(), why: "no value".into() })
     }
 }
 
@@ -349,10 +342,7 @@ mod tests {
 
     #[test]
     fn rejects_bad_templates() {
-        assert_eq!(
-            Template::new("{{ new.kid").parse(),
-            Err(TemplateError::Unclosed)
-        );
+        assert_eq!(Template::new("{{ new.kid").parse(), Err(TemplateError::Unclosed));
         assert_eq!(Template::new("{{ }}").parse(), Err(TemplateError::Empty));
         assert!(matches!(
             Template::new("{{ newer.kid }}").parse(),
@@ -375,9 +365,7 @@ mod tests {
         values.insert(Var::Old(Field::Kid), Secret::new("k-1"));
         let t = Template::new("{{ old.kid }} -> {{ new.kid }}");
         assert_eq!(t.render(&values).unwrap().expose(), "k-1 -> k-2");
-        let missing = Template::new("{{ new.value }}")
-            .render(&values)
-            .unwrap_err();
+        let missing = Template::new("{{ new.value }}").render(&values).unwrap_err();
         assert!(missing.to_string().contains("{{ new.value }}"));
     }
 

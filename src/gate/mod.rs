@@ -28,10 +28,7 @@ pub struct GateRequest<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GateStatus {
     Open(String),
-    Waiting {
-        detail: String,
-        link: Option<String>,
-    },
+    Waiting { detail: String, link: Option<String> },
     Rejected(String),
 }
 
@@ -73,17 +70,12 @@ pub fn build(
     match spec {
         GateSpec::None => Ok(Box::new(NoGate)),
         GateSpec::PullRequest(pr) => {
-            let gh = providers
-                .github("the pull_request gate")
-                .map_err(|e| GateError(e.to_string()))?;
+            let gh =
+                providers.github("the pull_request gate").map_err(|e| GateError(e.to_string()))?;
             let repo = repo.ok_or_else(|| {
                 GateError("the pull_request gate needs a repository for its pull requests: set github.repo, or run in GitHub Actions (GITHUB_REPOSITORY)".into())
             })?;
-            Ok(Box::new(pull_request::PullRequestGate::new(
-                pr.clone(),
-                gh,
-                repo.to_string(),
-            )))
+            Ok(Box::new(pull_request::PullRequestGate::new(pr.clone(), gh, repo.to_string())))
         }
     }
 }

@@ -41,19 +41,12 @@ pub fn approval_path(credential: &str, gate: &str) -> String {
 /// The branch a gate's pull request comes from; a reopened gate gets a fresh one.
 pub fn branch_name(credential: &str, rotation: &str, gate: &str, attempt: u64) -> String {
     let base = format!("rotagate/{credential}/{rotation}/{gate}");
-    if attempt > 1 {
-        format!("{base}-{attempt}")
-    } else {
-        base
-    }
+    if attempt > 1 { format!("{base}-{attempt}") } else { base }
 }
 
 fn material_line(m: Option<&Material>) -> String {
     match m {
-        Some(m) => format!(
-            "{{ kid: \"{}\", fingerprint: \"{}\" }}",
-            m.kid, m.fingerprint
-        ),
+        Some(m) => format!("{{ kid: \"{}\", fingerprint: \"{}\" }}", m.kid, m.fingerprint),
         None => "null".into(),
     }
 }
@@ -102,10 +95,7 @@ pub fn body(req: &GateRequest, spec: &Spec) -> String {
     out.push_str("### Material\n\n| | kid | fingerprint |\n|---|---|---|\n");
     for (label, m) in [("old", req.old), ("new", req.new)] {
         if let Some(m) = m {
-            out.push_str(&format!(
-                "| {label} | `{}` | `{}` |\n",
-                m.kid, m.fingerprint
-            ));
+            out.push_str(&format!("| {label} | `{}` | `{}` |\n", m.kid, m.fingerprint));
         }
     }
     if !req.evidence.is_empty() {
@@ -131,9 +121,7 @@ pub fn body(req: &GateRequest, spec: &Spec) -> String {
 
 impl PullRequestGate {
     fn owner(&self) -> &str {
-        self.repo
-            .split_once('/')
-            .map_or(self.repo.as_str(), |(o, _)| o)
+        self.repo.split_once('/').map_or(self.repo.as_str(), |(o, _)| o)
     }
 
     async fn find_by_branch(&self, branch: &str) -> Result<Option<Value>, GateError> {
@@ -235,10 +223,7 @@ impl PullRequestGate {
         if created.status == 422 {
             // Opened meanwhile (a run killed after opening it): use that one.
             return self.find_by_branch(branch).await?.ok_or_else(|| {
-                GateError(format!(
-                    "GitHub refused to open the pull request: {}",
-                    created.message()
-                ))
+                GateError(format!("GitHub refused to open the pull request: {}", created.message()))
             });
         }
         created.json().map_err(err)
@@ -271,36 +256,21 @@ impl PullRequestGate {
             )
             .await
             .map_err(err)?;
-        let names: Vec<&str> = files
-            .iter()
-            .filter_map(|x| x["filename"].as_str())
-            .collect();
+        let names: Vec<&str> = files.iter().filter_map(|x| x["filename"].as_str()).collect();
         if names != [path.as_str()] {
             return Ok(GateStatus::Rejected(format!(
                 "pull request #{number} changed {} instead of only {path}",
-                if names.is_empty() {
-                    "nothing".to_string()
-                } else {
-                    names.join(", ")
-                }
+                if names.is_empty() { "nothing".to_string() } else { names.join(", ") }
             )));
         }
-        if let Some(problem) = self
-            .approval_file_problem(req, &path, default, attempt)
-            .await?
-        {
-            return Ok(GateStatus::Rejected(format!(
-                "the approval file on {default} {problem}"
-            )));
+        if let Some(problem) = self.approval_file_problem(req, &path, default, attempt).await? {
+            return Ok(GateStatus::Rejected(format!("the approval file on {default} {problem}")));
         }
         let (approvers, notes) = self.approvers(pull, me).await?;
         let needed = self.spec.approvals as usize;
         if approvers.len() < needed {
-            let why = if notes.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", notes.join("; "))
-            };
+            let why =
+                if notes.is_empty() { String::new() } else { format!(" ({})", notes.join("; ")) };
             return Ok(GateStatus::Rejected(format!(
                 "pull request #{number} was merged with {} qualifying approval{}, {needed} needed{why}",
                 approvers.len(),
@@ -332,11 +302,7 @@ impl PullRequestGate {
             .expect(
                 &Call::read(
                     "GET /repos/{owner}/{repo}/contents/{path}",
-                    format!(
-                        "/repos/{}/contents/{path}?ref={}",
-                        self.repo,
-                        encode(default)
-                    ),
+                    format!("/repos/{}/contents/{path}?ref={}", self.repo, encode(default)),
                 ),
                 &[404],
             )
@@ -346,25 +312,13 @@ impl PullRequestGate {
             return Ok(Some(format!("has no {path}")));
         }
         let v: Value = reply.json().map_err(err)?;
-        let b64: String = v["content"]
-            .as_str()
-            .unwrap_or_default()
-            .split_whitespace()
-            .collect();
-        let text = STANDARD
-            .decode(b64)
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-            .unwrap_or_default();
+        let b64: String = v["content"].as_str().unwrap_or_default().split_whitespace().collect();
+        let text =
+            STANDARD.decode(b64).ok().and_then(|b| String::from_utf8(b).ok()).unwrap_or_default();
         let Ok(doc) = crate::config::parse_yaml_value(&text) else {
             return Ok(Some("is not YAML".into()));
         };
-        let field = |k: &str| {
-            doc.get(k)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string()
-        };
+        let field = |k: &str| doc.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
         let fp = |k: &str| {
             doc.get(k)
                 .and_then(|m| m.get("fingerprint"))
@@ -372,11 +326,7 @@ impl PullRequestGate {
                 .map(str::to_string)
         };
         let checks = [
-            (
-                "credential",
-                field("credential"),
-                req.credential.to_string(),
-            ),
+            ("credential", field("credential"), req.credential.to_string()),
             ("rotation", field("rotation"), req.rotation.to_string()),
             ("gate", field("gate"), req.gate.to_string()),
             (

@@ -29,18 +29,12 @@ impl Credentials {
         var: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Option<Credentials>, GithubError> {
         let get = |n: &str| var(n).filter(|v| !v.trim().is_empty());
-        match (
-            get("ROTAGATE_GITHUB_APP_ID"),
-            get("ROTAGATE_GITHUB_APP_KEY"),
-        ) {
+        match (get("ROTAGATE_GITHUB_APP_ID"), get("ROTAGATE_GITHUB_APP_KEY")) {
             (Some(id), Some(key)) => {
                 let id = id.trim().parse().map_err(|_| {
                     GithubError::Auth("ROTAGATE_GITHUB_APP_ID is not a number (the App ID from the App's settings page)".into())
                 })?;
-                return Ok(Some(Credentials::App {
-                    id,
-                    key: Secret::new(key),
-                }));
+                return Ok(Some(Credentials::App { id, key: Secret::new(key) }));
             }
             (Some(_), None) | (None, Some(_)) => {
                 return Err(GithubError::Auth(

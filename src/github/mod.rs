@@ -39,13 +39,7 @@ pub enum GithubError {
     #[error("GitHub {endpoint}: {message}")]
     Transport { endpoint: String, message: String },
     #[error("GitHub answered {status} to {method} {path}: {message}{}", hint.as_deref().map(|h| format!(". {h}")).unwrap_or_default())]
-    Status {
-        status: u16,
-        method: String,
-        path: String,
-        message: String,
-        hint: Option<String>,
-    },
+    Status { status: u16, method: String, path: String, message: String, hint: Option<String> },
     #[error("GitHub {0}: rate limited beyond what a step waits; the next run retries")]
     RateLimited(String),
     #[error("GitHub: {0}")]
@@ -94,13 +88,7 @@ impl<'a> Call<'a> {
             .split_once(' ')
             .and_then(|(method, _)| Method::from_bytes(method.as_bytes()).ok())
             .expect("a route template starts with its method");
-        Call {
-            method,
-            path,
-            endpoint,
-            body,
-            cost,
-        }
+        Call { method, path, endpoint, body, cost }
     }
 }
 
@@ -197,17 +185,9 @@ impl GitHub {
                         "ROTAGATE_GITHUB_APP_KEY is not an RSA private key PEM (download one from the App's settings page)".into(),
                     )
                 })?;
-                let app = builder()?
-                    .app(octocrab::models::AppId(id), key)
-                    .build()
-                    .map_err(build_err)?;
-                (
-                    Auth::App {
-                        app: Arc::new(app),
-                        installations: Default::default(),
-                    },
-                    AuthKind::App,
-                )
+                let app =
+                    builder()?.app(octocrab::models::AppId(id), key).build().map_err(build_err)?;
+                (Auth::App { app: Arc::new(app), installations: Default::default() }, AuthKind::App)
             }
             Credentials::Token(t) => (token(&t)?, AuthKind::Token),
             Credentials::WorkflowToken(t) => (token(&t)?, AuthKind::WorkflowToken),
@@ -241,28 +221,15 @@ impl GitHub {
 
     /// Requests sent per route template (retries included).
     pub fn request_counts(&self) -> BTreeMap<String, usize> {
-        self.inner
-            .requests
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.inner.requests.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub fn cached(&self, key: &str) -> Option<Value> {
-        self.inner
-            .cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(key)
-            .cloned()
+        self.inner.cache.lock().unwrap_or_else(|e| e.into_inner()).get(key).cloned()
     }
 
     pub fn remember(&self, key: &str, value: Value) {
-        self.inner
-            .cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key.to_string(), value);
+        self.inner.cache.lock().unwrap_or_else(|e| e.into_inner()).insert(key.to_string(), value);
     }
 
     /// The client acting for `owner`: with an App, that owner's installation.
@@ -279,14 +246,8 @@ impl GitHub {
                 }
                 let mut id = None;
                 for (endpoint, route) in [
-                    (
-                        "GET /orgs/{org}/installation",
-                        format!("/orgs/{owner}/installation"),
-                    ),
-                    (
-                        "GET /users/{username}/installation",
-                        format!("/users/{owner}/installation"),
-                    ),
+                    ("GET /orgs/{org}/installation", format!("/orgs/{owner}/installation")),
+                    ("GET /users/{username}/installation", format!("/users/{owner}/installation")),
                 ] {
                     let reply = self.send(app, &Call::read(endpoint, route)).await?;
                     if reply.ok() {
@@ -326,10 +287,8 @@ impl GitHub {
         if reply.ok() || allow.contains(&reply.status) {
             Ok(reply)
         } else {
-            Err(
-                status_error(&call.method, call.endpoint, &reply, self.kind())
-                    .with_path(&call.path),
-            )
+            Err(status_error(&call.method, call.endpoint, &reply, self.kind())
+                .with_path(&call.path))
         }
     }
 
@@ -342,10 +301,7 @@ impl GitHub {
     }
 
     async fn send(&self, client: &Octocrab, call: &Call<'_>) -> Result<Reply, GithubError> {
-        let retried = self
-            .inner
-            .retry
-            .run(call.endpoint, || self.attempt(client, call));
+        let retried = self.inner.retry.run(call.endpoint, || self.attempt(client, call));
         match retried.await {
             Retried::Answer(reply) => Ok(reply),
             Retried::Error(e) => Err(e),
@@ -393,25 +349,14 @@ impl GitHub {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let body = client.body_to_string(response).await.map_err(transport)?;
-        let reply = Reply {
-            status,
-            headers,
-            body,
-        };
+        let reply = Reply { status, headers, body };
         let limited = (status == 403 || status == 429)
             && (reply.headers.contains_key("retry-after")
-                || reply
-                    .headers
-                    .get("x-ratelimit-remaining")
-                    .and_then(|v| v.to_str().ok())
+                || reply.headers.get("x-ratelimit-remaining").and_then(|v| v.to_str().ok())
                     == Some("0"));
         if status >= 500 || status == 429 || limited {
             let wait = crate::http::server_wait(&reply.headers, time::OffsetDateTime::now_utc());
-            return Err(Attempt::Retry {
-                answer: Some(reply),
-                error: None,
-                wait,
-            });
+            return Err(Attempt::Retry { answer: Some(reply), error: None, wait });
         }
         Ok(reply)
     }
@@ -423,9 +368,7 @@ impl GitHub {
             .get_or_try_init(|| async {
                 match &self.inner.auth {
                     Auth::App { app, .. } => {
-                        let reply = self
-                            .send(app, &Call::read("GET /app", "/app".into()))
-                            .await?;
+                        let reply = self.send(app, &Call::read("GET /app", "/app".into())).await?;
                         let v: Value = reply.json()?;
                         let slug = v
                             .get("slug")
@@ -464,9 +407,7 @@ impl GitHub {
         if let Some(v) = self.cached(&key) {
             return Ok(v);
         }
-        let v: Value = self
-            .get("GET /repos/{owner}/{repo}", format!("/repos/{repo}"))
-            .await?;
+        let v: Value = self.get("GET /repos/{owner}/{repo}", format!("/repos/{repo}")).await?;
         self.remember(&key, v.clone());
         Ok(v)
     }
@@ -488,19 +429,9 @@ impl GitHub {
 impl GithubError {
     fn with_path(self, path: &str) -> GithubError {
         match self {
-            GithubError::Status {
-                status,
-                method,
-                message,
-                hint,
-                ..
-            } => GithubError::Status {
-                status,
-                method,
-                path: path.to_string(),
-                message,
-                hint,
-            },
+            GithubError::Status { status, method, message, hint, .. } => {
+                GithubError::Status { status, method, path: path.to_string(), message, hint }
+            }
             other => other,
         }
     }
@@ -537,12 +468,7 @@ mod tests {
     #[test]
     fn credentials_prefer_the_app_then_a_token_then_github_token() {
         let env = |pairs: &'static [(&'static str, &'static str)]| {
-            move |n: &str| {
-                pairs
-                    .iter()
-                    .find(|(k, _)| *k == n)
-                    .map(|(_, v)| v.to_string())
-            }
+            move |n: &str| pairs.iter().find(|(k, _)| *k == n).map(|(_, v)| v.to_string())
         };
         let app = env(&[
             ("ROTAGATE_GITHUB_APP_ID", "42"),
@@ -556,10 +482,7 @@ mod tests {
         let half = env(&[("ROTAGATE_GITHUB_APP_ID", "42")]);
         assert!(Credentials::from_env(&half).is_err());
         let token = env(&[("ROTAGATE_GITHUB_TOKEN", "pat"), ("GITHUB_TOKEN", "t")]);
-        assert!(matches!(
-            Credentials::from_env(&token).unwrap(),
-            Some(Credentials::Token(_))
-        ));
+        assert!(matches!(Credentials::from_env(&token).unwrap(), Some(Credentials::Token(_))));
         let workflow = env(&[("GITHUB_TOKEN", "t")]);
         assert!(matches!(
             Credentials::from_env(&workflow).unwrap(),
@@ -574,18 +497,8 @@ mod tests {
         let env_key =
             "GET /repos/{owner}/{repo}/environments/{environment_name}/secrets/public-key";
         let cases = [
-            (
-                put_secret,
-                403,
-                AuthKind::App,
-                "\"Secrets: Read and write\"",
-            ),
-            (
-                put_secret,
-                403,
-                AuthKind::WorkflowToken,
-                "GITHUB_TOKEN cannot write Actions secrets",
-            ),
+            (put_secret, 403, AuthKind::App, "\"Secrets: Read and write\""),
+            (put_secret, 403, AuthKind::WorkflowToken, "GITHUB_TOKEN cannot write Actions secrets"),
             (
                 "POST /repos/{owner}/{repo}/pulls",
                 403,
@@ -603,14 +516,8 @@ mod tests {
 
     #[test]
     fn owners_come_from_the_path() {
-        assert_eq!(
-            owner_of("/repos/acme/api/actions/secrets"),
-            Some("acme".into())
-        );
-        assert_eq!(
-            owner_of("/orgs/acme/actions/secrets/X"),
-            Some("acme".into())
-        );
+        assert_eq!(owner_of("/repos/acme/api/actions/secrets"), Some("acme".into()));
+        assert_eq!(owner_of("/orgs/acme/actions/secrets/X"), Some("acme".into()));
         assert_eq!(owner_of("/app/installations/1"), None);
     }
 }

@@ -70,11 +70,7 @@ impl Pacer {
     /// Waits until a request to `endpoint` fits the limits; the permit holds its place
     /// among those in flight until dropped.
     pub async fn admit(&self, endpoint: &str, cost: Cost) -> SemaphorePermit<'_> {
-        let permit = self
-            .in_flight
-            .acquire()
-            .await
-            .expect("the semaphore is never closed");
+        let permit = self.in_flight.acquire().await.expect("the semaphore is never closed");
         let Some(limits) = self.limits else {
             return permit;
         };
@@ -91,18 +87,12 @@ impl Pacer {
     /// kept 5% longer than GitHub's: GitHub counts a request when it arrives, a moment
     /// after it is admitted here, so an exact window would meet the limit at its edge.
     fn try_spend(&self, limits: &Limits, endpoint: &str, cost: Cost) -> Option<Instant> {
-        let limits = &Limits {
-            window: limits.window + limits.window / 20,
-            ..*limits
-        };
+        let limits = &Limits { window: limits.window + limits.window / 20, ..*limits };
         let now = Instant::now();
         let mut spent = self.spent.lock().unwrap_or_else(|e| e.into_inner());
         let mut created = self.created.lock().unwrap_or_else(|e| e.into_inner());
         let window = spent.entry(endpoint.to_string()).or_default();
-        while window
-            .front()
-            .is_some_and(|(t, _)| *t + limits.window <= now)
-        {
+        while window.front().is_some_and(|(t, _)| *t + limits.window <= now) {
             window.pop_front();
         }
         while created.front().is_some_and(|t| *t + limits.window <= now) {
@@ -154,11 +144,7 @@ mod tests {
         }
         assert_eq!(Instant::now(), start);
         put().await;
-        assert_eq!(
-            Instant::now() - start,
-            Duration::from_secs(63),
-            "the window and its 5% margin"
-        );
+        assert_eq!(Instant::now() - start, Duration::from_secs(63), "the window and its 5% margin");
         // Another endpoint has its own budget.
         drop(pacer.admit("GET /repos/{owner}/{repo}", Cost::Read).await);
         assert_eq!(Instant::now() - start, Duration::from_secs(63));

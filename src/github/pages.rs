@@ -41,10 +41,7 @@ impl GitHub {
         for page in 1..=MAX_PAGES {
             let reply = self
                 .expect(
-                    &Call::read(
-                        endpoint,
-                        format!("{path}{sep}per_page={PER_PAGE}&page={page}"),
-                    ),
+                    &Call::read(endpoint, format!("{path}{sep}per_page={PER_PAGE}&page={page}")),
                     &[],
                 )
                 .await?;

@@ -9,10 +9,7 @@ pub fn status_error(method: &Method, endpoint: &str, reply: &Reply, kind: AuthKi
     GithubError::Status {
         status: reply.status,
         method: method.to_string(),
-        path: endpoint
-            .split_once(' ')
-            .map_or(endpoint, |(_, p)| p)
-            .to_string(),
+        path: endpoint.split_once(' ').map_or(endpoint, |(_, p)| p).to_string(),
         message: reply.message(),
         hint: hint(endpoint, reply.status, kind),
     }
@@ -60,10 +57,7 @@ pub fn hint(endpoint: &str, status: u16, kind: AuthKind) -> Option<String> {
             )
         }
     } else if endpoint.contains("/actions/") {
-        perm(
-            "the repository permission \"Actions: Read\"",
-            "the permission \"Actions: Read\"",
-        )
+        perm("the repository permission \"Actions: Read\"", "the permission \"Actions: Read\"")
     } else if endpoint.contains("/contents/") || endpoint.contains("/git/") {
         if status == 409 || status == 422 {
             "the branch moved or is protected against this push".into()
@@ -90,15 +84,9 @@ pub fn hint(endpoint: &str, status: u16, kind: AuthKind) -> Option<String> {
             ),
         }
     } else if endpoint.contains("/collaborators/") {
-        perm(
-            "the repository permission \"Metadata: Read\"",
-            "read access to the repository",
-        )
+        perm("the repository permission \"Metadata: Read\"", "read access to the repository")
     } else if endpoint.contains("/teams/") {
-        perm(
-            "the organization permission \"Members: Read\"",
-            "the read:org scope",
-        )
+        perm("the organization permission \"Members: Read\"", "the read:org scope")
     } else {
         String::new()
     };
@@ -121,17 +109,10 @@ pub fn check_capabilities(
 ) -> Result<(), String> {
     use crate::config::{GateSpec, ProbeSpec, StoreSpec};
     let mut needs: Vec<(String, &'static str, Option<String>)> = Vec::new();
-    if matches!(
-        StoreSpec::parse(&config.state.store),
-        Ok(StoreSpec::GithubBranch(_))
-    ) {
+    if matches!(StoreSpec::parse(&config.state.store), Ok(StoreSpec::GithubBranch(_))) {
         needs.push(("state".into(), "the github-branch state store", None));
     }
-    for c in config
-        .credentials
-        .iter()
-        .filter(|c| only.is_empty() || only.contains(&c.id))
-    {
+    for c in config.credentials.iter().filter(|c| only.is_empty() || only.contains(&c.id)) {
         let c = c.resolved(&config.defaults);
         for a in c.publish.iter().chain(&c.promote).chain(&c.retire) {
             if let Some((what, repo)) = a.github_need() {
@@ -140,21 +121,13 @@ pub fn check_capabilities(
         }
         for p in &c.verify {
             if let ProbeSpec::GithubWorkflow(w) = p {
-                needs.push((
-                    c.id.clone(),
-                    "the github-workflow probe",
-                    Some(w.repo.clone()),
-                ));
+                needs.push((c.id.clone(), "the github-workflow probe", Some(w.repo.clone())));
             }
         }
         if matches!(c.gate(), GateSpec::PullRequest(_))
             || matches!(c.emergency_gate(), GateSpec::PullRequest(_))
         {
-            needs.push((
-                c.id.clone(),
-                "the pull_request gate",
-                home.map(str::to_string),
-            ));
+            needs.push((c.id.clone(), "the pull_request gate", home.map(str::to_string)));
         }
     }
     let Some((who, what, _)) = needs.first() else {
@@ -168,9 +141,8 @@ pub fn check_capabilities(
     if kind != AuthKind::WorkflowToken {
         return Ok(());
     }
-    if let Some((who, what, _)) = needs
-        .iter()
-        .find(|(_, what, _)| matches!(*what, "github-secret" | "github-variable"))
+    if let Some((who, what, _)) =
+        needs.iter().find(|(_, what, _)| matches!(*what, "github-secret" | "github-variable"))
     {
         return Err(format!(
             "{who}: {what} cannot work with GITHUB_TOKEN, which cannot write Actions secrets or variables; give rotagate a GitHub App (ROTAGATE_GITHUB_APP_ID, ROTAGATE_GITHUB_APP_KEY) or ROTAGATE_GITHUB_TOKEN"

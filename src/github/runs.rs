@@ -20,10 +20,7 @@ pub async fn dispatch_runs(
             ),
         )
         .await?;
-    let mut runs: Vec<Value> = runs["workflow_runs"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let mut runs: Vec<Value> = runs["workflow_runs"].as_array().cloned().unwrap_or_default();
     runs.sort_by_key(|r| std::cmp::Reverse(r["id"].as_u64().unwrap_or(0)));
     Ok(runs)
 }
@@ -31,6 +28,5 @@ pub async fn dispatch_runs(
 /// Run ids only grow, so "the run this dispatch started" is the newest one above the
 /// newest before it; no clock is compared.
 pub fn run_after(runs: &[Value], after: u64) -> Option<&Value> {
-    runs.iter()
-        .find(|r| r["id"].as_u64().is_some_and(|id| id > after))
+    runs.iter().find(|r| r["id"].as_u64().is_some_and(|id| id > after))
 }

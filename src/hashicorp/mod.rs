@@ -25,18 +25,10 @@ pub enum VaultAuth {
     /// A token (ROTAGATE_VAULT_TOKEN).
     Token(Secret),
     /// AppRole: `POST /v1/auth/{mount}/login` with a role id and a secret id.
-    AppRole {
-        mount: String,
-        role_id: String,
-        secret_id: Secret,
-    },
+    AppRole { mount: String, role_id: String, secret_id: Secret },
     /// JWT: `POST /v1/auth/{mount}/login` with a role and the runner's OIDC token for
     /// `audience` (GitHub Actions' `id-token: write`), so no long-lived secret is stored.
-    Jwt {
-        mount: String,
-        role: String,
-        audience: String,
-    },
+    Jwt { mount: String, role: String, audience: String },
 }
 
 /// A Vault client: an address, a login method, the namespace logins happen in, and
@@ -55,12 +47,7 @@ pub enum VaultError {
     #[error(transparent)]
     Http(#[from] HttpError),
     #[error("{what}: Vault answered {status}: {errors}{hint}")]
-    Api {
-        what: String,
-        status: u16,
-        errors: String,
-        hint: String,
-    },
+    Api { what: String, status: u16, errors: String, hint: String },
     /// Check-and-set failed: someone wrote the secret after rotagate read it.
     #[error(
         "{what}: Vault refused the write because the secret changed after rotagate read version {read} (check-and-set); another writer is at work: find out who, then run again to write on top of the new version"
@@ -120,13 +107,7 @@ impl VaultClient {
         let address = Url::parse(address).map_err(|e| {
             VaultError::Invalid(format!("the Vault address `{address}` is not a URL ({e})"))
         })?;
-        Ok(VaultClient {
-            http,
-            address,
-            auth,
-            namespace,
-            token: Default::default(),
-        })
+        Ok(VaultClient { http, address, auth, namespace, token: Default::default() })
     }
 
     fn url(&self, path: &str) -> Url {
@@ -169,12 +150,8 @@ impl VaultClient {
     }
 
     fn refused(what: String, status: u16, doc: &Value, policy_path: Option<&str>) -> VaultError {
-        let errors: Vec<&str> = doc["errors"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
+        let errors: Vec<&str> =
+            doc["errors"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
         let errors = if errors.is_empty() {
             "no message".to_string()
         } else {
@@ -191,12 +168,7 @@ impl VaultClient {
             (404, _) => ": check the mount (a KV version 2 engine) and the address".to_string(),
             _ => String::new(),
         };
-        VaultError::Api {
-            what,
-            status,
-            errors,
-            hint,
-        }
+        VaultError::Api { what, status, errors, hint }
     }
 
     /// The token for this run: the configured one, or one a login returns (once).
@@ -205,11 +177,7 @@ impl VaultClient {
             .get_or_try_init(|| async {
                 let (mount, body, how) = match &self.auth {
                     VaultAuth::Token(t) => return Ok(t.clone()),
-                    VaultAuth::AppRole {
-                        mount,
-                        role_id,
-                        secret_id,
-                    } => (
+                    VaultAuth::AppRole { mount, role_id, secret_id } => (
                         mount,
                         Secret::new(
                             json!({ "role_id": role_id, "secret_id": secret_id.expose() })
@@ -217,11 +185,7 @@ impl VaultClient {
                         ),
                         "AppRole",
                     ),
-                    VaultAuth::Jwt {
-                        mount,
-                        role,
-                        audience,
-                    } => {
+                    VaultAuth::Jwt { mount, role, audience } => {
                         let jwt = self.oidc_token(audience).await?;
                         (
                             mount,
@@ -299,15 +263,7 @@ impl VaultClient {
         body: Option<Secret>,
     ) -> Result<(u16, Value), VaultError> {
         let token = self.token().await?;
-        self.call(
-            method,
-            &at.data_path(),
-            at.namespace,
-            Some(token),
-            what.to_string(),
-            body,
-        )
-        .await
+        self.call(method, &at.data_path(), at.namespace, Some(token), what.to_string(), body).await
     }
 
     /// The secret's current version; version 0 and no data when it does not exist or
@@ -349,10 +305,8 @@ impl VaultClient {
         read: u64,
     ) -> Result<u64, VaultError> {
         let what = format!("write {}", at.show());
-        let body = Secret::new(format!(
-            "{{\"options\":{{\"cas\":{read}}},\"data\":{}}}",
-            data.expose()
-        ));
+        let body =
+            Secret::new(format!("{{\"options\":{{\"cas\":{read}}},\"data\":{}}}", data.expose()));
         let (status, doc) = self.data_call(Method::POST, at, &what, Some(body)).await?;
         if (200..300).contains(&status) {
             return doc["data"]["version"].as_u64().ok_or_else(|| {

@@ -97,11 +97,7 @@ pub enum HttpError {
 /// One try of a request: worth retrying (with what came back, and how long the server
 /// asked to wait) or final.
 pub(crate) enum Attempt<R, E> {
-    Retry {
-        answer: Option<R>,
-        error: Option<E>,
-        wait: Option<Duration>,
-    },
+    Retry { answer: Option<R>, error: Option<E>, wait: Option<Duration> },
     Fatal(E),
 }
 
@@ -166,9 +162,7 @@ impl RetryPolicy {
             Ok(answer) => Retried::Answer(answer),
             Err(Attempt::Fatal(e)) => Retried::Error(e),
             Err(Attempt::Retry { wait: Some(w), .. }) if w > max_wait => Retried::WaitTooLong(w),
-            Err(Attempt::Retry {
-                answer: Some(r), ..
-            }) => Retried::Answer(r),
+            Err(Attempt::Retry { answer: Some(r), .. }) => Retried::Answer(r),
             Err(Attempt::Retry { error: Some(e), .. }) => Retried::Error(e),
             Err(Attempt::Retry { .. }) => Retried::Exhausted,
         }
@@ -213,10 +207,7 @@ impl HttpClient {
     pub fn without_retries(&self) -> HttpClient {
         HttpClient {
             client: self.client.clone(),
-            retry: RetryPolicy {
-                attempts: 1,
-                ..self.retry.clone()
-            },
+            retry: RetryPolicy { attempts: 1, ..self.retry.clone() },
         }
     }
 
@@ -226,10 +217,9 @@ impl HttpClient {
         match self.retry.run(&req.shown, || self.attempt(req)).await {
             Retried::Answer(response) => Ok(response),
             Retried::Error(e) => Err(e),
-            Retried::WaitTooLong(w) => Err(HttpError::RateLimited {
-                shown: req.shown.clone(),
-                wait: w.as_secs(),
-            }),
+            Retried::WaitTooLong(w) => {
+                Err(HttpError::RateLimited { shown: req.shown.clone(), wait: w.as_secs() })
+            }
             Retried::Exhausted => Err(HttpError::Transport {
                 shown: req.shown.clone(),
                 message: "failed after retries".into(),
@@ -245,10 +235,7 @@ impl HttpClient {
         let mut with_body = req.body.is_some();
         tracing::debug!(request = %req.shown, "sending");
         for _ in 0..=MAX_REDIRECTS {
-            let mut builder = self
-                .client
-                .request(method.clone(), url.clone())
-                .timeout(req.timeout);
+            let mut builder = self.client.request(method.clone(), url.clone()).timeout(req.timeout);
             if with_credentials {
                 for (name, value) in &req.headers {
                     let mut v = HeaderValue::from_str(value.expose()).map_err(|_| {
@@ -277,11 +264,10 @@ impl HttpClient {
             if status.is_redirection()
                 && let Some(location) = response.headers().get(LOCATION)
             {
-                let next = location
-                    .to_str()
-                    .ok()
-                    .and_then(|l| url.join(l).ok())
-                    .ok_or_else(|| redirect_error(req, "a redirect without a usable Location"))?;
+                let next =
+                    location.to_str().ok().and_then(|l| url.join(l).ok()).ok_or_else(|| {
+                        redirect_error(req, "a redirect without a usable Location")
+                    })?;
                 let host = Origin::of(&next).shown();
                 let trusted = Origin::of(&next) == origin
                     || req.trusted_hosts.iter().any(|h| trusts(h, &next));
@@ -314,28 +300,17 @@ impl HttpClient {
                 error: Some(transport_error(&req.shown, &e)),
                 wait: None,
             })?;
-            let response = Response {
-                status,
-                headers,
-                body: body.to_vec(),
-            };
+            let response = Response { status, headers, body: body.to_vec() };
             if status.is_server_error()
                 || status == StatusCode::TOO_MANY_REQUESTS
                 || is_rate_limited(&response)
             {
                 let wait = server_wait(&response.headers, OffsetDateTime::now_utc());
-                return Err(Attempt::Retry {
-                    answer: Some(response),
-                    error: None,
-                    wait,
-                });
+                return Err(Attempt::Retry { answer: Some(response), error: None, wait });
             }
             return Ok(response);
         }
-        Err(redirect_error(
-            req,
-            &format!("more than {MAX_REDIRECTS} redirects"),
-        ))
+        Err(redirect_error(req, &format!("more than {MAX_REDIRECTS} redirects")))
     }
 }
 
@@ -408,10 +383,7 @@ fn trusts(entry: &str, url: &Url) -> bool {
 }
 
 fn redirect_error(req: &Request, message: &str) -> Attempt<Response, HttpError> {
-    Attempt::Fatal(HttpError::Redirect {
-        shown: req.shown.clone(),
-        message: message.to_string(),
-    })
+    Attempt::Fatal(HttpError::Redirect { shown: req.shown.clone(), message: message.to_string() })
 }
 
 /// reqwest's messages include the URL, which may hold a secret; strip it.
@@ -433,11 +405,7 @@ fn transport_error(shown: &str, e: &reqwest::Error) -> HttpError {
     }
     HttpError::Transport {
         shown: shown.to_string(),
-        message: if detail.is_empty() {
-            kind.to_string()
-        } else {
-            format!("{kind} ({detail})")
-        },
+        message: if detail.is_empty() { kind.to_string() } else { format!("{kind} ({detail})") },
     }
 }
 
@@ -446,10 +414,7 @@ fn transport_error(shown: &str, e: &reqwest::Error) -> HttpError {
 fn is_rate_limited(r: &Response) -> bool {
     r.status == StatusCode::FORBIDDEN
         && (r.headers.contains_key("retry-after")
-            || r.headers
-                .get("x-ratelimit-remaining")
-                .and_then(|v| v.to_str().ok())
-                == Some("0"))
+            || r.headers.get("x-ratelimit-remaining").and_then(|v| v.to_str().ok()) == Some("0"))
 }
 
 /// How long the server asked to wait: `Retry-After` (seconds or an HTTP date), else
@@ -464,18 +429,14 @@ pub fn server_wait(headers: &HeaderMap, now: OffsetDateTime) -> Option<Duration>
             return Some(Duration::try_from(at - now).unwrap_or(Duration::ZERO));
         }
     }
-    let remaining = headers
-        .get("x-ratelimit-remaining")
-        .and_then(|v| v.to_str().ok());
+    let remaining = headers.get("x-ratelimit-remaining").and_then(|v| v.to_str().ok());
     let reset = headers
         .get("x-ratelimit-reset")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<i64>().ok());
     match (remaining, reset) {
         (Some("0"), Some(reset)) => Some(Duration::from_secs(
-            u64::try_from(reset - now.unix_timestamp())
-                .unwrap_or(0)
-                .max(1),
+            u64::try_from(reset - now.unix_timestamp()).unwrap_or(0).max(1),
         )),
         _ => None,
     }
@@ -492,10 +453,7 @@ mod tests {
         h.insert("retry-after", HeaderValue::from_static("7"));
         assert_eq!(server_wait(&h, now), Some(Duration::from_secs(7)));
         let mut h = HeaderMap::new();
-        h.insert(
-            "retry-after",
-            HeaderValue::from_static("Tue, 14 Nov 2023 22:13:40 GMT"),
-        );
+        h.insert("retry-after", HeaderValue::from_static("Tue, 14 Nov 2023 22:13:40 GMT"));
         assert_eq!(server_wait(&h, now), Some(Duration::from_secs(20)));
         let mut h = HeaderMap::new();
         h.insert("x-ratelimit-remaining", HeaderValue::from_static("0"));

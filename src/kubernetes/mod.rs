@@ -28,13 +28,7 @@ pub enum KubeError {
     #[error(transparent)]
     Http(#[from] HttpError),
     #[error("{what}: Kubernetes answered {code} {reason}: {message}{hint}")]
-    Api {
-        what: String,
-        code: u16,
-        reason: String,
-        message: String,
-        hint: String,
-    },
+    Api { what: String, code: u16, reason: String, message: String, hint: String },
     #[error(
         "{what}: the Secret changed after rotagate read it (resourceVersion {read}); another writer is at work: find out who, then run again to write on top of the new version"
     )]
@@ -87,10 +81,9 @@ impl Kube {
             let context = std::env::var("ROTAGATE_KUBE_CONTEXT").ok();
             return Self::from_kubeconfig(&path, context.as_deref(), retry).map(Some);
         }
-        if let (Ok(host), Ok(port)) = (
-            std::env::var("KUBERNETES_SERVICE_HOST"),
-            std::env::var("KUBERNETES_SERVICE_PORT"),
-        ) {
+        if let (Ok(host), Ok(port)) =
+            (std::env::var("KUBERNETES_SERVICE_HOST"), std::env::var("KUBERNETES_SERVICE_PORT"))
+        {
             let read = |name: &str| {
                 std::fs::read(Path::new(SERVICE_ACCOUNT).join(name)).map_err(|e| {
                     KubeError::Config(format!(
@@ -99,15 +92,8 @@ impl Kube {
                 })
             };
             let token = String::from_utf8_lossy(&read("token")?).trim().to_string();
-            let tls = Tls {
-                ca_pem: Some(read("ca.crt")?),
-                identity_pem: None,
-            };
-            let host = if host.contains(':') {
-                format!("[{host}]")
-            } else {
-                host
-            };
+            let tls = Tls { ca_pem: Some(read("ca.crt")?), identity_pem: None };
+            let host = if host.contains(':') { format!("[{host}]") } else { host };
             return Self::connect(
                 &format!("https://{host}:{port}"),
                 Some(Secret::new(token)),
@@ -128,18 +114,11 @@ impl Kube {
         source: String,
     ) -> Result<Kube, KubeError> {
         let server = Url::parse(server).map_err(|e| {
-            KubeError::Config(format!(
-                "{source}: the server `{server}` is not a URL ({e})"
-            ))
+            KubeError::Config(format!("{source}: the server `{server}` is not a URL ({e})"))
         })?;
         let http = HttpClient::with_tls(retry, tls)
             .map_err(|e| KubeError::Config(format!("{source}: {e}")))?;
-        Ok(Kube {
-            http,
-            server,
-            token,
-            source,
-        })
+        Ok(Kube { http, server, token, source })
     }
 
     pub fn from_kubeconfig(
@@ -178,9 +157,7 @@ impl Kube {
         let server = yaml_str(&cluster, "server")
             .ok_or_else(|| fail(format!("cluster `{cluster_name}` has no server")))?;
         let decode = |field: &str, v: &str| {
-            STANDARD
-                .decode(v.trim())
-                .map_err(|_| fail(format!("{field} is not base64")))
+            STANDARD.decode(v.trim()).map_err(|_| fail(format!("{field} is not base64")))
         };
         let file = |field: &str, v: &str| {
             std::fs::read(beside(path, v)).map_err(|e| fail(format!("{field} {v}: {e}")))
@@ -199,20 +176,14 @@ impl Kube {
             (None, Some(f)) => Some(file("client-certificate", f)?),
             _ => None,
         };
-        let key = match (
-            yaml_str(&user, "client-key-data"),
-            yaml_str(&user, "client-key"),
-        ) {
+        let key = match (yaml_str(&user, "client-key-data"), yaml_str(&user, "client-key")) {
             (Some(d), _) => Some(decode("client-key-data", d)?),
             (None, Some(f)) => Some(file("client-key", f)?),
             _ => None,
         };
         if let (Some(cert), Some(key)) = (cert, key) {
-            let pem = format!(
-                "{}\n{}",
-                String::from_utf8_lossy(&cert),
-                String::from_utf8_lossy(&key)
-            );
+            let pem =
+                format!("{}\n{}", String::from_utf8_lossy(&cert), String::from_utf8_lossy(&key));
             tls.identity_pem = Some(Secret::new(pem));
         }
         let token = if let Some(t) = yaml_str(&user, "token") {
@@ -261,10 +232,7 @@ impl Kube {
             trusted_hosts: Vec::new(),
         };
         let response = self.http.send(&request).await?;
-        Ok((
-            response.status.as_u16(),
-            response.json().unwrap_or(Value::Null),
-        ))
+        Ok((response.status.as_u16(), response.json().unwrap_or(Value::Null)))
     }
 
     /// A `Status` answer as an error; a 403 names the RBAC rule to add.
@@ -289,15 +257,8 @@ impl Kube {
     /// The Secret's data, decoded, and its resourceVersion; none when it is absent.
     pub async fn read_secret(&self, namespace: &str, name: &str) -> Result<SecretData, KubeError> {
         let what = format!("read Secret {namespace}/{name}");
-        let (code, doc) = self
-            .call(
-                Method::GET,
-                &secret_path(namespace, name),
-                None,
-                None,
-                &what,
-            )
-            .await?;
+        let (code, doc) =
+            self.call(Method::GET, &secret_path(namespace, name), None, None, &what).await?;
         match code {
             200 => {
                 let mut data = BTreeMap::new();
@@ -314,10 +275,7 @@ impl Kube {
                     data,
                 })
             }
-            404 => Ok(SecretData {
-                resource_version: None,
-                data: BTreeMap::new(),
-            }),
+            404 => Ok(SecretData { resource_version: None, data: BTreeMap::new() }),
             _ => Err(self.refused(&what, code, &doc, &Rule::secrets(namespace, "get"))),
         }
     }
@@ -361,16 +319,13 @@ impl Kube {
             ),
         };
         let body = Secret::new(body.to_string());
-        let (code, doc) = self
-            .call(method, &path, Some(content_type), Some(body), &what)
-            .await?;
+        let (code, doc) = self.call(method, &path, Some(content_type), Some(body), &what).await?;
         match code {
-            200 | 201 => doc["metadata"]["resourceVersion"]
-                .as_str()
-                .map(str::to_string)
-                .ok_or_else(|| {
+            200 | 201 => {
+                doc["metadata"]["resourceVersion"].as_str().map(str::to_string).ok_or_else(|| {
                     KubeError::Config(format!("{what}: no resourceVersion in the answer"))
-                }),
+                })
+            }
             409 => Err(KubeError::Conflict {
                 what,
                 read: read.unwrap_or("none: it did not exist").to_string(),
@@ -441,12 +396,8 @@ impl Kube {
         if code == 200 || code == 201 {
             Ok(doc["status"]["allowed"].as_bool().unwrap_or(false))
         } else {
-            let rule = Rule::new(
-                namespace,
-                "authorization.k8s.io",
-                "selfsubjectaccessreviews",
-                "create",
-            );
+            let rule =
+                Rule::new(namespace, "authorization.k8s.io", "selfsubjectaccessreviews", "create");
             Err(self.refused(&what, code, &doc, &rule))
         }
     }
@@ -467,12 +418,7 @@ impl Rule {
         resource: &'static str,
         verb: &'static str,
     ) -> Rule {
-        Rule {
-            namespace: namespace.to_string(),
-            group,
-            resource,
-            verb,
-        }
+        Rule { namespace: namespace.to_string(), group, resource, verb }
     }
 
     fn secrets(namespace: &str, verb: &'static str) -> Rule {
@@ -481,11 +427,7 @@ impl Rule {
 }
 
 fn secret_path(namespace: &str, name: &str) -> String {
-    format!(
-        "/api/v1/namespaces/{}/secrets/{}",
-        encode(namespace),
-        encode(name)
-    )
+    format!("/api/v1/namespaces/{}/secrets/{}", encode(namespace), encode(name))
 }
 
 fn encode(segment: &str) -> String {
@@ -497,20 +439,10 @@ fn encode(segment: &str) -> String {
 fn exec_token(exec: &Value) -> Result<Secret, String> {
     let command = yaml_str(exec, "command").ok_or("no command")?;
     let mut cmd = std::process::Command::new(command);
-    for arg in exec
-        .get("args")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for arg in exec.get("args").and_then(Value::as_array).into_iter().flatten() {
         cmd.arg(arg.as_str().unwrap_or_default());
     }
-    for var in exec
-        .get("env")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for var in exec.get("env").and_then(Value::as_array).into_iter().flatten() {
         if let (Some(n), Some(v)) = (yaml_str(var, "name"), yaml_str(var, "value")) {
             cmd.env(n, v);
         }
@@ -522,10 +454,7 @@ fn exec_token(exec: &Value) -> Result<Secret, String> {
         .map_err(|e| format!("cannot run {command}: {e}"))?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
-        return Err(format!(
-            "{command} failed: {}",
-            crate::secret::redact(stderr.trim())
-        ));
+        return Err(format!("{command} failed: {}", crate::secret::redact(stderr.trim())));
     }
     let credential: Value = serde_json::from_slice(&out.stdout)
         .map_err(|_| format!("{command} did not print an ExecCredential"))?;

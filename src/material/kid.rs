@@ -34,10 +34,7 @@ fn unique(base: String, used: &dyn Fn(&str) -> bool) -> String {
     if !used(&base) {
         return base;
     }
-    (2u64..)
-        .map(|n| format!("{base}-{n}"))
-        .find(|k| !used(k))
-        .expect("an unused suffix exists")
+    (2u64..).map(|n| format!("{base}-{n}")).find(|k| !used(k)).expect("an unused suffix exists")
 }
 
 fn render(template: &str, cx: &KidContext) -> String {
@@ -83,8 +80,7 @@ pub fn check_kid_template(template: &str) -> Result<(), String> {
 
 /// Characters that are safe in a kid wherever it travels (JSON, file names, URLs).
 pub fn is_kid_text(text: &str) -> bool {
-    text.chars()
-        .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
+    text.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
 }
 
 fn iso_date(d: Date) -> String {
@@ -98,12 +94,7 @@ mod tests {
     use time::macros::date;
 
     fn cx<'a>(used: &'a dyn Fn(&str) -> bool) -> KidContext<'a> {
-        KidContext {
-            credential: "api-signing",
-            today: date!(2026 - 11 - 23),
-            seq: 4,
-            used,
-        }
+        KidContext { credential: "api-signing", today: date!(2026 - 11 - 23), seq: 4, used }
     }
 
     #[test]
@@ -116,10 +107,7 @@ mod tests {
         let second = next_kid(&spec, &cx(&|k: &str| used.contains(k)));
         assert_eq!(second, "prod-key-2026-11-23-2");
         used.insert(second);
-        assert_eq!(
-            next_kid(&spec, &cx(&|k: &str| used.contains(k))),
-            "prod-key-2026-11-23-3"
-        );
+        assert_eq!(next_kid(&spec, &cx(&|k: &str| used.contains(k))), "prod-key-2026-11-23-3");
     }
 
     #[test]
@@ -134,15 +122,9 @@ mod tests {
     fn templates_render_and_never_repeat() {
         let mut used = BTreeSet::new();
         let spec = KidSpec::Template("{{ credential }}-{{ seq }}".into());
-        assert_eq!(
-            next_kid(&spec, &cx(&|k: &str| used.contains(k))),
-            "api-signing-4"
-        );
+        assert_eq!(next_kid(&spec, &cx(&|k: &str| used.contains(k))), "api-signing-4");
         used.insert("api-signing-4".to_string());
-        assert_eq!(
-            next_kid(&spec, &cx(&|k: &str| used.contains(k))),
-            "api-signing-4-2"
-        );
+        assert_eq!(next_kid(&spec, &cx(&|k: &str| used.contains(k))), "api-signing-4-2");
     }
 
     #[test]

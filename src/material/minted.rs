@@ -86,12 +86,7 @@ pub async fn mint(
         })?),
         None => None,
     };
-    let stamp = Stamp {
-        kid,
-        role,
-        at: now,
-        source: Source::Generated,
-    };
+    let stamp = Stamp { kid, role, at: now, source: Source::Generated };
     let mut material = secret_material(Secret::new(value), stamp);
     material.source = Source::Minted;
     material.expires = expires;
@@ -109,9 +104,7 @@ fn expiry_at(doc: &Value, pointer: &str) -> Option<time::Date> {
                 time::Date::parse(s, time::macros::format_description!("[year]-[month]-[day]"))
             })
             .ok(),
-        Value::Number(n) => OffsetDateTime::from_unix_timestamp(n.as_i64()?)
-            .ok()
-            .map(|t| t.date()),
+        Value::Number(n) => OffsetDateTime::from_unix_timestamp(n.as_i64()?).ok().map(|t| t.date()),
         _ => None,
     }
 }

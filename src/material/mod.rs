@@ -140,10 +140,9 @@ impl Material {
     /// Public facts, safe for logs, audit and pull requests.
     pub fn summary(&self) -> String {
         match &self.role {
-            Some(role) => format!(
-                "kid {} (role {role}, fingerprint {})",
-                self.kid, self.fingerprint
-            ),
+            Some(role) => {
+                format!("kid {} (role {role}, fingerprint {})", self.kid, self.fingerprint)
+            }
             None => format!("kid {} (fingerprint {})", self.kid, self.fingerprint),
         }
     }
@@ -156,23 +155,13 @@ pub fn generate(
     role: Option<String>,
     now: OffsetDateTime,
 ) -> Result<Material, MaterialError> {
-    let stamp = || Stamp {
-        kid,
-        role,
-        at: now,
-        source: Source::Generated,
-    };
+    let stamp = || Stamp { kid, role, at: now, source: Source::Generated };
     match spec {
         KeySpec::Rsa { bits, .. } => {
             let parts = rsa::generate(*bits as usize)?;
             Ok(rsa_material(parts, stamp()))
         }
-        KeySpec::Secret {
-            length,
-            alphabet,
-            prefix,
-            ..
-        } => {
+        KeySpec::Secret { length, alphabet, prefix, .. } => {
             let value = random_string(*length, &alphabet_chars(alphabet), prefix);
             Ok(secret_material(value, stamp()))
         }
@@ -224,10 +213,7 @@ pub fn adopt(
                 return Err(MaterialError::Parse("the secret is empty".into()));
             }
             let kid = kid.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-            Ok(secret_material(
-                Secret::new(value),
-                Stamp::adopted(kid, now),
-            ))
+            Ok(secret_material(Secret::new(value), Stamp::adopted(kid, now)))
         }
     }
 }
@@ -242,12 +228,7 @@ pub(crate) struct Stamp {
 
 impl Stamp {
     fn adopted(kid: String, at: OffsetDateTime) -> Stamp {
-        Stamp {
-            kid,
-            role: None,
-            at,
-            source: Source::Adopted,
-        }
+        Stamp { kid, role: None, at, source: Source::Adopted }
     }
 }
 
@@ -259,22 +240,14 @@ fn age_material(identity: age::x25519::Identity, stamp: Stamp) -> Material {
     h.update(recipient.as_bytes());
     let fingerprint = URL_SAFE_NO_PAD.encode(h.finalize());
     let secret = Secret::new(identity.to_string().expose_secret());
-    Material {
-        recipient: Some(recipient),
-        ..issued(MaterialKind::Age, fingerprint, secret, stamp)
-    }
+    Material { recipient: Some(recipient), ..issued(MaterialKind::Age, fingerprint, secret, stamp) }
 }
 
 fn rsa_material(parts: rsa::RsaParts, stamp: Stamp) -> Material {
     Material {
         jwk: Some(rsa::public_jwk(&parts.public_components, &stamp.kid)),
         public_pem: Some(parts.public_pem),
-        ..issued(
-            MaterialKind::Rsa,
-            parts.thumbprint,
-            parts.private_pem,
-            stamp,
-        )
+        ..issued(MaterialKind::Rsa, parts.thumbprint, parts.private_pem, stamp)
     }
 }
 
@@ -352,10 +325,7 @@ mod tests {
         let v = m.field(Field::Value).unwrap();
         let rest = v.expose().strip_prefix("whsec_").unwrap();
         assert_eq!(rest.len(), 40);
-        assert!(
-            rest.chars()
-                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
-        );
+        assert!(rest.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
         let again = generate(&spec, "k".into(), None, OffsetDateTime::now_utc()).unwrap();
         assert_ne!(again.field(Field::Value).unwrap(), v);
         assert_ne!(again.fingerprint, m.fingerprint);

@@ -55,13 +55,10 @@ fn parts(key: &RsaPrivateKey) -> Result<RsaParts, MaterialError> {
     let encode = |what: &str, e: &dyn std::fmt::Display| {
         MaterialError::Generate(format!("encoding the {what} failed: {e}"))
     };
-    let private_pem = key
-        .to_pkcs8_pem(LineEnding::LF)
-        .map_err(|e| encode("private key", &e))?;
+    let private_pem = key.to_pkcs8_pem(LineEnding::LF).map_err(|e| encode("private key", &e))?;
     let public = RsaPublicKey::from(key);
-    let public_pem = public
-        .to_public_key_pem(LineEnding::LF)
-        .map_err(|e| encode("public key", &e))?;
+    let public_pem =
+        public.to_public_key_pem(LineEnding::LF).map_err(|e| encode("public key", &e))?;
     let n = URL_SAFE_NO_PAD.encode(public.n_bytes());
     let e = URL_SAFE_NO_PAD.encode(public.e_bytes());
     Ok(RsaParts {
@@ -124,9 +121,7 @@ pub fn private_jwk(private_pem: &Secret, kid: &str) -> Result<Secret, MaterialEr
 fn from_private_jwk(jwk: &Value) -> Result<RsaPrivateKey, MaterialError> {
     let field = |name: &str| -> Result<Zeroizing<Vec<u8>>, MaterialError> {
         let text = jwk.get(name).and_then(Value::as_str).ok_or_else(|| {
-            MaterialError::Parse(format!(
-                "the JWK has no `{name}`: a private RSA JWK is needed"
-            ))
+            MaterialError::Parse(format!("the JWK has no `{name}`: a private RSA JWK is needed"))
         })?;
         URL_SAFE_NO_PAD
             .decode(text.trim_end_matches('='))
@@ -134,9 +129,7 @@ fn from_private_jwk(jwk: &Value) -> Result<RsaPrivateKey, MaterialError> {
             .map_err(|_| MaterialError::Parse(format!("JWK member `{name}` is not base64url")))
     };
     if jwk.get("kty").and_then(Value::as_str) != Some("RSA") {
-        return Err(MaterialError::Parse(
-            "the JWK is not an RSA key (kty must be RSA)".into(),
-        ));
+        return Err(MaterialError::Parse("the JWK is not an RSA key (kty must be RSA)".into()));
     }
     let (n, e, d, p, q, dp, dq, qi) = (
         field("n")?,
@@ -164,9 +157,7 @@ fn from_private_jwk(jwk: &Value) -> Result<RsaPrivateKey, MaterialError> {
         other_prime_infos: None,
     };
     let der = Zeroizing::new(
-        pkcs1
-            .to_der()
-            .map_err(|_| MaterialError::Parse("JWK does not form an RSA key".into()))?,
+        pkcs1.to_der().map_err(|_| MaterialError::Parse("JWK does not form an RSA key".into()))?,
     );
     RsaPrivateKey::from_pkcs1_der(&der)
         .map_err(|_| MaterialError::Parse("JWK does not form a valid RSA key".into()))
@@ -180,10 +171,7 @@ mod tests {
     fn thumbprint_matches_rfc7638_example() {
         // RFC 7638 §3.1.
         let n = "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw";
-        assert_eq!(
-            thumbprint(n, "AQAB"),
-            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
-        );
+        assert_eq!(thumbprint(n, "AQAB"), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
     }
 
     #[test]

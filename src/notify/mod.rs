@@ -11,14 +11,7 @@ use crate::inventory::Finding;
 
 /// The findings that page an owner; configuration hygiene (no owner, no schedule) is
 /// for `check` alone.
-const NOTIFY: &[&str] = &[
-    "failing",
-    "gate-rejected",
-    "gate-timeout",
-    "expiring",
-    "due",
-    "expired",
-];
+const NOTIFY: &[&str] = &["failing", "gate-rejected", "gate-timeout", "expiring", "due", "expired"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Notified {
@@ -57,13 +50,9 @@ impl GithubIssues {
                 (true, None) => continue,
                 (true, Some(issue)) => self.close(issue).await?,
                 (false, Some(issue)) => {
-                    self.update(issue, &body(id, owner.as_deref(), &problems))
-                        .await?
+                    self.update(issue, &body(id, owner.as_deref(), &problems)).await?
                 }
-                (false, None) => {
-                    self.open(id, &body(id, owner.as_deref(), &problems))
-                        .await?
-                }
+                (false, None) => self.open(id, &body(id, owner.as_deref(), &problems)).await?,
             };
             tracing::info!("{id}: notification issue {outcome:?}");
             done.push((id.clone(), outcome));
@@ -89,9 +78,7 @@ impl GithubIssues {
             }
             for label in issue["labels"].as_array().into_iter().flatten() {
                 if let Some(name) = label["name"].as_str().filter(|n| *n != "rotagate") {
-                    by_credential
-                        .entry(name.to_string())
-                        .or_insert_with(|| issue.clone());
+                    by_credential.entry(name.to_string()).or_insert_with(|| issue.clone());
                 }
             }
         }
@@ -125,9 +112,7 @@ impl GithubIssues {
             )
             .await?
             .json()?;
-        Ok(Notified::Opened(
-            created["number"].as_u64().unwrap_or_default(),
-        ))
+        Ok(Notified::Opened(created["number"].as_u64().unwrap_or_default()))
     }
 
     async fn update(&self, issue: &Value, body: &str) -> Result<Notified, GithubError> {
@@ -147,11 +132,7 @@ impl GithubIssues {
                 &[],
             )
             .await?;
-        self.patch(
-            number,
-            &json!({ "state": "closed", "state_reason": "completed" }),
-        )
-        .await?;
+        self.patch(number, &json!({ "state": "closed", "state_reason": "completed" })).await?;
         Ok(Notified::Closed(number))
     }
 

@@ -42,9 +42,7 @@ pub struct Journal {
 
 impl Journal {
     fn live(&self, step: &str) -> impl Iterator<Item = &Entry> {
-        self.entries
-            .iter()
-            .filter(move |e| e.step == step && e.status != Status::Undone)
+        self.entries.iter().filter(move |e| e.step == step && e.status != Status::Undone)
     }
 
     pub fn latest(&self, step: &str) -> Option<&Entry> {
@@ -62,9 +60,7 @@ impl Journal {
 
     /// Failed attempts since the step was last undone.
     pub fn failures(&self, step: &str) -> u32 {
-        self.live(step)
-            .filter(|e| e.status == Status::Failed)
-            .count() as u32
+        self.live(step).filter(|e| e.status == Status::Failed).count() as u32
     }
 
     /// The `before` recorded by the first attempt.
@@ -96,10 +92,7 @@ impl Journal {
     }
 
     fn last_started(&mut self, step: &str) -> Option<&mut Entry> {
-        self.entries
-            .iter_mut()
-            .rev()
-            .find(|e| e.step == step && e.status == Status::Started)
+        self.entries.iter_mut().rev().find(|e| e.step == step && e.status == Status::Started)
     }
 
     pub fn finish(&mut self, step: &str, output: Value, now: OffsetDateTime) {
@@ -120,20 +113,14 @@ impl Journal {
 
     /// Marks every entry of steps starting with `prefix` undone, so they run again.
     pub fn undo(&mut self, prefix: &str) {
-        for e in self
-            .entries
-            .iter_mut()
-            .filter(|e| e.step.starts_with(prefix))
-        {
+        for e in self.entries.iter_mut().filter(|e| e.step.starts_with(prefix)) {
             e.status = Status::Undone;
         }
     }
 
     /// A step that must not be repeated and whose outcome is unknown.
     pub fn interrupted_once(&self) -> Option<&Entry> {
-        self.entries
-            .iter()
-            .find(|e| e.once && e.status == Status::Started)
+        self.entries.iter().find(|e| e.once && e.status == Status::Started)
     }
 
     /// Outputs of finished steps starting with `prefix`, in order.
@@ -183,10 +170,7 @@ mod tests {
         let now = OffsetDateTime::UNIX_EPOCH;
         let mut j = Journal::default();
         j.begin("generate", true, None, now);
-        assert_eq!(
-            j.interrupted_once().map(|e| e.step.as_str()),
-            Some("generate")
-        );
+        assert_eq!(j.interrupted_once().map(|e| e.step.as_str()), Some("generate"));
         j.finish("generate", json!({}), now);
         assert!(j.interrupted_once().is_none());
     }

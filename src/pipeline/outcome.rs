@@ -127,12 +127,7 @@ impl RunReport {
     /// The report of a command that acted on one credential.
     pub fn one(id: &str, owner: Option<String>, outcome: Outcome, notes: Vec<String>) -> Self {
         RunReport {
-            credentials: vec![CredentialReport {
-                id: id.to_string(),
-                owner,
-                outcome,
-                notes,
-            }],
+            credentials: vec![CredentialReport { id: id.to_string(), owner, outcome, notes }],
         }
     }
 

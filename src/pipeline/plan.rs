@@ -39,9 +39,7 @@ pub fn plan(
 ) -> Vec<PlanItem> {
     let mut items = Vec::new();
     for id in in_play(config, doc) {
-        let live = config
-            .credential(&id)
-            .map(|c| c.resolved(&config.config.defaults));
+        let live = config.credential(&id).map(|c| c.resolved(&config.config.defaults));
         let entry = doc.credentials.get(&id);
         let owner = live.as_ref().and_then(|c| c.owner.clone());
         let item = |action: &str, detail: String| PlanItem {
@@ -86,34 +84,14 @@ fn in_flight(
         None => true,
     };
     let (action, mut detail) = if let Some(c) = &r.compensating {
-        (
-            "retry",
-            format!(
-                "finish putting back the values of a failed promote ({})",
-                c.step
-            ),
-        )
+        ("retry", format!("finish putting back the values of a failed promote ({})", c.step))
     } else if let Some(rb) = &r.rollback {
-        (
-            "rollback",
-            format!(
-                "continue the rollback (at: {}): {}",
-                rb.stage.name(),
-                rb.reason
-            ),
-        )
+        ("rollback", format!("continue the rollback (at: {}): {}", rb.stage.name(), rb.reason))
     } else if let Some(g) = r.gates.values().find(|g| g.status != "open") {
-        let link = g
-            .link
-            .as_deref()
-            .map(|l| format!(" ({l})"))
-            .unwrap_or_default();
+        let link = g.link.as_deref().map(|l| format!(" ({l})")).unwrap_or_default();
         ("gate", format!("gate {}: {}{link}", g.status, g.detail))
     } else if let Some(e) = &r.error {
-        (
-            "retry",
-            format!("retry {} (last failure: {})", e.step, e.message),
-        )
+        ("retry", format!("retry {} (last failure: {})", e.step, e.message))
     } else {
         next_step(r, snap.as_ref(), now)
     };
@@ -156,9 +134,7 @@ fn next_step(
         Stage::Published if immediate || emergency => ("advance", "promote".into()),
         Stage::Published => {
             let wait_for = cred.map(|c| c.propagate_wait()).unwrap_or_default();
-            let origin = cred
-                .and_then(|c| c.propagate.as_ref())
-                .and_then(|p| p.origin());
+            let origin = cred.and_then(|c| c.propagate.as_ref()).and_then(|p| p.origin());
             match (origin, r.origin_seen_at, r.reached(Stage::Published)) {
                 (Some(_), None, _) => {
                     ("advance", "probe the origin for the new public half".into())

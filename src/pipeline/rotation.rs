@@ -162,10 +162,6 @@ pub struct Failure {
 impl Failure {
     /// A failure as the state records it: the message with every known secret removed.
     pub fn new(step: &str, message: &str, at: time::OffsetDateTime) -> Failure {
-        Failure {
-            step: step.to_string(),
-            message: crate::secret::redact(message),
-            at: At(at),
-        }
+        Failure { step: step.to_string(), message: crate::secret::redact(message), at: At(at) }
     }
 }

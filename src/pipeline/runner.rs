@@ -66,19 +66,12 @@ fn ensure_known(config: &LoadedConfig, vault: &Vault, id: &str) -> Result<(), En
 }
 
 fn unknown(config: &LoadedConfig, id: &str) -> EngineError {
-    let known: Vec<&str> = config
-        .config
-        .credentials
-        .iter()
-        .map(|c| c.id.as_str())
-        .collect();
+    let known: Vec<&str> = config.config.credentials.iter().map(|c| c.id.as_str()).collect();
     EngineError::UnknownCredential(id.to_string(), known.join(", "))
 }
 
 fn live(config: &LoadedConfig, id: &str) -> Option<Credential> {
-    config
-        .credential(id)
-        .map(|c| c.resolved(&config.config.defaults))
+    config.credential(id).map(|c| c.resolved(&config.config.defaults))
 }
 
 /// Advances every due or in-flight rotation as far as its gates allow, all side by
@@ -139,9 +132,9 @@ impl<'a, 'v> Session<'a, 'v> {
         let deadline = self.rt.clock.now() + self.opts.lease_wait;
         match self.state.lease(id, deadline).await {
             Ok(()) => Ok(None),
-            Err(e @ StateError::LeaseHeld { .. }) => Ok(Some(Outcome::Busy {
-                detail: e.to_string(),
-            })),
+            Err(e @ StateError::LeaseHeld { .. }) => {
+                Ok(Some(Outcome::Busy { detail: e.to_string() }))
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -153,11 +146,8 @@ impl<'a, 'v> Session<'a, 'v> {
         entry: CredentialState,
         operator_rollback: bool,
     ) -> Result<(Outcome, Vec<String>), EngineError> {
-        let snapshot = entry
-            .rotation
-            .as_ref()
-            .map(|r| r.snapshot.clone())
-            .expect("a rotation in flight");
+        let snapshot =
+            entry.rotation.as_ref().map(|r| r.snapshot.clone()).expect("a rotation in flight");
         let cred = credential_from_snapshot(&snapshot).map_err(|e| EngineError::Refused {
             credential: id.to_string(),
             message: format!("the config snapshot of the rotation in flight does not load ({e}); this state was written by another rotagate version"),
@@ -182,22 +172,15 @@ impl<'a, 'v> Session<'a, 'v> {
 async fn advance(s: &Session<'_, '_>, id: String) -> Result<CredentialReport, EngineError> {
     let cred = live(s.config, &id);
     let owner = cred.as_ref().and_then(|c| c.owner.clone());
-    let report = |outcome, notes| CredentialReport {
-        id: id.clone(),
-        owner: owner.clone(),
-        outcome,
-        notes,
-    };
+    let report =
+        |outcome, notes| CredentialReport { id: id.clone(), owner: owner.clone(), outcome, notes };
     if let Some(busy) = drop_expired_retained(s, &id).await? {
         return Ok(report(busy, Vec::new()));
     }
     let now = s.rt.clock.now();
-    if let Decision::Idle(outcome) = decide(
-        cred.as_ref(),
-        Some(&s.state.entry(&id).await?),
-        now,
-        s.opts.bootstrap,
-    ) {
+    if let Decision::Idle(outcome) =
+        decide(cred.as_ref(), Some(&s.state.entry(&id).await?), now, s.opts.bootstrap)
+    {
         tracing::debug!("{id}: {}", outcome.describe());
         return Ok(report(outcome, Vec::new()));
     }
@@ -245,10 +228,7 @@ async fn drop_expired_retained(
     id: &str,
 ) -> Result<Option<Outcome>, EngineError> {
     let expired = |entry: &CredentialState, now| {
-        entry
-            .retained
-            .iter()
-            .any(|m| m.retain_until.is_some_and(|u| u <= now))
+        entry.retained.iter().any(|m| m.retain_until.is_some_and(|u| u <= now))
     };
     if !expired(&s.state.entry(id).await?, s.rt.clock.now()) {
         return Ok(None);
@@ -264,10 +244,7 @@ async fn drop_expired_retained(
     entry.retained = kept;
     for mut m in gone {
         m.drop_private();
-        tracing::info!(
-            "{id}: {} retired: its retain period has passed",
-            m.summary()
-        );
+        tracing::info!("{id}: {} retired: its retain period has passed", m.summary());
         entry.audit(
             now,
             None,
@@ -303,10 +280,9 @@ fn decide(
             Decision::Work(Some((Trigger::Bootstrap, "first issuance".into())))
         }
         Next::NoKey { bootstrap: false } => Decision::Idle(Outcome::NoKey),
-        Next::Due { since } => Decision::Work(Some((
-            Trigger::Schedule,
-            format!("due since {}", show(since)),
-        ))),
+        Next::Due { since } => {
+            Decision::Work(Some((Trigger::Schedule, format!("due since {}", show(since)))))
+        }
         Next::Idle { next_due } => Decision::Idle(Outcome::Idle { next_due }),
     }
 }
@@ -321,14 +297,9 @@ fn start_rotation(
 ) -> String {
     entry.rotations += 1;
     let stamp = now
-        .format(time::macros::format_description!(
-            "[year][month][day]T[hour][minute][second]Z"
-        ))
+        .format(time::macros::format_description!("[year][month][day]T[hour][minute][second]Z"))
         .unwrap_or_default();
-    let id = format!(
-        "{stamp}-{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..6]
-    );
+    let id = format!("{stamp}-{}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
     entry.rotation = Some(Rotation {
         id: id.clone(),
         trigger,
@@ -346,12 +317,7 @@ fn start_rotation(
         error: None,
         compensating: None,
     });
-    entry.audit(
-        now,
-        Some(&id),
-        "started",
-        format!("{}: {reason}", trigger_name(trigger)),
-    );
+    entry.audit(now, Some(&id), "started", format!("{}: {reason}", trigger_name(trigger)));
     id
 }
 
@@ -365,10 +331,7 @@ fn trigger_name(t: Trigger) -> &'static str {
 }
 
 fn refused(id: &str, message: impl Into<String>) -> EngineError {
-    EngineError::Refused {
-        credential: id.to_string(),
-        message: message.into(),
-    }
+    EngineError::Refused { credential: id.to_string(), message: message.into() }
 }
 
 /// Runs `f` on `id`'s entry with the lease on `id` held, releasing it afterwards
@@ -413,12 +376,7 @@ async fn edit_and_drive(
         s.drive(id, entry, rolling_back).await
     })
     .await?;
-    Ok(RunReport::one(
-        id,
-        live(config, id).and_then(|c| c.owner),
-        outcome,
-        notes,
-    ))
+    Ok(RunReport::one(id, live(config, id).and_then(|c| c.owner), outcome, notes))
 }
 
 /// `rotate ID`: starts a rotation now; `emergency` replaces one in flight and revokes the
@@ -570,17 +528,11 @@ pub async fn adopt(
     if let Some(roles) = cred.roles() {
         let role = role.unwrap_or_else(|| roles[0].clone());
         if !roles.contains(&role) {
-            return Err(refused(
-                id,
-                format!("role `{role}` is not one of {}", roles.join(", ")),
-            ));
+            return Err(refused(id, format!("role `{role}` is not one of {}", roles.join(", "))));
         }
         material.role = Some(role);
     } else if role.is_some() {
-        return Err(refused(
-            id,
-            "--role is only for `strategy: alternating` credentials",
-        ));
+        return Err(refused(id, "--role is only for `strategy: alternating` credentials"));
     }
     leased(config, vault, rt, opts, id, async |s, mut entry| {
         if let Some(r) = &entry.rotation {
@@ -634,10 +586,7 @@ pub async fn reopen_gate(
         let Some(rotation) = entry.rotation.as_mut() else {
             return Err(refused(id, "no rotation is in flight"));
         };
-        let Some((name, record)) = rotation
-            .gates
-            .iter_mut()
-            .find(|(_, g)| g.status == "rejected")
+        let Some((name, record)) = rotation.gates.iter_mut().find(|(_, g)| g.status == "rejected")
         else {
             return Err(refused(
                 id,
@@ -645,12 +594,8 @@ pub async fn reopen_gate(
             ));
         };
         let name = name.clone();
-        let attempt = record
-            .data
-            .get("attempt")
-            .and_then(serde_json::Value::as_u64)
-            .unwrap_or(1)
-            + 1;
+        let attempt =
+            record.data.get("attempt").and_then(serde_json::Value::as_u64).unwrap_or(1) + 1;
         record.status = "waiting".into();
         record.detail = "reopened".into();
         record.link = None;
@@ -659,12 +604,7 @@ pub async fn reopen_gate(
         rotation.journal.undo(&format!("gate/{name}"));
         rotation.error = None;
         let rotation_id = rotation.id.clone();
-        entry.audit(
-            now,
-            Some(&rotation_id),
-            "gate-reopened",
-            format!("{name}: attempt {attempt}"),
-        );
+        entry.audit(now, Some(&rotation_id), "gate-reopened", format!("{name}: attempt {attempt}"));
         Ok(true)
     })
     .await
@@ -673,12 +613,7 @@ pub async fn reopen_gate(
 /// The credentials a run advances, in config order: the config's, then those since
 /// removed from it whose rotation is in flight (they still finish, from their snapshot).
 pub(super) fn in_play(config: &LoadedConfig, doc: &StateDoc) -> Vec<String> {
-    let mut ids: Vec<String> = config
-        .config
-        .credentials
-        .iter()
-        .map(|c| c.id.clone())
-        .collect();
+    let mut ids: Vec<String> = config.config.credentials.iter().map(|c| c.id.clone()).collect();
     for (id, entry) in &doc.credentials {
         if entry.rotation.is_some() && !ids.contains(id) {
             ids.push(id.clone());
@@ -689,12 +624,8 @@ pub(super) fn in_play(config: &LoadedConfig, doc: &StateDoc) -> Vec<String> {
 
 /// Every credential the config and state know, for commands that take leases on all.
 pub fn all_ids(config: &LoadedConfig, vault: &Vault) -> Vec<String> {
-    let mut ids: BTreeSet<String> = config
-        .config
-        .credentials
-        .iter()
-        .map(|c| c.id.clone())
-        .collect();
+    let mut ids: BTreeSet<String> =
+        config.config.credentials.iter().map(|c| c.id.clone()).collect();
     ids.extend(vault.doc.credentials.keys().cloned());
     ids.into_iter().collect()
 }

@@ -35,10 +35,7 @@ impl Schedule {
 /// state: then only the config's `expires` is known).
 pub fn schedule(credential: &Credential, current: Option<&Material>) -> Schedule {
     let spec = credential.schedule.as_ref();
-    let warn = spec
-        .and_then(|s| s.warn)
-        .map(|w| w.signed())
-        .unwrap_or(time::Duration::ZERO);
+    let warn = spec.and_then(|s| s.warn).map(|w| w.signed()).unwrap_or(time::Duration::ZERO);
     // The material's own expiry (adopted with `expires`, or the provider's), else the
     // lifetime consumers enforce, counted from issue.
     let lifetime = spec.and_then(|s| s.lifetime).map(|l| l.signed());
@@ -47,9 +44,7 @@ pub fn schedule(credential: &Credential, current: Option<&Material>) -> Schedule
             .expires
             .map(|d| d.with_time(Time::MIDNIGHT).assume_utc())
             .or_else(|| lifetime.map(|l| m.created_at + l)),
-        None => credential
-            .expires()
-            .map(|d| d.with_time(Time::MIDNIGHT).assume_utc()),
+        None => credential.expires().map(|d| d.with_time(Time::MIDNIGHT).assume_utc()),
     };
     let every_due = match (current, spec.and_then(|s| s.every)) {
         (Some(m), Some(every)) => Some(m.created_at + every.signed()),
@@ -64,11 +59,7 @@ pub fn schedule(credential: &Credential, current: Option<&Material>) -> Schedule
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
-    Schedule {
-        due_at,
-        warn_at,
-        expires_at,
-    }
+    Schedule { due_at, warn_at, expires_at }
 }
 
 /// What a run would do with a credential that has no rotation in flight.
@@ -94,9 +85,7 @@ pub fn next(
 ) -> Next {
     let current = state.and_then(|s| s.current.as_ref());
     let Some(current) = current else {
-        return Next::NoKey {
-            bootstrap: credential.bootstrap || bootstrap_flag,
-        };
+        return Next::NoKey { bootstrap: credential.bootstrap || bootstrap_flag };
     };
     let s = schedule(credential, Some(current));
     match s.due_at {
@@ -115,10 +104,7 @@ mod tests {
     fn cred(every: Option<u64>, warn: Option<u64>, expires: Option<&str>) -> Credential {
         let yaml = "id: c\nkey: { type: rsa }\n";
         let mut c: Credential = serde_yaml::from_str(yaml).unwrap();
-        c.key = KeySpec::Rsa {
-            bits: 2048,
-            kid: KidSpec::Uuid,
-        };
+        c.key = KeySpec::Rsa { bits: 2048, kid: KidSpec::Uuid };
         c.schedule = Some(Spec {
             every: every.map(|d| Dur::from_secs(d * 86400)),
             warn: warn.map(|d| Dur::from_secs(d * 86400)),

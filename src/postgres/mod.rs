@@ -19,11 +19,8 @@ pub fn role_and_password(
 ) -> (crate::config::Template, crate::config::Template) {
     use crate::config::Template;
     (
-        role.cloned()
-            .unwrap_or_else(|| Template::new("{{ new.role }}")),
-        password
-            .cloned()
-            .unwrap_or_else(|| Template::new("{{ new.value }}")),
+        role.cloned().unwrap_or_else(|| Template::new("{{ new.role }}")),
+        password.cloned().unwrap_or_else(|| Template::new("{{ new.value }}")),
     )
 }
 
@@ -57,10 +54,10 @@ pub async fn connect(mut config: Config, shown: &str) -> Result<Client, PgError>
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(CONNECT_TIMEOUT);
     }
-    let (client, connection) = config.connect(NoTls).await.map_err(|e| PgError::Failed {
-        shown: shown.to_string(),
-        message: describe(&e),
-    })?;
+    let (client, connection) = config
+        .connect(NoTls)
+        .await
+        .map_err(|e| PgError::Failed { shown: shown.to_string(), message: describe(&e) })?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::debug!("postgres connection closed: {}", describe(&e));
@@ -92,22 +89,16 @@ pub async fn set_password(
         escape_identifier(role),
         escape_literal(&verifier)
     ));
-    client
-        .batch_execute(sql.expose())
-        .await
-        .map_err(|e| PgError::Failed {
-            shown: shown.to_string(),
-            message: format!("setting the password of role {role}: {}", describe(&e)),
-        })
+    client.batch_execute(sql.expose()).await.map_err(|e| PgError::Failed {
+        shown: shown.to_string(),
+        message: format!("setting the password of role {role}: {}", describe(&e)),
+    })
 }
 
 /// Removes the role's password: nobody can log in with the old one again.
 pub async fn clear_password(client: &Client, role: &str, shown: &str) -> Result<(), PgError> {
     client
-        .batch_execute(&format!(
-            "ALTER ROLE {} PASSWORD NULL",
-            escape_identifier(role)
-        ))
+        .batch_execute(&format!("ALTER ROLE {} PASSWORD NULL", escape_identifier(role)))
         .await
         .map_err(|e| PgError::Failed {
             shown: shown.to_string(),

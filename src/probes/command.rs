@@ -28,11 +28,7 @@ impl Probe for CommandProbe {
         if out.success() {
             Ok(format!("{} exited 0", self.spec.run))
         } else {
-            Err(ProbeError::Failed(format!(
-                "{} {}",
-                self.spec.run,
-                out.describe_failure()
-            )))
+            Err(ProbeError::Failed(format!("{} {}", self.spec.run, out.describe_failure())))
         }
     }
 }

@@ -20,11 +20,7 @@ impl HttpProbe {
 #[async_trait]
 impl Probe for HttpProbe {
     fn describe(&self) -> String {
-        format!(
-            "http {} {}",
-            method_name(self.spec.method),
-            self.spec.url.raw()
-        )
+        format!("http {} {}", method_name(self.spec.method), self.spec.url.raw())
     }
 
     async fn check(&self, view: &View<'_>, cx: &StepContext<'_>) -> Result<String, ProbeError> {
@@ -68,10 +64,7 @@ impl Probe for HttpProbe {
                         shown_value(view, expected.expose())
                     )));
                 }
-                evidence.push(format!(
-                    "{pointer} = {}",
-                    shown_value(view, expected.expose())
-                ));
+                evidence.push(format!("{pointer} = {}", shown_value(view, expected.expose())));
             }
         }
         if let Some(needle) = &self.spec.expect.contains {

@@ -14,10 +14,7 @@ pub struct JwksProbe {
 
 impl JwksProbe {
     pub fn new(spec: config::JwksProbe) -> Self {
-        let kid = spec
-            .kid
-            .clone()
-            .unwrap_or_else(|| Template::new("{{ new.kid }}"));
+        let kid = spec.kid.clone().unwrap_or_else(|| Template::new("{{ new.kid }}"));
         JwksProbe { spec, kid }
     }
 }
@@ -50,11 +47,7 @@ impl Probe for JwksProbe {
             Err(ProbeError::Failed(format!(
                 "{shown} does not serve kid {} (it serves: {})",
                 shown_value(view, kid.expose()),
-                if kids.is_empty() {
-                    "no keys".into()
-                } else {
-                    kids.join(", ")
-                }
+                if kids.is_empty() { "no keys".into() } else { kids.join(", ") }
             )))
         }
     }

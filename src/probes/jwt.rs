@@ -21,17 +21,13 @@ pub struct JwtProbe {
 
 impl JwtProbe {
     pub fn new(spec: config::JwksProbe) -> Self {
-        let kid = spec
-            .kid
-            .clone()
-            .unwrap_or_else(|| Template::new("{{ new.kid }}"));
+        let kid = spec.kid.clone().unwrap_or_else(|| Template::new("{{ new.kid }}"));
         JwtProbe { spec, kid }
     }
 
     fn sign(&self, view: &View<'_>, cx: &StepContext<'_>, kid: &str) -> Result<String, ProbeError> {
-        let material = view
-            .new
-            .ok_or_else(|| ProbeError::Failed("there is no key to sign with".into()))?;
+        let material =
+            view.new.ok_or_else(|| ProbeError::Failed("there is no key to sign with".into()))?;
         let pem = material
             .field(Field::PrivatePem)
             .map_err(|e| ProbeError::Failed(format!("cannot sign a test token: {e}")))?;
@@ -55,11 +51,7 @@ impl JwtProbe {
 #[async_trait]
 impl Probe for JwtProbe {
     fn describe(&self) -> String {
-        format!(
-            "jwt signed as {} verifies against {}",
-            self.kid.raw(),
-            self.spec.url.raw()
-        )
+        format!("jwt signed as {} verifies against {}", self.kid.raw(), self.spec.url.raw())
     }
 
     async fn check(&self, view: &View<'_>, cx: &StepContext<'_>) -> Result<String, ProbeError> {
@@ -69,25 +61,16 @@ impl Probe for JwtProbe {
         let set: JwkSet = serde_json::from_value(doc)
             .map_err(|_| ProbeError::Failed(format!("{shown} did not answer a JWK set")))?;
         // Like a verifier: the kid in the token's header picks the key.
-        let header_kid = jsonwebtoken::decode_header(&token)
-            .ok()
-            .and_then(|h| h.kid)
-            .unwrap_or_default();
+        let header_kid =
+            jsonwebtoken::decode_header(&token).ok().and_then(|h| h.kid).unwrap_or_default();
         let Some(jwk) = set.find(&header_kid) else {
-            let served: Vec<&str> = set
-                .keys
-                .iter()
-                .filter_map(|k| k.common.key_id.as_deref())
-                .collect();
+            let served: Vec<&str> =
+                set.keys.iter().filter_map(|k| k.common.key_id.as_deref()).collect();
             return Err(ProbeError::Failed(format!(
                 "{} has no key with kid {} (it serves: {})",
                 shown,
                 shown_value(view, &header_kid),
-                if served.is_empty() {
-                    "no keys".into()
-                } else {
-                    served.join(", ")
-                }
+                if served.is_empty() { "no keys".into() } else { served.join(", ") }
             )));
         };
         let key = DecodingKey::from_jwk(jwk).map_err(|e| {
@@ -107,10 +90,6 @@ impl Probe for JwtProbe {
                 shown_value(view, &header_kid)
             ))
         })?;
-        Ok(format!(
-            "a token signed as kid {} verifies against {}",
-            kid.expose(),
-            shown
-        ))
+        Ok(format!("a token signed as kid {} verifies against {}", kid.expose(), shown))
     }
 }

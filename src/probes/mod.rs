@@ -61,9 +61,5 @@ pub fn build(spec: &ProbeSpec, providers: &Providers) -> Result<Box<dyn Probe>, 
 pub(crate) fn shown_value(view: &View, value: &str) -> String {
     let redacted = view.redact(value);
     let short: String = redacted.chars().take(80).collect();
-    if short.len() < redacted.len() {
-        format!("{short}…")
-    } else {
-        short
-    }
+    if short.len() < redacted.len() { format!("{short}…") } else { short }
 }

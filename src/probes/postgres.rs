@@ -17,22 +17,14 @@ pub struct PostgresProbe {
 impl PostgresProbe {
     pub fn new(spec: Spec) -> Self {
         let (role, password) = role_and_password(spec.role.as_ref(), spec.password.as_ref());
-        PostgresProbe {
-            spec,
-            role,
-            password,
-        }
+        PostgresProbe { spec, role, password }
     }
 }
 
 #[async_trait]
 impl Probe for PostgresProbe {
     fn describe(&self) -> String {
-        format!(
-            "postgres login as {} at {}",
-            self.role.raw(),
-            self.spec.url.raw()
-        )
+        format!("postgres login as {} at {}", self.role.raw(), self.spec.url.raw())
     }
 
     async fn check(&self, view: &View<'_>, _cx: &StepContext<'_>) -> Result<String, ProbeError> {

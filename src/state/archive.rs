@@ -61,10 +61,12 @@ pub fn take_old_events(doc: &mut StateDoc, finished: &BTreeSet<String>) -> Vec<A
             continue;
         }
         let keep_from = entry.audit.len() - AUDIT_TAIL;
-        taken.extend(entry.audit.drain(..keep_from).map(|event| ArchivedEvent {
-            credential: id.clone(),
-            event,
-        }));
+        taken.extend(
+            entry
+                .audit
+                .drain(..keep_from)
+                .map(|event| ArchivedEvent { credential: id.clone(), event }),
+        );
     }
     taken
 }
@@ -79,13 +81,7 @@ pub fn seal(
         .map_err(|e| StateError::Malformed(format!("serialising an audit segment: {e}")))?;
     let bytes = envelope::encrypt(&json, recipients)?;
     let sha256 = hex(&Sha256::digest(&bytes));
-    Ok((
-        bytes,
-        Segment {
-            sha256,
-            events: count,
-        },
-    ))
+    Ok((bytes, Segment { sha256, events: count }))
 }
 
 /// Opens a stored segment, refusing bytes that are not the ones the state lists.
@@ -102,10 +98,7 @@ pub fn open(
     }
     let plaintext = envelope::decrypt(bytes, identity)?;
     let body: SegmentBody = serde_json::from_slice(&plaintext).map_err(|e| {
-        StateError::Malformed(format!(
-            "audit segment {} does not parse ({e})",
-            segment.name()
-        ))
+        StateError::Malformed(format!("audit segment {} does not parse ({e})", segment.name()))
     })?;
     Ok(body.events)
 }
@@ -120,12 +113,7 @@ mod tests {
         let mut entry = CredentialState::default();
         let at = OffsetDateTime::UNIX_EPOCH;
         for i in 0..events {
-            entry.audit(
-                at + time::Duration::seconds(i as i64),
-                None,
-                "e",
-                format!("{i}"),
-            );
+            entry.audit(at + time::Duration::seconds(i as i64), None, "e", format!("{i}"));
         }
         let mut doc = StateDoc::default();
         doc.credentials.insert("a".into(), entry.clone());
@@ -142,10 +130,7 @@ mod tests {
         let taken = take_old_events(&mut doc, &finished);
         assert_eq!(taken.len(), ARCHIVE_AT + 7 - AUDIT_TAIL);
         assert_eq!(doc.credentials["a"].audit.len(), AUDIT_TAIL);
-        assert_eq!(
-            doc.credentials["a"].audit[0].detail,
-            taken.len().to_string()
-        );
+        assert_eq!(doc.credentials["a"].audit[0].detail, taken.len().to_string());
         assert_eq!(doc.credentials["b"].audit.len(), ARCHIVE_AT + 7);
     }
 
@@ -159,9 +144,6 @@ mod tests {
         let events = open(&bytes, &segment, &identity).unwrap();
         assert_eq!(events.len(), ARCHIVE_AT - AUDIT_TAIL);
         let (other, _) = seal(events, &recipients).unwrap();
-        assert!(matches!(
-            open(&other, &segment, &identity),
-            Err(StateError::Forged(_))
-        ));
+        assert!(matches!(open(&other, &segment, &identity), Err(StateError::Forged(_))));
     }
 }

@@ -63,15 +63,10 @@ impl StateIdentity {
             secret.expose_secret().as_bytes(),
         );
         let mut key = Zeroizing::new([0u8; 32]);
-        hk.expand(b"hmac-sha256", key.as_mut())
-            .expect("32 bytes is a valid HKDF-SHA256 length");
+        hk.expand(b"hmac-sha256", key.as_mut()).expect("32 bytes is a valid HKDF-SHA256 length");
         let writer_id =
             hex(&Sha256::digest([b"rotagate/writer-id/v1".as_slice(), key.as_ref()].concat())[..8]);
-        StateIdentity {
-            identity,
-            mac_key: key,
-            writer_id,
-        }
+        StateIdentity { identity, mac_key: key, writer_id }
     }
 
     pub fn recipient(&self) -> String {
@@ -154,10 +149,7 @@ pub fn open(armored: &[u8], identity: &StateIdentity) -> Result<Opened, StateErr
         StateError::Malformed(format!("the state body has no readable header ({e})"))
     })?;
     if header.format > STATE_FORMAT {
-        return Err(StateError::NewerFormat {
-            found: header.format,
-            supported: STATE_FORMAT,
-        });
+        return Err(StateError::NewerFormat { found: header.format, supported: STATE_FORMAT });
     }
     let tag = STANDARD
         .decode(&sealed.mac)
@@ -222,10 +214,8 @@ pub(super) fn seal_view<D: Serialize>(
     );
     let mac = STANDARD.encode(identity.mac(body_json.as_bytes()).finalize().into_bytes());
     // Assembled by hand so the MACed body bytes are exactly what is stored.
-    let plaintext = Zeroizing::new(format!(
-        "{{\n\"body\": {},\n\"mac\": \"{mac}\"\n}}\n",
-        body_json.as_str()
-    ));
+    let plaintext =
+        Zeroizing::new(format!("{{\n\"body\": {},\n\"mac\": \"{mac}\"\n}}\n", body_json.as_str()));
     let armored = encrypt(plaintext.as_bytes(), recipients)?;
     Ok((
         armored,
@@ -303,10 +293,7 @@ pub(super) fn encrypt_as(
     format: age::armor::Format,
 ) -> Result<Vec<u8>, StateError> {
     let encryptor = age::Encryptor::with_recipients(
-        recipients
-            .iter()
-            .map(|r| r as &dyn age::Recipient)
-            .chain(also),
+        recipients.iter().map(|r| r as &dyn age::Recipient).chain(also),
     )
     .map_err(|e| StateError::Malformed(format!("cannot encrypt the state: {e}")))?;
     let io = |e: std::io::Error| StateError::Malformed(format!("cannot encrypt the state: {e}"));
@@ -314,10 +301,7 @@ pub(super) fn encrypt_as(
     let armor = age::armor::ArmoredWriter::wrap_output(&mut out, format).map_err(io)?;
     let mut writer = encryptor.wrap_output(armor).map_err(io)?;
     writer.write_all(plaintext).map_err(io)?;
-    writer
-        .finish()
-        .and_then(|armor| armor.finish())
-        .map_err(io)?;
+    writer.finish().and_then(|armor| armor.finish()).map_err(io)?;
     Ok(out)
 }
 
@@ -387,10 +371,7 @@ mod tests {
         let stranger = StateIdentity::generate();
         let recipients = parse_recipients(&[writer.recipient()]).unwrap();
         let bytes = first_seal(&writer, &recipients);
-        assert!(matches!(
-            open(&bytes, &stranger),
-            Err(StateError::Decrypt(_))
-        ));
+        assert!(matches!(open(&bytes, &stranger), Err(StateError::Decrypt(_))));
     }
 
     #[test]

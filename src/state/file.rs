@@ -22,10 +22,7 @@ pub struct FileStore {
 
 impl FileStore {
     pub fn new(path: PathBuf, shown: impl Into<String>) -> Self {
-        FileStore {
-            path,
-            shown: shown.into(),
-        }
+        FileStore { path, shown: shown.into() }
     }
 
     pub fn path(&self) -> &Path {
@@ -33,18 +30,12 @@ impl FileStore {
     }
 
     fn err(&self, message: impl Into<String>) -> StateError {
-        StateError::Store {
-            store: self.describe(),
-            message: message.into(),
-        }
+        StateError::Store { store: self.describe(), message: message.into() }
     }
 
     fn read(&self) -> Result<Option<Stored>, StateError> {
         match fs::read(&self.path) {
-            Ok(bytes) => Ok(Some(Stored {
-                version: version_of(&bytes),
-                bytes,
-            })),
+            Ok(bytes) => Ok(Some(Stored { version: version_of(&bytes), bytes })),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             Err(e) => Err(self.err(format!("cannot read {}: {e}", self.path.display()))),
         }
@@ -58,26 +49,16 @@ impl FileStore {
             .write(true)
             .open(&lock_path)
             .map_err(|e| self.err(format!("cannot open lock {}: {e}", lock_path.display())))?;
-        file.lock()
-            .map_err(|e| self.err(format!("cannot lock {}: {e}", lock_path.display())))?;
+        file.lock().map_err(|e| self.err(format!("cannot lock {}: {e}", lock_path.display())))?;
         Ok(file)
     }
 
     /// Where segments live: `state-audit/` (audit segments) and `state-credentials/`
     /// (credential shards) next to `state.age`.
     fn segment_path(&self, name: &str) -> PathBuf {
-        let stem = self
-            .path
-            .file_stem()
-            .map_or("state".into(), |s| s.to_string_lossy());
-        let kind = if name.starts_with("cred-") {
-            "credentials"
-        } else {
-            "audit"
-        };
-        self.path
-            .with_file_name(format!("{stem}-{kind}"))
-            .join(format!("{name}.age"))
+        let stem = self.path.file_stem().map_or("state".into(), |s| s.to_string_lossy());
+        let kind = if name.starts_with("cred-") { "credentials" } else { "audit" };
+        self.path.with_file_name(format!("{stem}-{kind}")).join(format!("{name}.age"))
     }
 
     fn write_atomically(&self, bytes: &[u8]) -> Result<(), StateError> {
@@ -104,19 +85,10 @@ impl FileStore {
             .permissions(private_permissions())
             .tempfile_in(dir)
             .map_err(|e| {
-                self.err(format!(
-                    "cannot create a temporary file in {}: {e}",
-                    dir.display()
-                ))
+                self.err(format!("cannot create a temporary file in {}: {e}", dir.display()))
             })?;
         tmp.write_all(bytes)
-            .and_then(|()| {
-                if sync {
-                    tmp.as_file().sync_all()
-                } else {
-                    Ok(())
-                }
-            })
+            .and_then(|()| if sync { tmp.as_file().sync_all() } else { Ok(()) })
             .map_err(|e| self.err(format!("cannot write {}: {e}", path.display())))?;
         tmp.persist(path)
             .map_err(|e| self.err(format!("cannot replace {}: {}", path.display(), e.error)))?;
@@ -125,9 +97,7 @@ impl FileStore {
 }
 
 fn parent_dir(path: &Path) -> &Path {
-    path.parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
+    path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))
 }
 
 #[cfg(unix)]
@@ -138,9 +108,7 @@ fn private_permissions() -> fs::Permissions {
 
 #[cfg(not(unix))]
 fn private_permissions() -> fs::Permissions {
-    fs::metadata(".")
-        .map(|m| m.permissions())
-        .expect("current directory is readable")
+    fs::metadata(".").map(|m| m.permissions()).expect("current directory is readable")
 }
 
 fn version_of(bytes: &[u8]) -> Version {
@@ -196,9 +164,7 @@ impl StateStore for FileStore {
                 .chunks(per_thread)
                 .map(|part| scope.spawn(move || part.iter().try_for_each(|p| sync(p))))
                 .collect();
-            workers
-                .into_iter()
-                .try_for_each(|w| w.join().expect("a sync thread panicked"))
+            workers.into_iter().try_for_each(|w| w.join().expect("a sync thread panicked"))
         })?;
         let dirs: BTreeSet<&Path> = written.iter().map(|p| parent_dir(p)).collect();
         dirs.into_iter().try_for_each(sync)
@@ -246,15 +212,9 @@ mod tests {
         assert!(store.load().await.unwrap().is_none());
         let v1 = store.save(b"one", None).await.unwrap();
         // A second writer that also believed the store empty loses.
-        assert!(matches!(
-            store.save(b"two", None).await,
-            Err(StateError::Conflict(_))
-        ));
+        assert!(matches!(store.save(b"two", None).await, Err(StateError::Conflict(_))));
         let v2 = store.save(b"two", Some(&v1)).await.unwrap();
-        assert!(matches!(
-            store.save(b"three", Some(&v1)).await,
-            Err(StateError::Conflict(_))
-        ));
+        assert!(matches!(store.save(b"three", Some(&v1)).await, Err(StateError::Conflict(_))));
         let stored = store.load().await.unwrap().unwrap();
         assert_eq!(stored.bytes, b"two");
         assert_eq!(stored.version, v2);

@@ -71,10 +71,7 @@ impl GithubBranchStore {
     }
 
     fn err(&self, e: GithubError) -> StateError {
-        StateError::Store {
-            store: self.describe(),
-            message: e.to_string(),
-        }
+        StateError::Store { store: self.describe(), message: e.to_string() }
     }
 
     /// `state.age` as of `git_ref` (a branch or a commit), with its blob sha.
@@ -92,11 +89,7 @@ impl GithubBranchStore {
             .request(
                 &Call::read(
                     "GET /repos/{owner}/{repo}/contents/{path}",
-                    format!(
-                        "/repos/{}/contents/{path}?ref={}",
-                        self.repo,
-                        encode(git_ref)
-                    ),
+                    format!("/repos/{}/contents/{path}?ref={}", self.repo, encode(git_ref)),
                 ),
                 &[404],
             )
@@ -106,11 +99,8 @@ impl GithubBranchStore {
         }
         let v: Value = reply.json().map_err(|e| self.err(e))?;
         let sha = v["sha"].as_str().unwrap_or_default().to_string();
-        let mut content: String = v["content"]
-            .as_str()
-            .unwrap_or_default()
-            .split_whitespace()
-            .collect();
+        let mut content: String =
+            v["content"].as_str().unwrap_or_default().split_whitespace().collect();
         if content.is_empty() {
             // Over 1 MB the contents API leaves the content out; the blob has it.
             let blob: Value = self
@@ -121,17 +111,10 @@ impl GithubBranchStore {
                 )
                 .await
                 .map_err(|e| self.err(e))?;
-            content = blob["content"]
-                .as_str()
-                .unwrap_or_default()
-                .split_whitespace()
-                .collect();
+            content = blob["content"].as_str().unwrap_or_default().split_whitespace().collect();
         }
         let bytes = STANDARD.decode(content).map_err(|_| {
-            StateError::Malformed(format!(
-                "{} holds content that is not base64",
-                self.describe()
-            ))
+            StateError::Malformed(format!("{} holds content that is not base64", self.describe()))
         })?;
         Ok(Some((bytes, sha)))
     }
@@ -182,13 +165,7 @@ impl GithubBranchStore {
         let branch: String = self
             .branch
             .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_ascii_uppercase()
-                } else {
-                    '_'
-                }
-            })
+            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
             .collect();
         format!("ROTAGATE_ANCHOR_{branch}")
     }
@@ -222,27 +199,17 @@ impl StateStore for GithubBranchStore {
         };
         *self.last_load.lock().unwrap_or_else(|e| e.into_inner()) =
             Some((sha.clone(), commits.get(1).cloned()));
-        Ok(Some(Stored {
-            bytes,
-            version: Version(sha),
-        }))
+        Ok(Some(Stored { bytes, version: Version(sha) }))
     }
 
     async fn load_parent(&self, head: &Version) -> Result<Option<Vec<u8>>, StateError> {
-        let last = self
-            .last_load
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let last = self.last_load.lock().unwrap_or_else(|e| e.into_inner()).clone();
         match last {
             Some((sha, Some(parent))) if sha == head.0 => {
                 Ok(self.read_at(&parent).await?.map(|(bytes, _)| bytes))
             }
             Some((sha, None)) if sha == head.0 => Ok(None),
-            _ => Err(StateError::Conflict(format!(
-                "{} moved while it was read",
-                self.describe()
-            ))),
+            _ => Err(StateError::Conflict(format!("{} moved while it was read", self.describe()))),
         }
     }
 
@@ -265,8 +232,7 @@ impl StateStore for GithubBranchStore {
         else {
             return Ok(None);
         };
-        self.anchor_exists
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.anchor_exists.store(true, std::sync::atomic::Ordering::Relaxed);
         Anchor::decode(&text).map(Some).ok_or_else(|| {
             StateError::Malformed(format!(
                 "the repository variable {name} of {} holds `{text}`, not rotagate's `generation:hash`: it is rotagate's replay anchor; delete it only to accept the state branch as it is (see README, \"The state\")",
@@ -302,34 +268,24 @@ impl StateStore for GithubBranchStore {
             .gh
             .list(
                 "GET /repos/{owner}/{repo}/rules/branches/{branch}",
-                &format!(
-                    "/repos/{}/rules/branches/{}",
-                    self.repo,
-                    encode(&self.branch)
-                ),
+                &format!("/repos/{}/rules/branches/{}", self.repo, encode(&self.branch)),
                 None,
             )
             .await;
         let kinds: Vec<String> = match rules {
-            Ok(rules) => rules
-                .iter()
-                .filter_map(|r| r["type"].as_str().map(str::to_string))
-                .collect(),
+            Ok(rules) => {
+                rules.iter().filter_map(|r| r["type"].as_str().map(str::to_string)).collect()
+            }
             Err(e) => {
-                return vec![format!(
-                    "cannot read the rules protecting {}: {e}",
-                    self.describe()
-                )];
+                return vec![format!("cannot read the rules protecting {}: {e}", self.describe())];
             }
         };
-        let missing: Vec<&str> = [
-            ("non_fast_forward", "Block force pushes"),
-            ("deletion", "Restrict deletions"),
-        ]
-        .into_iter()
-        .filter(|(kind, _)| !kinds.iter().any(|k| k == kind))
-        .map(|(_, setting)| setting)
-        .collect();
+        let missing: Vec<&str> =
+            [("non_fast_forward", "Block force pushes"), ("deletion", "Restrict deletions")]
+                .into_iter()
+                .filter(|(kind, _)| !kinds.iter().any(|k| k == kind))
+                .map(|(_, setting)| setting)
+                .collect();
         if missing.is_empty() {
             return Vec::new();
         }
@@ -365,10 +321,7 @@ impl StateStore for GithubBranchStore {
 
     async fn get_segment(&self, name: &str) -> Result<Option<Vec<u8>>, StateError> {
         let path = format!("{SEGMENTS}/{name}.age");
-        Ok(self
-            .read_file(&path, &self.branch)
-            .await?
-            .map(|(bytes, _)| bytes))
+        Ok(self.read_file(&path, &self.branch).await?.map(|(bytes, _)| bytes))
     }
 
     async fn save(&self, bytes: &[u8], expected: Option<&Version>) -> Result<Version, StateError> {
@@ -377,12 +330,10 @@ impl StateStore for GithubBranchStore {
             // The first write finds no branch: start it, then write.
             None => {
                 self.create_branch().await?;
-                self.put(bytes, expected)
-                    .await?
-                    .ok_or_else(|| StateError::Store {
-                        store: self.describe(),
-                        message: "the branch is still missing after creating it".into(),
-                    })
+                self.put(bytes, expected).await?.ok_or_else(|| StateError::Store {
+                    store: self.describe(),
+                    message: "the branch is still missing after creating it".into(),
+                })
             }
         }
     }
@@ -426,12 +377,11 @@ impl GithubBranchStore {
             )));
         }
         let v: Value = reply.json().map_err(|e| self.err(e))?;
-        v["content"]["sha"]
-            .as_str()
-            .map(|s| Some(Version(s.to_string())))
-            .ok_or_else(|| StateError::Store {
+        v["content"]["sha"].as_str().map(|s| Some(Version(s.to_string()))).ok_or_else(|| {
+            StateError::Store {
                 store: self.describe(),
                 message: "the contents API answered without a blob sha".into(),
-            })
+            }
+        })
     }
 }

@@ -18,19 +18,11 @@ impl RunIdentity {
     pub fn current() -> RunIdentity {
         let host = gethostname::gethostname().to_string_lossy().into_owned();
         let pid = std::process::id();
-        let holder = match (
-            std::env::var("GITHUB_RUN_ID"),
-            std::env::var("GITHUB_RUN_ATTEMPT"),
-        ) {
+        let holder = match (std::env::var("GITHUB_RUN_ID"), std::env::var("GITHUB_RUN_ATTEMPT")) {
             (Ok(run), Ok(attempt)) => format!("actions run {run} attempt {attempt} on {host}"),
             _ => format!("{host}:{pid}"),
         };
-        RunIdentity {
-            run_id: uuid::Uuid::new_v4().to_string(),
-            holder,
-            host,
-            pid,
-        }
+        RunIdentity { run_id: uuid::Uuid::new_v4().to_string(), holder, host, pid }
     }
 }
 
@@ -81,10 +73,7 @@ mod tests {
         let mut a = state.vault("other-host", 1).await;
         a.acquire(&["one".into()], now).await.unwrap();
         let mut b = state.vault("h", 2).await;
-        assert!(matches!(
-            b.acquire(&["one".into()], now).await,
-            Err(StateError::LeaseHeld { .. })
-        ));
+        assert!(matches!(b.acquire(&["one".into()], now).await, Err(StateError::LeaseHeld { .. })));
         // Once expired, it can be taken.
         let later = now + time::Duration::minutes(11);
         b.acquire(&["one".into()], later).await.unwrap();

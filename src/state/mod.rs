@@ -151,12 +151,8 @@ impl CredentialState {
             .map(|m| m.kid.as_str())
             .chain([kid])
             .collect();
-        let gone: Vec<String> = self
-            .kids
-            .keys()
-            .filter(|k| !held.contains(k.as_str()))
-            .cloned()
-            .collect();
+        let gone: Vec<String> =
+            self.kids.keys().filter(|k| !held.contains(k.as_str())).cloned().collect();
         for old in gone {
             self.kids.remove(&old);
             self.used_kids.insert(kid_digest(&old));
@@ -206,12 +202,7 @@ pub enum StateError {
     #[error(
         "credential {credential} is leased by run {run} ({holder}) until {until}; wait for it to finish, or for the lease to expire if that run crashed"
     )]
-    LeaseHeld {
-        credential: String,
-        run: String,
-        holder: String,
-        until: String,
-    },
+    LeaseHeld { credential: String, run: String, holder: String, until: String },
     #[error(
         "this run lost its lease on {0} (it expired and another run took it); stopping without writing"
     )]

@@ -63,12 +63,8 @@ mod tests {
 
     #[test]
     fn replay_is_detected_by_generation_and_hash() {
-        let parent = Chain {
-            generation: 4,
-            hash: "sha256:aa".into(),
-            previous: None,
-            writer: "w".into(),
-        };
+        let parent =
+            Chain { generation: 4, hash: "sha256:aa".into(), previous: None, writer: "w".into() };
         let good = Chain {
             generation: 5,
             hash: "sha256:bb".into(),
@@ -82,9 +78,6 @@ mod tests {
             previous: Some("sha256:dd".into()),
             writer: "w".into(),
         };
-        assert!(matches!(
-            check_follows(&replayed, &parent),
-            Err(StateError::Replayed(_))
-        ));
+        assert!(matches!(check_follows(&replayed, &parent), Err(StateError::Replayed(_))));
     }
 }

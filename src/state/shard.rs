@@ -143,10 +143,8 @@ pub fn open_index(
         .map_err(|e| malformed(format!("does not parse ({e})")))?;
     let decoded = Zeroizing::new(STANDARD_NO_PAD.decode(&index.key).unwrap_or_default());
     index.key.zeroize();
-    let key: [u8; 32] = decoded
-        .as_slice()
-        .try_into()
-        .map_err(|_| malformed("holds no valid shard key".into()))?;
+    let key: [u8; 32] =
+        decoded.as_slice().try_into().map_err(|_| malformed("holds no valid shard key".into()))?;
     Ok((index.shards, ShardKey(Zeroizing::new(key))))
 }
 
@@ -251,9 +249,7 @@ pub fn open_many(
     key: Option<&ShardKey>,
     identity: &StateIdentity,
 ) -> Result<Vec<(String, CredentialState)>, StateError> {
-    on_cores(&shards, |(id, sha, bytes)| {
-        Ok((id.clone(), open(id, sha, bytes, key, identity)?))
-    })
+    on_cores(&shards, |(id, sha, bytes)| Ok((id.clone(), open(id, sha, bytes, key, identity)?)))
 }
 
 #[cfg(test)]
@@ -265,17 +261,9 @@ mod tests {
         let identity = StateIdentity::generate();
         let recipients = envelope::parse_recipients(&[identity.recipient()]).unwrap();
         let key = ShardKey::generate();
-        let entry = CredentialState {
-            rotations: 3,
-            ..CredentialState::default()
-        };
+        let entry = CredentialState { rotations: 3, ..CredentialState::default() };
         let (bytes, sha) = seal("api", &entry, &key, &recipients).unwrap();
-        assert_eq!(
-            open("api", &sha, &bytes, Some(&key), &identity)
-                .unwrap()
-                .rotations,
-            3
-        );
+        assert_eq!(open("api", &sha, &bytes, Some(&key), &identity).unwrap().rotations, 3);
         assert!(matches!(
             open("other", &sha, &bytes, Some(&key), &identity),
             Err(StateError::Forged(m)) if m.contains("holds api")
@@ -288,11 +276,7 @@ mod tests {
         let many = vec![("api".to_string(), sha.clone(), bytes.clone()); 40];
         assert_eq!(open_many(many, Some(&key), &identity).unwrap().len(), 40);
         let sealed = seal_many(&vec![("api", &entry); 40], &key, &recipients).unwrap();
-        assert!(
-            sealed
-                .iter()
-                .all(|(b, s)| open("api", s, b, Some(&key), &identity).is_ok())
-        );
+        assert!(sealed.iter().all(|(b, s)| open("api", s, b, Some(&key), &identity).is_ok()));
         assert_eq!(digest(&entry), digest(&entry.clone()));
         assert_ne!(digest(&entry), digest(&CredentialState::default()));
     }

@@ -46,10 +46,7 @@ impl<'v> SharedVault<'v> {
     pub fn new(vault: &'v mut Vault, clock: Arc<dyn Clock>) -> Self {
         SharedVault {
             vault: tokio::sync::Mutex::new(vault),
-            queue: Mutex::new(Queue {
-                open: 1,
-                ..Queue::default()
-            }),
+            queue: Mutex::new(Queue { open: 1, ..Queue::default() }),
             clock,
         }
     }
@@ -184,10 +181,7 @@ mod tests {
         holder.acquire(&["one".into()], now).await.unwrap();
         let mut v = state.vault("h", 2).await;
         let shared = SharedVault::new(&mut v, Arc::new(SystemClock));
-        assert!(matches!(
-            shared.lease("one", now).await,
-            Err(StateError::LeaseHeld { .. })
-        ));
+        assert!(matches!(shared.lease("one", now).await, Err(StateError::LeaseHeld { .. })));
         // Another credential is still free to take.
         shared.lease("two", now).await.unwrap();
     }

@@ -86,9 +86,6 @@ impl Anchor {
 
     pub fn decode(text: &str) -> Option<Anchor> {
         let (generation, hash) = text.trim().split_once(':')?;
-        Some(Anchor {
-            generation: generation.parse().ok()?,
-            hash: hash.to_string(),
-        })
+        Some(Anchor { generation: generation.parse().ok()?, hash: hash.to_string() })
     }
 }

@@ -176,9 +176,7 @@ impl Vault {
         let opened = envelope::open(&stored.bytes, &self.identity)?;
         // A head that is the anchored state itself (put back by `state restore`) need
         // not follow the commit below it, which is what was put back over.
-        let anchored = anchor
-            .as_ref()
-            .is_some_and(|a| a.generation == opened.chain.generation);
+        let anchored = anchor.as_ref().is_some_and(|a| a.generation == opened.chain.generation);
         if !anchored && let Some(parent) = self.store.load_parent(&stored.version).await? {
             let parent = envelope::open(&parent, &self.identity)?;
             check_follows(&opened.chain, &parent.chain)?;
@@ -230,17 +228,13 @@ impl Vault {
         let mut sealed = Vec::with_capacity(ids.len());
         for id in ids {
             let sha = doc.shards[id].clone();
-            let bytes = self
-                .store
-                .get_segment(&shard::name(&sha))
-                .await?
-                .ok_or_else(|| {
-                    StateError::Forged(format!(
-                        "the shard of {id} ({}) that the state lists is missing from {}",
-                        shard::name(&sha),
-                        self.store.describe()
-                    ))
-                })?;
+            let bytes = self.store.get_segment(&shard::name(&sha)).await?.ok_or_else(|| {
+                StateError::Forged(format!(
+                    "the shard of {id} ({}) that the state lists is missing from {}",
+                    shard::name(&sha),
+                    self.store.describe()
+                ))
+            })?;
             sealed.push((id.clone(), sha, bytes));
         }
         let mut settled = BTreeMap::new();
@@ -289,11 +283,7 @@ impl Vault {
         self.owned.extend(ids.iter().cloned());
         match self.save(now).await {
             Ok(()) => {
-                tracing::debug!(
-                    "lease taken on {} by run {}",
-                    ids.join(", "),
-                    self.run.run_id
-                );
+                tracing::debug!("lease taken on {} by run {}", ids.join(", "), self.run.run_id);
                 Ok(())
             }
             Err(e) => {
@@ -389,21 +379,14 @@ impl Vault {
             let previous = self.head.as_ref().map(|(c, _)| c);
             let (bytes, chain) =
                 envelope::seal_view(&head, previous, &self.identity, &self.recipients, now)?;
-            match self
-                .store
-                .save(&bytes, self.head.as_ref().map(|(_, v)| v))
-                .await
-            {
+            match self.store.save(&bytes, self.head.as_ref().map(|(_, v)| v)).await {
                 Ok(version) => {
                     tracing::debug!(
                         "state saved to {}: generation {}",
                         self.store.describe(),
                         chain.generation
                     );
-                    let anchor = Anchor {
-                        generation: chain.generation,
-                        hash: chain.hash.clone(),
-                    };
+                    let anchor = Anchor { generation: chain.generation, hash: chain.hash.clone() };
                     if let Err(e) = self.store.record_anchor(&anchor).await
                         && !self.anchor_warned
                     {
@@ -467,20 +450,14 @@ impl Vault {
         }
         let entries: Vec<(&str, &CredentialState)> =
             changed.iter().map(|(id, entry, _)| (*id, *entry)).collect();
-        let key = self
-            .doc
-            .shard_key
-            .get_or_insert_with(shard::ShardKey::generate)
-            .clone();
+        let key = self.doc.shard_key.get_or_insert_with(shard::ShardKey::generate).clone();
         let (mut named, shas): (Vec<(String, Vec<u8>)>, Vec<String>) =
             shard::seal_many(&entries, &key, &self.recipients)?
                 .into_iter()
                 .map(|(bytes, sha)| ((shard::name(&sha), bytes), sha))
                 .unzip();
-        let settled: Vec<(String, [u8; 32])> = changed
-            .iter()
-            .map(|(id, _, digest)| (id.to_string(), *digest))
-            .collect();
+        let settled: Vec<(String, [u8; 32])> =
+            changed.iter().map(|(id, _, digest)| (id.to_string(), *digest)).collect();
         let mut shards = self.doc.shards.clone();
         shards.extend(settled.iter().map(|(id, _)| id.clone()).zip(shas));
         let (index, index_sha) = shard::seal_index(&shards, &key, &self.recipients)?;
@@ -502,11 +479,7 @@ impl Vault {
         }
         let (bytes, segment) = archive::seal(events, &self.recipients)?;
         self.store.put_segment(&segment.name(), &bytes).await?;
-        tracing::debug!(
-            "{} audit events archived to segment {}",
-            segment.events,
-            segment.name()
-        );
+        tracing::debug!("{} audit events archived to segment {}", segment.events, segment.name());
         self.doc.archive.push(segment);
         Ok(())
     }
@@ -524,28 +497,19 @@ impl Vault {
         &self,
         segment: &archive::Segment,
     ) -> Result<Vec<archive::ArchivedEvent>, StateError> {
-        let bytes = self
-            .store
-            .get_segment(&segment.name())
-            .await?
-            .ok_or_else(|| {
-                StateError::Forged(format!(
-                    "audit segment {} that the state lists is missing from {}",
-                    segment.name(),
-                    self.store.describe()
-                ))
-            })?;
+        let bytes = self.store.get_segment(&segment.name()).await?.ok_or_else(|| {
+            StateError::Forged(format!(
+                "audit segment {} that the state lists is missing from {}",
+                segment.name(),
+                self.store.describe()
+            ))
+        })?;
         archive::open(&bytes, segment, &self.identity)
     }
 
     /// Adopts a newer stored state, keeping this run's own entries.
     fn merge_from(&mut self, loaded: Loaded) -> Result<(), StateError> {
-        let Loaded {
-            doc: mut fresh,
-            head,
-            sealed,
-            settled,
-        } = loaded;
+        let Loaded { doc: mut fresh, head, sealed, settled } = loaded;
         for id in &self.owned {
             let theirs = fresh.credentials.get(id).and_then(|c| c.lease.as_ref());
             if theirs.is_some_and(|l| l.run_id != self.run.run_id) {
@@ -640,10 +604,7 @@ pub(super) mod tests {
 
     impl Fixture {
         pub(crate) fn new() -> Fixture {
-            Fixture {
-                dir: tempfile::tempdir().unwrap(),
-                id: StateIdentity::generate().to_secret(),
-            }
+            Fixture { dir: tempfile::tempdir().unwrap(), id: StateIdentity::generate().to_secret() }
         }
 
         /// The state, opened by the process `pid` on `host`.
@@ -658,9 +619,7 @@ pub(super) mod tests {
             let recipients = envelope::parse_recipients(&[identity.recipient()]).unwrap();
             let store = FileStore::new(self.dir.path().join("state.age"), "file:state.age");
             let lease_ttl = std::time::Duration::from_secs(600);
-            Vault::open(Box::new(store), identity, recipients, run, lease_ttl)
-                .await
-                .unwrap()
+            Vault::open(Box::new(store), identity, recipients, run, lease_ttl).await.unwrap()
         }
     }
 

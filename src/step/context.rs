@@ -70,10 +70,8 @@ impl<'a> View<'a> {
 
 impl Lookup for View<'_> {
     fn lookup(&self, var: &Var) -> Result<Secret, RenderError> {
-        let missing = |why: &str| RenderError::Missing {
-            var: var.to_string(),
-            why: why.to_string(),
-        };
+        let missing =
+            |why: &str| RenderError::Missing { var: var.to_string(), why: why.to_string() };
         match var {
             Var::New(field) => self
                 .new

@@ -96,9 +96,5 @@ impl Providers {
 /// Resolves a config-relative path.
 pub fn resolve(base: &Path, path: &str) -> PathBuf {
     let p = Path::new(path);
-    if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        base.join(p)
-    }
+    if p.is_absolute() { p.to_path_buf() } else { base.join(p) }
 }

@@ -26,15 +26,10 @@ impl CommandOutput {
     }
 
     pub fn describe_failure(&self) -> String {
-        let code = self.code.map_or_else(
-            || "was killed by a signal".to_string(),
-            |c| format!("exited with {c}"),
-        );
-        if self.stderr.trim().is_empty() {
-            code
-        } else {
-            format!("{code}: {}", self.stderr.trim())
-        }
+        let code = self
+            .code
+            .map_or_else(|| "was killed by a signal".to_string(), |c| format!("exited with {c}"));
+        if self.stderr.trim().is_empty() { code } else { format!("{code}: {}", self.stderr.trim()) }
     }
 }
 
@@ -43,11 +38,8 @@ pub async fn run_command(
     view: &View<'_>,
     cx: &StepContext<'_>,
 ) -> Result<CommandOutput, StepError> {
-    let program = if spec.run.contains('/') {
-        resolve(cx.base_dir, spec.run)
-    } else {
-        spec.run.into()
-    };
+    let program =
+        if spec.run.contains('/') { resolve(cx.base_dir, spec.run) } else { spec.run.into() };
     let mut command = tokio::process::Command::new(&program);
     command
         .env_clear()
@@ -111,14 +103,9 @@ pub async fn run_command(
     let text = String::from_utf8_lossy(&err);
     let tail: String = {
         let chars: Vec<char> = text.chars().collect();
-        chars[chars.len().saturating_sub(STDERR_TAIL)..]
-            .iter()
-            .collect()
+        chars[chars.len().saturating_sub(STDERR_TAIL)..].iter().collect()
     };
     // What was sent on stdin is redacted if it was secret (a rendered template holding a
     // private value registers itself); a kid it echoes back stays readable.
-    Ok(CommandOutput {
-        code: status.code(),
-        stderr: view.redact(&tail),
-    })
+    Ok(CommandOutput { code: status.code(), stderr: view.redact(&tail) })
 }

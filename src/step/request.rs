@@ -62,10 +62,9 @@ pub fn render_request(spec: &RequestSpec, view: &View) -> Result<Request, StepEr
     }
     let (body, content_type) = match (spec.body, spec.json) {
         (Some(b), _) => (Some(b.render(view)?), None),
-        (None, Some(j)) => (
-            Some(Secret::new(render_json(j, view)?.to_string())),
-            Some("application/json"),
-        ),
+        (None, Some(j)) => {
+            (Some(Secret::new(render_json(j, view)?.to_string())), Some("application/json"))
+        }
         (None, None) => (None, None),
     };
     Ok(Request {
@@ -87,12 +86,9 @@ fn render_json(value: &Value, view: &dyn Lookup) -> Result<Value, StepError> {
         Value::String(s) => {
             Value::String(Template::new(s.clone()).render(view)?.expose().to_string())
         }
-        Value::Array(items) => Value::Array(
-            items
-                .iter()
-                .map(|i| render_json(i, view))
-                .collect::<Result<_, _>>()?,
-        ),
+        Value::Array(items) => {
+            Value::Array(items.iter().map(|i| render_json(i, view)).collect::<Result<_, _>>()?)
+        }
         Value::Object(map) => Value::Object(
             map.iter()
                 .map(|(k, v)| Ok((k.clone(), render_json(v, view)?)))

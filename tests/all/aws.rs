@@ -22,15 +22,9 @@ fn cmd(ws: &Ws, moto: &Moto, args: &[&str]) -> Command {
         ("AWS_ENDPOINT_URL", moto.url()),
         ("AWS_REGION", "us-east-1".into()),
         ("AWS_ACCESS_KEY_ID", "AKIAROTAGATETESTING".into()),
-        (
-            "AWS_SECRET_ACCESS_KEY",
-            "rotagate-Secret-Access-Key-3f9a".into(),
-        ),
+        ("AWS_SECRET_ACCESS_KEY", "rotagate-Secret-Access-Key-3f9a".into()),
         ("READER_AWS_ACCESS_KEY_ID", "AKIAREADERTESTING".into()),
-        (
-            "READER_AWS_SECRET_ACCESS_KEY",
-            "reader-Secret-Access-Key-7b21".into(),
-        ),
+        ("READER_AWS_SECRET_ACCESS_KEY", "reader-Secret-Access-Key-7b21".into()),
     ] {
         c.env(k, v);
     }
@@ -38,11 +32,7 @@ fn cmd(ws: &Ws, moto: &Moto, args: &[&str]) -> Command {
 }
 
 async fn run(ws: &Ws, moto: &Moto, args: &[&str]) -> Run {
-    tokio::process::Command::from(cmd(ws, moto, args))
-        .output()
-        .await
-        .unwrap()
-        .into()
+    tokio::process::Command::from(cmd(ws, moto, args)).output().await.unwrap().into()
 }
 
 /// Asks moto with boto3 (installed with it), bypassing the proxy.
@@ -53,23 +43,16 @@ fn boto(moto: &Moto, expression: &str) -> Value {
         ), &moto.url()])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// version id → labels
 fn stages(moto: &Moto) -> serde_json::Map<String, Value> {
-    boto(
-        moto,
-        &format!("sm.describe_secret(SecretId='{SECRET}')['VersionIdsToStages']"),
-    )
-    .as_object()
-    .unwrap()
-    .clone()
+    boto(moto, &format!("sm.describe_secret(SecretId='{SECRET}')['VersionIdsToStages']"))
+        .as_object()
+        .unwrap()
+        .clone()
 }
 
 fn holder(moto: &Moto, label: &str) -> Option<String> {
@@ -104,10 +87,7 @@ fn parameter(moto: &Moto) -> (String, i64) {
         moto,
         &format!("ssm.get_parameter(Name='{PARAMETER}', WithDecryption=True)['Parameter']"),
     );
-    (
-        p["Value"].as_str().unwrap().into(),
-        p["Version"].as_i64().unwrap(),
-    )
+    (p["Value"].as_str().unwrap().into(), p["Version"].as_i64().unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -133,41 +113,26 @@ async fn labels_follow_the_stages_and_rollback_moves_awscurrent_back() {
     assert_eq!(kid1, kid_in_state(&ws));
     let v1 = holder(&moto, "AWSCURRENT").unwrap();
     assert_eq!(stages(&moto).len(), 1);
-    let kms = boto(
-        &moto,
-        &format!("sm.describe_secret(SecretId='{SECRET}').get('KmsKeyId')"),
-    );
+    let kms = boto(&moto, &format!("sm.describe_secret(SecretId='{SECRET}').get('KmsKeyId')"));
     assert_eq!(kms, "alias/payments");
     let (webhook1, version) = parameter(&moto);
     assert!(webhook1.starts_with("whsec_"));
     assert_eq!(version, 1);
-    let p = boto(
-        &moto,
-        &format!("ssm.get_parameter(Name='{PARAMETER}')['Parameter']['Type']"),
-    );
+    let p = boto(&moto, &format!("ssm.get_parameter(Name='{PARAMETER}')['Parameter']['Type']"));
     assert_eq!(p, "SecureString");
 
     // The next rotation stops in its drain: the new version went in as AWSPENDING and
     // now holds AWSCURRENT; the old one is AWSPREVIOUS. One new version, no more.
     let config = ws.read("rotagate.yaml");
     ws.write("rotagate.yaml", &config.replace("drain: 0s", "drain: 1h"));
-    let out = run(
-        &ws,
-        &moto,
-        &["rotate", "payments-signing", "--reason", "test"],
-    )
-    .await;
+    let out = run(&ws, &moto, &["rotate", "payments-signing", "--reason", "test"]).await;
     assert_eq!(out.code, 0, "{}", out.all());
     assert_eq!(stages(&moto).len(), 2);
     let v2 = holder(&moto, "AWSCURRENT").unwrap();
     assert_ne!(v2, v1);
     assert_eq!(holder(&moto, "AWSPREVIOUS").as_deref(), Some(v1.as_str()));
     assert_eq!(holder(&moto, "AWSPENDING"), None);
-    assert!(
-        moto.count("secretsmanager.PutSecretValue") == 1,
-        "{:?}",
-        moto.calls()
-    );
+    assert!(moto.count("secretsmanager.PutSecretValue") == 1, "{:?}", moto.calls());
     assert_ne!(current_kid(&moto), kid1);
 
     // The operator rolls back: AWSCURRENT moves back to the old version (no new one).
@@ -180,12 +145,7 @@ async fn labels_follow_the_stages_and_rollback_moves_awscurrent_back() {
 
     // The webhook secret: a rotation writes version 2; a rollback of a rotation writes
     // the old value back as version 3.
-    let out = run(
-        &ws,
-        &moto,
-        &["rotate", "payments-webhook-secret", "--reason", "test"],
-    )
-    .await;
+    let out = run(&ws, &moto, &["rotate", "payments-webhook-secret", "--reason", "test"]).await;
     assert_eq!(out.code, 0, "{}", out.all());
     let (webhook2, version) = parameter(&moto);
     assert_ne!(webhook2, webhook1);
@@ -203,12 +163,7 @@ async fn access_denied_names_the_iam_action_to_grant() {
     let moto = Moto::start().await;
     let ws = example("aws.yaml");
     moto.inject("AmazonSSM.PutParameter", Fault::Denied, 1);
-    let out = run(
-        &ws,
-        &moto,
-        &["rotate", "payments-webhook-secret", "--reason", "test"],
-    )
-    .await;
+    let out = run(&ws, &moto, &["rotate", "payments-webhook-secret", "--reason", "test"]).await;
     assert_ne!(out.code, 0);
     assert!(
         out.all().contains("ssm:PutParameter on /payments/webhook-secret: AWS denied it (AccessDeniedException): grant `ssm:PutParameter` on /payments/webhook-secret to the role rotagate runs as"),
@@ -217,12 +172,7 @@ async fn access_denied_names_the_iam_action_to_grant() {
     );
     // Throttling that outlasts the SDK's retries says so.
     moto.inject("secretsmanager.DescribeSecret", Fault::Throttled, 10);
-    let out = run(
-        &ws,
-        &moto,
-        &["rotate", "payments-signing", "--reason", "test"],
-    )
-    .await;
+    let out = run(&ws, &moto, &["rotate", "payments-signing", "--reason", "test"]).await;
     assert_ne!(out.code, 0);
     assert!(
         out.all().contains("secretsmanager:DescribeSecret on payments/signing: AWS kept throttling after the SDK's retries (ThrottlingException)"),
@@ -240,38 +190,24 @@ async fn a_run_killed_anywhere_converges_with_one_version_per_material() {
         let ws = example("aws.yaml");
         let name = format!("payments/kill-{line}");
         let parameter = format!("/payments/kill-{line}");
-        let config = ws
-            .read("rotagate.yaml")
-            .replace(SECRET, &name)
-            .replace(PARAMETER, &parameter);
+        let config = ws.read("rotagate.yaml").replace(SECRET, &name).replace(PARAMETER, &parameter);
         ws.write("rotagate.yaml", &config);
         let killed =
             tokio::task::block_in_place(|| kill_after_line(cmd(&ws, &moto, &["run"]), line));
         let out = run(&ws, &moto, &["run"]).await;
         assert_eq!(out.code, 0, "killed after line {line}: {}", out.all());
-        let versions = boto(
-            &moto,
-            &format!("sm.describe_secret(SecretId='{name}')['VersionIdsToStages']"),
-        );
-        assert_eq!(
-            versions.as_object().unwrap().len(),
-            1,
-            "killed after line {line}"
-        );
-        let p = boto(
-            &moto,
-            &format!("ssm.get_parameter(Name='{parameter}')['Parameter']['Version']"),
-        );
+        let versions =
+            boto(&moto, &format!("sm.describe_secret(SecretId='{name}')['VersionIdsToStages']"));
+        assert_eq!(versions.as_object().unwrap().len(), 1, "killed after line {line}");
+        let p =
+            boto(&moto, &format!("ssm.get_parameter(Name='{parameter}')['Parameter']['Version']"));
         assert_eq!(p, 1, "killed after line {line}");
         if !killed {
             break;
         }
         line += 1;
     }
-    assert!(
-        line > 8,
-        "the sweep reached both credentials' promotes ({line} lines)"
-    );
+    assert!(line > 8, "the sweep reached both credentials' promotes ({line} lines)");
 }
 
 #[test]
@@ -281,10 +217,7 @@ fn a_bad_aws_step_is_reported_at_its_line_and_column() {
     ws.write(
         "rotagate.yaml",
         &config
-            .replace(
-                "name: /payments/webhook-secret",
-                "name: \"payments webhook\"",
-            )
+            .replace("name: /payments/webhook-secret", "name: \"payments webhook\"")
             .replace(
                 "          value: \"{{ new.value }}\"",
                 "          value: \"{{ new.value }}\"\n          set: { A: b }",

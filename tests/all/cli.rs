@@ -21,21 +21,13 @@ fn a_full_local_rotation_then_plan_changes_nothing() {
     assert_eq!(rotated.code, 0, "{}", rotated.all());
     let kid2 = ws.env_value(".env", "SIGNING_KID").unwrap();
     assert_ne!(kid1, kid2);
-    assert_eq!(
-        kid2,
-        format!("{kid1}-2"),
-        "a second date kid the same day is suffixed"
-    );
+    assert_eq!(kid2, format!("{kid1}-2"), "a second date kid the same day is suffixed");
     assert_eq!(ws.kids_served("public/jwks.json"), vec![kid2.clone()]);
 
     let before = ws.state_bytes();
     let plan = ws.run(&["plan"]);
     assert_eq!(plan.code, 0, "{}", plan.all());
-    assert!(
-        plan.stdout.contains("api-signing: nothing: next due"),
-        "{}",
-        plan.stdout
-    );
+    assert!(plan.stdout.contains("api-signing: nothing: next due"), "{}", plan.stdout);
     let plan_json = ws.run(&["plan", "--json"]);
     let items: serde_json::Value = serde_json::from_str(&plan_json.stdout).unwrap();
     assert_eq!(items[0]["action"], "nothing");
@@ -49,28 +41,16 @@ fn a_full_local_rotation_then_plan_changes_nothing() {
         let out = ws.run(args);
         assert!(out.code == 0, "{args:?}: {}", out.all());
     }
-    assert_eq!(
-        ws.state_bytes(),
-        before,
-        "read-only commands leave the state byte for byte"
-    );
+    assert_eq!(ws.state_bytes(), before, "read-only commands leave the state byte for byte");
 
     let status: serde_json::Value =
         serde_json::from_str(&ws.run(&["status", "--json"]).stdout).unwrap();
     assert_eq!(status[0]["kid"], kid2);
     let audit: serde_json::Value =
         serde_json::from_str(&ws.run(&["audit", "--json"]).stdout).unwrap();
-    let events: Vec<&str> = audit
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["event"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        events.iter().filter(|e| **e == "completed").count(),
-        2,
-        "{events:?}"
-    );
+    let events: Vec<&str> =
+        audit.as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert_eq!(events.iter().filter(|e| **e == "completed").count(), 2, "{events:?}");
 }
 
 #[test]
@@ -79,19 +59,11 @@ fn first_issuance_needs_bootstrap_and_unknown_ids_are_usage_errors() {
     ws.config(&LOCAL.replace("    bootstrap: true\n", ""));
     let out = ws.run(&["run"]);
     assert_eq!(out.code, 1, "{}", out.all());
-    assert!(
-        out.all().contains("no key yet: adopt the live one"),
-        "{}",
-        out.stderr
-    );
+    assert!(out.all().contains("no key yet: adopt the live one"), "{}", out.stderr);
     assert!(!ws.exists("public/jwks.json"), "nothing was issued");
     let out = ws.run(&["rotate", "nope", "--reason", "x"]);
     assert_eq!(out.code, 2, "{}", out.all());
-    assert!(
-        out.all().contains("credential `nope` is not in the config"),
-        "{}",
-        out.stderr
-    );
+    assert!(out.all().contains("credential `nope` is not in the config"), "{}", out.stderr);
     let out = ws.run(&["run", "--bootstrap"]);
     assert_eq!(out.code, 0, "{}", out.all());
     assert_eq!(ws.kids_served("public/jwks.json").len(), 1);
@@ -101,16 +73,8 @@ fn first_issuance_needs_bootstrap_and_unknown_ids_are_usage_errors() {
 fn usage_errors_exit_2_and_a_missing_identity_says_what_to_set() {
     let ws = local();
     assert_eq!(ws.run(&["frobnicate"]).code, 2);
-    assert_eq!(
-        ws.run(&["rotate", "api-signing"]).code,
-        2,
-        "--reason is required"
-    );
-    let out = ws
-        .cmd(&["plan"])
-        .env_remove("ROTAGATE_AGE_IDENTITY")
-        .output()
-        .unwrap();
+    assert_eq!(ws.run(&["rotate", "api-signing"]).code, 2, "--reason is required");
+    let out = ws.cmd(&["plan"]).env_remove("ROTAGATE_AGE_IDENTITY").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&out.stderr)
@@ -121,12 +85,7 @@ fn usage_errors_exit_2_and_a_missing_identity_says_what_to_set() {
         .env_remove("ROTAGATE_AGE_IDENTITY")
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 #[test]
@@ -155,30 +114,16 @@ fn check_flags_due_expired_and_ownerless_keys() {
         .unwrap()
         .iter()
         .map(|f| {
-            (
-                f["credential"].as_str().unwrap().to_string(),
-                f["code"].as_str().unwrap().to_string(),
-            )
+            (f["credential"].as_str().unwrap().to_string(), f["code"].as_str().unwrap().to_string())
         })
         .collect();
-    assert!(
-        codes.contains(&("expiring-cert".into(), "expired".into())),
-        "{codes:?}"
-    );
-    assert!(
-        codes.contains(&("orphan".into(), "ownerless".into())),
-        "{codes:?}"
-    );
-    assert!(
-        codes.contains(&("undated".into(), "no-schedule".into())),
-        "{codes:?}"
-    );
+    assert!(codes.contains(&("expiring-cert".into(), "expired".into())), "{codes:?}");
+    assert!(codes.contains(&("orphan".into(), "ownerless".into())), "{codes:?}");
+    assert!(codes.contains(&("undated".into(), "no-schedule".into())), "{codes:?}");
     assert!(!codes.iter().any(|(c, _)| c == "api-signing"), "{codes:?}");
     let human = ws.run(&["check"]);
     assert!(
-        human
-            .stdout
-            .contains("error: expiring-cert (owner @acme/platform-oncall): expired"),
+        human.stdout.contains("error: expiring-cert (owner @acme/platform-oncall): expired"),
         "{}",
         human.stdout
     );
@@ -191,16 +136,9 @@ fn init_scaffolds_a_config_that_runs() {
     assert_eq!(out.code, 0, "{}", out.all());
     assert!(ws.read("rotagate.yaml").contains("age1"));
     let mode = std::fs::metadata(ws.path("id.txt")).unwrap().permissions();
-    assert_eq!(
-        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
-        0o600
-    );
+    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o600);
     assert!(ws.read(".gitignore").lines().any(|l| l == "id.txt"));
-    for name in [
-        "rotate-scheduled.yml",
-        "rotate-incident.yml",
-        "rotate-approval.yml",
-    ] {
+    for name in ["rotate-scheduled.yml", "rotate-incident.yml", "rotate-approval.yml"] {
         let written = ws.read(&format!(".github/workflows/{name}"));
         let shipped =
             std::fs::read_to_string(format!("{}/workflows/{name}", env!("CARGO_MANIFEST_DIR")))
@@ -218,12 +156,7 @@ fn init_scaffolds_a_config_that_runs() {
         .env_remove("ROTAGATE_AGE_IDENTITY")
         .output()
         .unwrap();
-    assert_eq!(
-        run.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    assert_eq!(run.status.code(), Some(0), "{}", String::from_utf8_lossy(&run.stderr));
     assert_eq!(ws.kids_served("public/jwks.json").len(), 1);
 }
 
@@ -251,11 +184,7 @@ fn the_demo_runs_to_completion() {
     let ws = crate::support::Ws::new();
     let out = ws.run(&["demo", "--dir", "demo"]);
     assert_eq!(out.code, 0, "{}", out.all());
-    assert!(
-        out.stdout.contains("rolled back: verify/0 failed"),
-        "{}",
-        out.stdout
-    );
+    assert!(out.stdout.contains("rolled back: verify/0 failed"), "{}", out.stdout);
     // A kid is public: the refusal names it.
     assert!(
         out.all().contains("the service refuses kid prod-key-")
@@ -274,11 +203,7 @@ fn the_demo_runs_to_completion() {
     );
     let served = ws.kids_served("demo/public/jwks.json");
     assert_eq!(served.len(), 1);
-    assert_eq!(
-        ws.env_value("demo/service/signing.env", "SIGNING_KID")
-            .unwrap(),
-        served[0]
-    );
+    assert_eq!(ws.env_value("demo/service/signing.env", "SIGNING_KID").unwrap(), served[0]);
 }
 
 #[test]
@@ -299,16 +224,8 @@ fn a_file_store_is_refused_under_actions_unless_allowed() {
         String::from_utf8_lossy(&out.stderr).contains("a runner's disk does not outlast the job")
     );
     assert!(!ws.exists(".rotagate/state.age"));
-    let out = on_main(&["run"])
-        .env("ROTAGATE_ALLOW_EPHEMERAL_STATE", "1")
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = on_main(&["run"]).env("ROTAGATE_ALLOW_EPHEMERAL_STATE", "1").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 #[test]
@@ -320,50 +237,24 @@ fn adopt_records_live_material_from_a_file_or_the_environment() {
         "  - id: webhook\n    owner: o\n    key: { type: secret, length: 32, prefix: whsec_ }\n    promote: [ { file: { path: hook.env, set: { SECRET: \"{{ new.value }}\" } } } ]\n    gate: none\n"
     ));
     let live = rotagate::material::generate(
-        &rotagate::config::KeySpec::Rsa {
-            bits: 2048,
-            kid: Default::default(),
-        },
+        &rotagate::config::KeySpec::Rsa { bits: 2048, kid: Default::default() },
         "x".into(),
         None,
         time::OffsetDateTime::now_utc(),
     )
     .unwrap();
     ws.write("live.pem", live.secret.as_ref().unwrap().expose());
-    let out = ws.run(&[
-        "adopt",
-        "api-signing",
-        "--from-file",
-        "live.pem",
-        "--kid",
-        "live-kid",
-    ]);
+    let out = ws.run(&["adopt", "api-signing", "--from-file", "live.pem", "--kid", "live-kid"]);
     assert_eq!(out.code, 0, "{}", out.all());
     assert!(out.all().contains("adopted kid live-kid"), "{}", out.stderr);
-    let again = ws.run(&[
-        "adopt",
-        "api-signing",
-        "--from-file",
-        "live.pem",
-        "--kid",
-        "live-kid",
-    ]);
-    assert!(
-        again.all().contains("already current; nothing changed"),
-        "{}",
-        again.stderr
-    );
+    let again = ws.run(&["adopt", "api-signing", "--from-file", "live.pem", "--kid", "live-kid"]);
+    assert!(again.all().contains("already current; nothing changed"), "{}", again.stderr);
     let out = ws
         .cmd(&["adopt", "webhook", "--from-env", "LIVE_HOOK"])
         .env("LIVE_HOOK", "whsec_live0123456789abcdef")
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let out = ws.run(&["adopt", "webhook", "--from-env", "GITHUB_TOKEN"]);
     assert_eq!(out.code, 2, "reserved variables are never read");
     let out = ws.run(&["adopt", "webhook"]);
@@ -373,10 +264,7 @@ fn adopt_records_live_material_from_a_file_or_the_environment() {
         state["body"]["doc"]["credentials"]["api-signing"]["current"]["fingerprint"],
         live.fingerprint.as_str()
     );
-    assert_eq!(
-        state["body"]["doc"]["credentials"]["webhook"]["current"]["source"],
-        "adopted"
-    );
+    assert_eq!(state["body"]["doc"]["credentials"]["webhook"]["current"]["source"], "adopted");
 }
 
 /// GitHub's git refs API for rotagate's repository: `v<version>` is an annotated tag
@@ -413,19 +301,13 @@ async fn init_of_a_release_build_pins_the_workflows_to_its_tags_commit() {
     let api = tag_server(version, commit).await;
     let ws = Ws::new();
     let mut cmd = ws.cmd(&["init", "--identity-out", "id.txt"]);
-    cmd.env("ROTAGATE_INIT_PIN_RELEASE", "1")
-        .env("GITHUB_API_URL", &api);
-    let out: crate::support::Run = tokio::process::Command::from(cmd)
-        .output()
-        .await
-        .unwrap()
-        .into();
+    cmd.env("ROTAGATE_INIT_PIN_RELEASE", "1").env("GITHUB_API_URL", &api);
+    let out: crate::support::Run =
+        tokio::process::Command::from(cmd).output().await.unwrap().into();
     assert_eq!(out.code, 0, "{}", out.all());
     let scheduled = ws.read(".github/workflows/rotate-scheduled.yml");
     assert!(
-        scheduled.contains(&format!(
-            "- uses: rotagate/rotagate@{commit} # v{version}\n"
-        )),
+        scheduled.contains(&format!("- uses: rotagate/rotagate@{commit} # v{version}\n")),
         "{scheduled}"
     );
     assert!(!scheduled.contains("before v"), "{scheduled}");
@@ -433,18 +315,13 @@ async fn init_of_a_release_build_pins_the_workflows_to_its_tags_commit() {
     // No such tag (or no network): the embedded pin stays, with a warning saying so.
     let ws = Ws::new();
     let mut cmd = ws.cmd(&["init", "--identity-out", "id.txt"]);
-    cmd.env("ROTAGATE_INIT_PIN_RELEASE", "1")
-        .env("GITHUB_API_URL", format!("{api}/nothing-here"));
-    let out: crate::support::Run = tokio::process::Command::from(cmd)
-        .output()
-        .await
-        .unwrap()
-        .into();
+    cmd.env("ROTAGATE_INIT_PIN_RELEASE", "1").env("GITHUB_API_URL", format!("{api}/nothing-here"));
+    let out: crate::support::Run =
+        tokio::process::Command::from(cmd).output().await.unwrap().into();
     assert_eq!(out.code, 0, "{}", out.all());
     assert!(
-        out.all().contains(&format!(
-            "warning: cannot look up the commit of rotagate's v{version} tag"
-        )),
+        out.all()
+            .contains(&format!("warning: cannot look up the commit of rotagate's v{version} tag")),
         "{}",
         out.all()
     );
@@ -465,29 +342,14 @@ fn the_release_workflow_tags_its_own_sums_then_pins_and_goes_through_a_pull_requ
     .unwrap();
     let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
     let build = &doc["jobs"]["build"]["steps"];
-    let build_env = build
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == "Build")
-        .unwrap();
+    let build_env = build.as_sequence().unwrap().iter().find(|s| s["name"] == "Build").unwrap();
     assert_eq!(build_env["env"]["ROTAGATE_RELEASE_BUILD"], "1");
-    let release = doc["jobs"]
-        .as_mapping()
-        .unwrap()
-        .values()
-        .find(|j| j["needs"] == "build")
-        .unwrap();
-    let script: String = release["steps"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .filter_map(|s| s["run"].as_str())
-        .collect();
+    let release =
+        doc["jobs"].as_mapping().unwrap().values().find(|j| j["needs"] == "build").unwrap();
+    let script: String =
+        release["steps"].as_sequence().unwrap().iter().filter_map(|s| s["run"].as_str()).collect();
     let at = |needle: &str| {
-        script
-            .find(needle)
-            .unwrap_or_else(|| panic!("release.yml does not run `{needle}`"))
+        script.find(needle).unwrap_or_else(|| panic!("release.yml does not run `{needle}`"))
     };
     // sums → commit → tag (the tag holds its sums) → pins to the tag's commit → push the
     // tag and a branch → release → pull request.

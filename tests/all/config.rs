@@ -10,10 +10,7 @@ use crate::support::Ws;
 const RECIPIENT: &str = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p";
 
 fn errors(yaml: &str) -> Vec<Diagnostic> {
-    match parse(
-        &yaml.replace("RECIPIENT", RECIPIENT),
-        Path::new("rotagate.yaml"),
-    ) {
+    match parse(&yaml.replace("RECIPIENT", RECIPIENT), Path::new("rotagate.yaml")) {
         Err(ConfigError::Invalid { diagnostics, .. }) => diagnostics,
         Err(other) => panic!("unexpected error {other}"),
         Ok(_) => panic!("the config was accepted"),
@@ -47,18 +44,12 @@ fn the_local_example_of_design_md_loads_as_written() {
     gate: none
 "#
     );
-    parse(
-        &yaml.replace("RECIPIENT", RECIPIENT),
-        Path::new("rotagate.yaml"),
-    )
-    .unwrap();
+    parse(&yaml.replace("RECIPIENT", RECIPIENT), Path::new("rotagate.yaml")).unwrap();
 }
 
 #[test]
 fn an_unknown_field_inside_the_key_is_placed_on_the_field() {
-    let d = one(&format!(
-        "{HEAD}  - id: a\n    key: {{ type: rsa, bitz: 2048 }}\n"
-    ));
+    let d = one(&format!("{HEAD}  - id: a\n    key: {{ type: rsa, bitz: 2048 }}\n"));
     assert_eq!((d.line, d.column), (7, 23), "{d}");
     assert!(d.message.contains("unknown field `bitz`"), "{d}");
     assert_eq!(d.path, "credentials[0].key.bitz");
@@ -108,25 +99,15 @@ fn the_second_pass_reports_every_error_at_once_with_locations() {
     assert!(publish.hint.as_deref().unwrap().contains("promote, retire"));
     let private_url = find("{{ new.private_pem }} is a private value and cannot go in a URL");
     assert_eq!((private_url.line, private_url.column), (12, 36));
-    assert_eq!(
-        find("{{ env.UNDECLARED }} is not in this credential's env list").line,
-        13
-    );
-    assert_eq!(
-        find("{{ env.ROTAGATE_AGE_IDENTITY }} is never readable").line,
-        14
-    );
-    assert_eq!(
-        find("{{ new.value }} does not exist for `rsa` keys").line,
-        15
-    );
+    assert_eq!(find("{{ env.UNDECLARED }} is not in this credential's env list").line, 13);
+    assert_eq!(find("{{ env.ROTAGATE_AGE_IDENTITY }} is never readable").line, 14);
+    assert_eq!(find("{{ new.value }} does not exist for `rsa` keys").line, 15);
     assert_eq!(find("cannot go in a command argument").line, 16);
     assert_eq!(find("unknown field `kidd`").line, 18);
     assert_eq!(find("is not a JSON pointer").line, 18);
     assert!(all.len() >= 11, "{}", text.join("\n"));
     assert!(
-        all.windows(2)
-            .all(|w| (w[0].line, w[0].column) <= (w[1].line, w[1].column)),
+        all.windows(2).all(|w| (w[0].line, w[0].column) <= (w[1].line, w[1].column)),
         "sorted by position"
     );
 }
@@ -146,11 +127,7 @@ fn duplicates_and_weak_secrets_are_refused_and_ungated_manual_steps_warned() {
 "#
     );
     let all = errors(&yaml);
-    assert_eq!(
-        all.len(),
-        1,
-        "serde stops at the first structural error: {all:#?}"
-    );
+    assert_eq!(all.len(), 1, "serde stops at the first structural error: {all:#?}");
     assert!(all[0].message.contains("unknown field `manual_typo`"));
     let yaml = format!(
         "{HEAD}{}",
@@ -164,11 +141,7 @@ fn duplicates_and_weak_secrets_are_refused_and_ungated_manual_steps_warned() {
 "#
     );
     let all = errors(&yaml);
-    let text = all
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("\n");
+    let text = all.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n");
     assert!(
         text.contains("rotagate.yaml:11:9: credentials[1].id: duplicate credential id `a`"),
         "{text}"
@@ -197,13 +170,7 @@ fn the_cli_prints_snippets_and_exits_2() {
     let out = ws.run(&["plan"]);
     assert_eq!(out.code, 2, "{}", out.all());
     assert!(out.stderr.contains("rotagate.yaml:9:22"), "{}", out.stderr);
-    let carets = out
-        .stderr
-        .lines()
-        .find(|l| l.contains('^'))
-        .unwrap()
-        .matches('^')
-        .count();
+    let carets = out.stderr.lines().find(|l| l.contains('^')).unwrap().matches('^').count();
     assert_eq!(
         carets,
         "\"https://h/{{ new.private_pem }}\"".len(),
@@ -215,12 +182,7 @@ fn the_cli_prints_snippets_and_exits_2() {
         "a snippet of the line: {}",
         out.stderr
     );
-    assert!(
-        out.stderr
-            .contains("help: private values may go into set: maps"),
-        "{}",
-        out.stderr
-    );
+    assert!(out.stderr.contains("help: private values may go into set: maps"), "{}", out.stderr);
     assert!(out.stderr.contains("nothing was changed"), "{}", out.stderr);
     assert!(!ws.exists(".rotagate/state.age"));
 }
@@ -264,11 +226,7 @@ fn new_key_types_and_targets_are_checked_where_they_are_written() {
 "#
     ));
     assert_eq!((d.line, d.path.as_str()), (9, "credentials[0].key.http"));
-    assert!(
-        d.message.contains("cannot use {{ new.* }}"),
-        "{}",
-        d.message
-    );
+    assert!(d.message.contains("cannot use {{ new.* }}"), "{}", d.message);
 
     // A postgres target without a role needs the alternating strategy; a connection
     // URL may not carry the new value; sensitive Vercel values have no development
@@ -286,32 +244,21 @@ fn new_key_types_and_targets_are_checked_where_they_are_written() {
     gate: none
 "#
     ));
-    let messages: Vec<String> = all
-        .iter()
-        .map(|d| format!("{}: {}", d.line, d.message))
-        .collect();
+    let messages: Vec<String> = all.iter().map(|d| format!("{}: {}", d.line, d.message)).collect();
     assert!(
-        messages
-            .iter()
-            .any(|m| m.starts_with("10:") && m.contains("name the `role`")),
+        messages.iter().any(|m| m.starts_with("10:") && m.contains("name the `role`")),
         "{messages:#?}"
     );
     assert!(
-        messages
-            .iter()
-            .any(|m| m.starts_with("10:") && m.contains("connection URL")),
+        messages.iter().any(|m| m.starts_with("10:") && m.contains("connection URL")),
         "{messages:#?}"
     );
     assert!(
-        messages
-            .iter()
-            .any(|m| m.starts_with("11:") && m.contains("production and preview only")),
+        messages.iter().any(|m| m.starts_with("11:") && m.contains("production and preview only")),
         "{messages:#?}"
     );
     assert!(
-        messages
-            .iter()
-            .any(|m| m.starts_with("13:") && m.contains("RSA key")),
+        messages.iter().any(|m| m.starts_with("13:") && m.contains("RSA key")),
         "{messages:#?}"
     );
 }

@@ -83,24 +83,13 @@ fn copy_of(base: &Ws) -> Ws {
 /// What the consumer sees, checked after every kill.
 fn check_invariants(ws: &Ws, old_kid: &str) -> (String, Option<String>) {
     let served = ws.kids_served("public/jwks.json");
-    let kid = ws
-        .env_value("app.env", "SIGNING_KID")
-        .expect("the consumer always has a kid");
-    assert!(
-        served.contains(&kid),
-        "the consumer's kid {kid} is not served: {served:?}"
-    );
-    let pem = ws
-        .env_value("app.env", "SIGNING_KEY")
-        .expect("the consumer always has a key");
+    let kid = ws.env_value("app.env", "SIGNING_KID").expect("the consumer always has a kid");
+    assert!(served.contains(&kid), "the consumer's kid {kid} is not served: {served:?}");
+    let pem = ws.env_value("app.env", "SIGNING_KEY").expect("the consumer always has a key");
     let (parts, _) = parse_private(&pem).expect("the consumer's key parses");
     let jwks: serde_json::Value = serde_json::from_str(&ws.read("public/jwks.json")).unwrap();
-    let served_jwk = jwks["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["kid"] == kid.as_str())
-        .unwrap();
+    let served_jwk =
+        jwks["keys"].as_array().unwrap().iter().find(|k| k["kid"] == kid.as_str()).unwrap();
     assert_eq!(
         served_jwk["n"], parts.public_components["n"],
         "the consumer's private key matches the JWK served for its kid"
@@ -118,38 +107,26 @@ fn check_invariants(ws: &Ws, old_kid: &str) -> (String, Option<String>) {
                 .iter()
                 .any(|e| e["step"] == "gate/retire" && e["status"] == "done")
         });
-        assert!(
-            gate_passed,
-            "the old kid was removed before the retire gate opened"
-        );
+        assert!(gate_passed, "the old kid was removed before the retire gate opened");
         assert!(
             rotation.is_none_or(|r| r.get("rollback").is_none()),
             "a rollback never removes the old kid"
         );
     }
     for k in &served {
-        assert!(
-            entry["kids"].get(k).is_some(),
-            "an unknown kid {k} is served"
-        );
+        assert!(entry["kids"].get(k).is_some(), "an unknown kid {k} is served");
     }
-    let last_step = rotation.and_then(|r| {
-        r["journal"]["entries"].as_array().unwrap().last().map(|e| {
-            format!(
-                "{} {}",
-                e["step"].as_str().unwrap(),
-                e["status"].as_str().unwrap()
-            )
-        })
-    });
+    let last_step =
+        rotation.and_then(|r| {
+            r["journal"]["entries"].as_array().unwrap().last().map(|e| {
+                format!("{} {}", e["step"].as_str().unwrap(), e["status"].as_str().unwrap())
+            })
+        });
     (stage.unwrap_or_else(|| "finished".into()), last_step)
 }
 
 fn library_verifies(ws: &Ws) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async { drop(ws.vault().await) });
 }
 
@@ -157,12 +134,7 @@ fn library_verifies(ws: &Ws) {
 /// kills the binary inside it.
 fn run_killed_inside(ws: &Ws, args: &[&str], point: &str, kid: &str) -> bool {
     ws.write(&format!("hold-{point}"), kid);
-    let mut child = ws
-        .cmd(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = ws.cmd(args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let marker = ws.path(&format!("at-{point}"));
     let started = Instant::now();
     let mut reached = false;
@@ -190,10 +162,7 @@ fn converge(ws: &Ws, old: &str) {
         let out = ws.run(&["run", "--max-wait", "1m"]);
         check_invariants(ws, old);
         let state = ws.state();
-        if state["body"]["doc"]["credentials"]["api-signing"]
-            .get("rotation")
-            .is_none()
-        {
+        if state["body"]["doc"]["credentials"]["api-signing"].get("rotation").is_none() {
             return;
         }
         assert!(out.code <= 1, "{}", out.all());
@@ -205,29 +174,18 @@ fn expect_end(ws: &Ws, old: &str, scenario: &Scenario) {
     let served = ws.kids_served("public/jwks.json");
     let state = ws.state();
     let entry = &state["body"]["doc"]["credentials"]["api-signing"];
-    assert_eq!(
-        served.len(),
-        1,
-        "exactly one kid ends up served: {served:?}"
-    );
+    assert_eq!(served.len(), 1, "exactly one kid ends up served: {served:?}");
     let kid = ws.env_value("app.env", "SIGNING_KID").unwrap();
     assert_eq!(served[0], kid);
     assert_eq!(entry["current"]["kid"], kid.as_str());
-    assert_eq!(
-        entry["kids"].as_object().unwrap().len(),
-        2,
-        "one new kid was generated, never two"
-    );
+    assert_eq!(entry["kids"].as_object().unwrap().len(), 2, "one new kid was generated, never two");
     if scenario.failing_verify {
         assert_eq!(kid, old, "rolled back to the old kid");
         assert_eq!(entry["last"]["outcome"], "rolled-back");
     } else {
         assert_ne!(kid, old, "exactly one new kid");
         assert_eq!(entry["last"]["outcome"], "completed");
-        assert!(
-            entry["previous"].get("secret").is_none(),
-            "the old private half is gone"
-        );
+        assert!(entry["previous"].get("secret").is_none(), "the old private half is gone");
     }
     library_verifies(ws);
 }
@@ -238,14 +196,7 @@ fn sweep(scenario: Scenario) -> usize {
     if scenario.failing_verify {
         base.write("accept-verify", &old);
     }
-    let args = [
-        "rotate",
-        "api-signing",
-        "--reason",
-        "crash test",
-        "--max-wait",
-        "1m",
-    ];
+    let args = ["rotate", "api-signing", "--reason", "crash test", "--max-wait", "1m"];
     let mut points: BTreeSet<(String, Option<String>)> = BTreeSet::new();
 
     // Kills inside the hooks and probes, while they run; in the rolling-back scenario
@@ -259,10 +210,7 @@ fn sweep(scenario: Scenario) -> usize {
     }
     for (point, kid) in &inside {
         let ws = copy_of(&base);
-        assert!(
-            run_killed_inside(&ws, &args, point, kid),
-            "never reached {point} {kid}"
-        );
+        assert!(run_killed_inside(&ws, &args, point, kid), "never reached {point} {kid}");
         points.insert(check_invariants(&ws, &old));
         converge(&ws, &old);
         expect_end(&ws, &old, &scenario);
@@ -282,11 +230,7 @@ fn sweep(scenario: Scenario) -> usize {
     assert!(line > 10, "the sweep saw only {line} log lines");
     eprintln!(
         "crash sweep ({}): {} kills after log lines + {} inside hooks; {} distinct kill points (stage, last journal step):",
-        if scenario.failing_verify {
-            "rotation that rolls back"
-        } else {
-            "full rotation"
-        },
+        if scenario.failing_verify { "rotation that rolls back" } else { "full rotation" },
         line - 1,
         inside.len(),
         points.len()
@@ -299,9 +243,7 @@ fn sweep(scenario: Scenario) -> usize {
 
 #[test]
 fn killed_inside_every_stage_of_a_rotation_it_converges() {
-    let points = sweep(Scenario {
-        failing_verify: false,
-    });
+    let points = sweep(Scenario { failing_verify: false });
     // due, generated, published (origin, wait), propagated, promoted, verified (drain),
     // drained, retired, and finished: each seen at least once.
     assert!(points >= 12, "{points} kill points");
@@ -309,9 +251,7 @@ fn killed_inside_every_stage_of_a_rotation_it_converges() {
 
 #[test]
 fn killed_inside_every_stage_of_a_rollback_it_converges() {
-    let points = sweep(Scenario {
-        failing_verify: true,
-    });
+    let points = sweep(Scenario { failing_verify: true });
     assert!(points >= 10, "{points} kill points");
 }
 
@@ -332,19 +272,9 @@ fn a_second_run_while_the_first_holds_the_lease_waits_then_fails_cleanly() {
     }
     let second = ws.run(&["run", "--lease-wait", "3s"]);
     assert_eq!(second.code, 1, "{}", second.all());
-    assert!(
-        second.all().contains("is leased by run"),
-        "{}",
-        second.stderr
-    );
+    assert!(second.all().contains("is leased by run"), "{}", second.stderr);
     std::fs::remove_file(ws.path("hold-verify")).unwrap();
     assert!(first.wait().unwrap().success());
     let old = base.env_value("app.env", "SIGNING_KID").unwrap();
-    expect_end(
-        &ws,
-        &old,
-        &Scenario {
-            failing_verify: false,
-        },
-    );
+    expect_end(&ws, &old, &Scenario { failing_verify: false });
 }

@@ -18,18 +18,13 @@ use crate::support::{Ws, clock, runtime, runtime_with_gates};
 const M: Duration = Duration::from_secs(60);
 
 fn opts(max_wait: Duration) -> RunOptions {
-    RunOptions {
-        max_wait,
-        ..RunOptions::default()
-    }
+    RunOptions { max_wait, ..RunOptions::default() }
 }
 
 async fn run(ws: &Ws, rt: &Runtime, max_wait: Duration) -> Outcome {
     let config = ws.loaded();
     let mut vault = ws.vault().await;
-    let report = pipeline::run(&config, &mut vault, rt, &opts(max_wait))
-        .await
-        .unwrap();
+    let report = pipeline::run(&config, &mut vault, rt, &opts(max_wait)).await.unwrap();
     report.credentials[0].outcome.clone()
 }
 
@@ -41,16 +36,8 @@ async fn rotate(
 ) -> Result<Outcome, EngineError> {
     let config = ws.loaded();
     let mut vault = ws.vault().await;
-    let report = pipeline::rotate(
-        &config,
-        &mut vault,
-        rt,
-        &opts(max_wait),
-        "k",
-        "test",
-        emergency,
-    )
-    .await?;
+    let report =
+        pipeline::rotate(&config, &mut vault, rt, &opts(max_wait), "k", "test", emergency).await?;
     Ok(report.credentials[0].outcome.clone())
 }
 
@@ -90,10 +77,7 @@ async fn propagation_is_counted_from_the_origin_serving_the_new_key() {
     ws.write("origin-ok", "");
     let clock = clock();
     let rt = runtime(clock.clone(), &[]);
-    assert!(matches!(
-        run(&ws, &rt, 60 * M).await,
-        Outcome::Completed { .. }
-    ));
+    assert!(matches!(run(&ws, &rt, 60 * M).await, Outcome::Completed { .. }));
     let old = ws.env_value("app.env", "KID").unwrap();
 
     std::fs::remove_file(ws.path("origin-ok")).unwrap();
@@ -108,17 +92,10 @@ async fn propagation_is_counted_from_the_origin_serving_the_new_key() {
         t0 + 15 * M,
         "10m counted from the origin first serving it at t0+5m, not from publish"
     );
-    assert_eq!(
-        ws.env_value("app.env", "KID").unwrap(),
-        old,
-        "nobody signs with the new key yet"
-    );
+    assert_eq!(ws.env_value("app.env", "KID").unwrap(), old, "nobody signs with the new key yet");
     assert_eq!(ws.kids_served("jwks.json").len(), 2);
     clock.advance(10 * M);
-    assert!(matches!(
-        run(&ws, &rt, Duration::ZERO).await,
-        Outcome::Completed { .. }
-    ));
+    assert!(matches!(run(&ws, &rt, Duration::ZERO).await, Outcome::Completed { .. }));
     assert_ne!(ws.env_value("app.env", "KID").unwrap(), old);
 }
 
@@ -139,10 +116,7 @@ async fn drain_is_counted_from_verified_and_the_old_key_goes_only_after_it() {
     ws.write("ready", "");
     let clock = clock();
     let rt = runtime(clock.clone(), &[]);
-    assert!(matches!(
-        run(&ws, &rt, 60 * M).await,
-        Outcome::Completed { .. }
-    ));
+    assert!(matches!(run(&ws, &rt, 60 * M).await, Outcome::Completed { .. }));
     let old = ws.env_value("app.env", "KID").unwrap();
 
     std::fs::remove_file(ws.path("ready")).unwrap();
@@ -152,20 +126,10 @@ async fn drain_is_counted_from_verified_and_the_old_key_goes_only_after_it() {
     clock.advance(2 * M);
     ws.write("ready", "");
     let second = run(&ws, &rt, Duration::ZERO).await;
-    assert_eq!(
-        until(&second),
-        t0 + 5 * M,
-        "3m from verified at t0+2m, not from the deploy at t0"
-    );
-    assert!(
-        ws.kids_served("jwks.json").contains(&old),
-        "the old key is served through the drain"
-    );
+    assert_eq!(until(&second), t0 + 5 * M, "3m from verified at t0+2m, not from the deploy at t0");
+    assert!(ws.kids_served("jwks.json").contains(&old), "the old key is served through the drain");
     clock.advance(3 * M);
-    assert!(matches!(
-        run(&ws, &rt, Duration::ZERO).await,
-        Outcome::Completed { .. }
-    ));
+    assert!(matches!(run(&ws, &rt, Duration::ZERO).await, Outcome::Completed { .. }));
     assert!(!ws.kids_served("jwks.json").contains(&old));
 }
 
@@ -188,15 +152,9 @@ async fn short_waits_are_waited_out_within_max_wait() {
         matches!(run(&ws, &rt, Duration::ZERO).await, Outcome::Waiting { .. }),
         "2m propagation > 0s max-wait"
     );
-    assert!(matches!(
-        run(&ws, &rt, 10 * M).await,
-        Outcome::Completed { .. }
-    ));
+    assert!(matches!(run(&ws, &rt, 10 * M).await, Outcome::Completed { .. }));
     let t0 = clock.now();
-    assert!(matches!(
-        rotate(&ws, &rt, 10 * M, false).await.unwrap(),
-        Outcome::Completed { .. }
-    ));
+    assert!(matches!(rotate(&ws, &rt, 10 * M, false).await.unwrap(), Outcome::Completed { .. }));
     assert!(
         clock.now() - t0 >= time::Duration::minutes(5),
         "propagate 2m + drain 3m were waited in-process"
@@ -234,11 +192,7 @@ impl Gate for ScriptedGate {
         req: &GateRequest<'_>,
         record: &mut serde_json::Value,
     ) -> Result<GateStatus, GateError> {
-        self.0
-            .asked
-            .lock()
-            .unwrap()
-            .push((req.gate.to_string(), req.checklist.to_vec()));
+        self.0.asked.lock().unwrap().push((req.gate.to_string(), req.checklist.to_vec()));
         *record = serde_json::json!({ "asked": true });
         if self.0.open.lock().unwrap().contains(req.gate) {
             Ok(GateStatus::Open("approved".into()))
@@ -267,10 +221,7 @@ async fn immediate_puts_its_gate_before_promote_and_skips_propagate_and_drain() 
     let clock = clock();
     let rt = runtime_with_gates(clock.clone(), &[], Arc::new(Scripted(gates.clone())));
     assert!(
-        matches!(
-            run(&ws, &rt, Duration::ZERO).await,
-            Outcome::Completed { .. }
-        ),
+        matches!(run(&ws, &rt, Duration::ZERO).await, Outcome::Completed { .. }),
         "first issuance needs no window"
     );
     let salt = ws.env_value("app.env", "SALT").unwrap();
@@ -287,21 +238,12 @@ async fn immediate_puts_its_gate_before_promote_and_skips_propagate_and_drain() 
     gates.open.lock().unwrap().insert("promote".into());
     let t0 = clock.now();
     assert!(
-        matches!(
-            run(&ws, &rt, Duration::ZERO).await,
-            Outcome::Completed { .. }
-        ),
+        matches!(run(&ws, &rt, Duration::ZERO).await, Outcome::Completed { .. }),
         "no drain wait for immediate"
     );
     assert_eq!(clock.now(), t0);
     assert_ne!(ws.env_value("app.env", "SALT").unwrap(), salt);
-    let asked: Vec<String> = gates
-        .asked
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(g, _)| g.clone())
-        .collect();
+    let asked: Vec<String> = gates.asked.lock().unwrap().iter().map(|(g, _)| g.clone()).collect();
     assert_eq!(asked, vec!["promote", "promote"]);
 }
 
@@ -325,15 +267,11 @@ async fn manual_steps_end_in_a_gate_that_carries_them_as_a_checklist() {
     let rt = runtime(clock.clone(), &[]);
     let config = ws.loaded();
     let mut vault = ws.vault().await;
-    let report = pipeline::run(&config, &mut vault, &rt, &opts(M))
-        .await
-        .unwrap();
+    let report = pipeline::run(&config, &mut vault, &rt, &opts(M)).await.unwrap();
     let old = ws.env_value("app.env", "KID").unwrap();
     assert_eq!(
         report.credentials[0].notes,
-        vec![format!(
-            "do by hand now: Upload the public key for kid {old} at the portal"
-        )]
+        vec![format!("do by hand now: Upload the public key for kid {old} at the portal")]
     );
     drop(vault);
 
@@ -345,16 +283,8 @@ async fn manual_steps_end_in_a_gate_that_carries_them_as_a_checklist() {
         matches!(&first, Outcome::AwaitingGate { gate, link: Some(_), .. } if gate == "publish"),
         "{first:?}"
     );
-    let new = ws
-        .kids_served("jwks.json")
-        .into_iter()
-        .find(|k| k != &old)
-        .unwrap();
-    assert_eq!(
-        ws.env_value("app.env", "KID").unwrap(),
-        old,
-        "held before propagate and promote"
-    );
+    let new = ws.kids_served("jwks.json").into_iter().find(|k| k != &old).unwrap();
+    assert_eq!(ws.env_value("app.env", "KID").unwrap(), old, "held before propagate and promote");
     gates.open.lock().unwrap().insert("publish".into());
     let second = run(&ws, &rt, M).await;
     assert!(
@@ -373,29 +303,16 @@ async fn manual_steps_end_in_a_gate_that_carries_them_as_a_checklist() {
     let asked = gates.asked.lock().unwrap().clone();
     assert_eq!(
         asked[0],
-        (
-            "publish".to_string(),
-            vec![format!("Upload the public key for kid {new} at the portal")]
-        )
+        ("publish".to_string(), vec![format!("Upload the public key for kid {new} at the portal")])
     );
     assert_eq!(
         asked.last().unwrap(),
-        &(
-            "retire".to_string(),
-            vec![format!("Delete kid {old} at the portal")]
-        )
+        &("retire".to_string(), vec![format!("Delete kid {old} at the portal")])
     );
     // The gate's record was journaled with the rotation.
     let state = ws.state();
-    let audit = state["body"]["doc"]["credentials"]["k"]["audit"]
-        .as_array()
-        .unwrap()
-        .clone();
-    assert!(
-        audit
-            .iter()
-            .any(|e| e["event"] == "gate-open" && e["detail"] == "retire: approved")
-    );
+    let audit = state["body"]["doc"]["credentials"]["k"]["audit"].as_array().unwrap().clone();
+    assert!(audit.iter().any(|e| e["event"] == "gate-open" && e["detail"] == "retire: approved"));
 }
 
 #[tokio::test]
@@ -442,10 +359,7 @@ async fn a_first_issuance_whose_promote_fails_is_put_back_and_tried_again_not_st
     assert_eq!(ws.read("restarts.log"), "restart\nrestart\n");
     std::fs::remove_file(ws.path("broken")).unwrap();
     assert!(matches!(run(&ws, &rt, M).await, Outcome::Completed { .. }));
-    assert_ne!(
-        ws.env_value("a.env", "TOKEN").unwrap(),
-        "hand-made-before-rotagate"
-    );
+    assert_ne!(ws.env_value("a.env", "TOKEN").unwrap(), "hand-made-before-rotagate");
 }
 
 #[tokio::test]
@@ -480,21 +394,14 @@ async fn a_partly_failed_promote_puts_back_what_it_wrote_and_reruns_the_hooks() 
         other => panic!("{other:?}"),
     }
     assert!(failed.failed());
-    assert_eq!(
-        ws.env_value("a.env", "KID").unwrap(),
-        old,
-        "the written value was put back"
-    );
+    assert_eq!(ws.env_value("a.env", "KID").unwrap(), old, "the written value was put back");
     assert_eq!(
         ws.read("deploys.log"),
         format!("{old}\n{old}\n"),
         "the hook ran again with the old values"
     );
     let state = ws.state();
-    assert_eq!(
-        state["body"]["doc"]["credentials"]["k"]["rotation"]["stage"],
-        "propagated"
-    );
+    assert_eq!(state["body"]["doc"]["credentials"]["k"]["rotation"]["stage"], "propagated");
     std::fs::remove_file(ws.path("accept-only")).unwrap();
     assert!(
         matches!(run(&ws, &rt, M).await, Outcome::Completed { .. }),
@@ -528,10 +435,7 @@ async fn hold_leaves_the_new_material_and_rollback_puts_the_old_back_in_order() 
     );
     let clock = clock();
     let rt = runtime(clock.clone(), &[]);
-    assert!(matches!(
-        run(&ws, &rt, 10 * M).await,
-        Outcome::Completed { .. }
-    ));
+    assert!(matches!(run(&ws, &rt, 10 * M).await, Outcome::Completed { .. }));
     let old = ws.env_value("a.env", "KID").unwrap();
     let old_key = ws.env_value("a.env", "KEY").unwrap();
     std::fs::remove_file(ws.path("events.log")).unwrap();
@@ -558,11 +462,7 @@ async fn hold_leaves_the_new_material_and_rollback_puts_the_old_back_in_order() 
         "tokens signed with the new key expire before it is removed"
     );
     assert_eq!(ws.env_value("a.env", "KID").unwrap(), old);
-    assert_eq!(
-        ws.env_value("a.env", "KEY").unwrap(),
-        old_key,
-        "kid and key go back together"
-    );
+    assert_eq!(ws.env_value("a.env", "KEY").unwrap(), old_key, "kid and key go back together");
     assert_eq!(ws.kids_served("jwks.json"), vec![old.clone(), new.clone()]);
     clock.advance(5 * M);
     let done = run(&ws, &rt, Duration::ZERO).await;
@@ -583,10 +483,7 @@ async fn hold_leaves_the_new_material_and_rollback_puts_the_old_back_in_order() 
     assert!(entry.get("rotation").is_none());
     assert_eq!(entry["last"]["outcome"], "rolled-back");
     assert_eq!(entry["current"]["kid"], old.as_str());
-    assert!(
-        entry["kids"].get(&new).is_some(),
-        "the dropped kid is never reused"
-    );
+    assert!(entry["kids"].get(&new).is_some(), "the dropped kid is never reused");
 }
 
 /// A rotation whose deploy breaks the service: verify fails, and so does verifying the
@@ -622,10 +519,7 @@ async fn a_broken_deploy_mid_rollback(ws: &Ws, rt: &Runtime) -> String {
     let rows = rotagate::inventory::status(&ws.loaded(), &ws.vault().await.doc, rt.clock.now());
     assert!(rows[0].rollback.is_some(), "{:?}", rows[0]);
     assert!(
-        rows[0]
-            .error
-            .as_deref()
-            .is_some_and(|e| e.starts_with("rollback/verify/0: ")),
+        rows[0].error.as_deref().is_some_and(|e| e.starts_with("rollback/verify/0: ")),
         "{:?}",
         rows[0].error
     );
@@ -662,11 +556,7 @@ async fn the_run_that_finishes_a_rollback_cleanly_succeeds_and_says_so() {
         "the failure was reported by the run that met it: {done:?}"
     );
     assert!(!done.failed());
-    assert!(
-        done.describe().contains("rolled back cleanly"),
-        "{}",
-        done.describe()
-    );
+    assert!(done.describe().contains("rolled back cleanly"), "{}", done.describe());
     let rows = rotagate::inventory::status(&ws.loaded(), &ws.vault().await.doc, rt.clock.now());
     assert_eq!(rows[0].rollback, None);
     assert_eq!(rows[0].error, None);
@@ -706,43 +596,24 @@ async fn an_emergency_replaces_the_rotation_in_flight_and_revokes_the_old_key() 
     gates.open.lock().unwrap().insert("retire".into());
     let clock = clock();
     let rt = runtime_with_gates(clock.clone(), &[], Arc::new(Scripted(gates.clone())));
-    assert!(matches!(
-        run(&ws, &rt, 20 * M).await,
-        Outcome::Completed { .. }
-    ));
+    assert!(matches!(run(&ws, &rt, 20 * M).await, Outcome::Completed { .. }));
     let compromised = ws.env_value("a.env", "KID").unwrap();
     let compromised_pem = ws.env_value("a.env", "KEY").unwrap();
     let in_flight = rotate(&ws, &rt, Duration::ZERO, false).await.unwrap();
-    assert!(matches!(
-        in_flight,
-        Outcome::Waiting {
-            stage: Stage::Published,
-            ..
-        }
-    ));
-    let pending = ws
-        .kids_served("jwks.json")
-        .into_iter()
-        .find(|k| k != &compromised)
-        .unwrap();
+    assert!(matches!(in_flight, Outcome::Waiting { stage: Stage::Published, .. }));
+    let pending = ws.kids_served("jwks.json").into_iter().find(|k| k != &compromised).unwrap();
 
     gates.open.lock().unwrap().clear();
     let t0 = clock.now();
     let held = rotate(&ws, &rt, Duration::ZERO, true).await.unwrap();
-    assert!(
-        matches!(&held, Outcome::AwaitingGate { gate, .. } if gate == "retire"),
-        "{held:?}"
-    );
+    assert!(matches!(&held, Outcome::AwaitingGate { gate, .. } if gate == "retire"), "{held:?}");
     assert_eq!(clock.now(), t0, "no propagate, no drain");
     let fresh = ws.env_value("a.env", "KID").unwrap();
     assert!(fresh != compromised && fresh != pending);
     let err = rollback(&ws, &rt, Duration::ZERO).await.unwrap_err();
     assert!(err.to_string().contains("revoked"), "{err}");
     gates.open.lock().unwrap().insert("retire".into());
-    assert!(matches!(
-        run(&ws, &rt, Duration::ZERO).await,
-        Outcome::Completed { .. }
-    ));
+    assert!(matches!(run(&ws, &rt, Duration::ZERO).await, Outcome::Completed { .. }));
     assert_eq!(
         ws.kids_served("jwks.json"),
         vec![fresh.clone()],
@@ -791,10 +662,7 @@ credentials:
 "#,
     );
     let live = rotagate::material::generate(
-        &rotagate::config::KeySpec::Rsa {
-            bits: 2048,
-            kid: Default::default(),
-        },
+        &rotagate::config::KeySpec::Rsa { bits: 2048, kid: Default::default() },
         "x".into(),
         None,
         OffsetDateTime::now_utc(),
@@ -822,13 +690,7 @@ credentials:
     assert!(msg.contains("adopted kid live-1"), "{msg}");
     drop(vault);
     let waiting = rotate(&ws, &rt, Duration::ZERO, false).await.unwrap();
-    assert!(matches!(
-        waiting,
-        Outcome::Waiting {
-            stage: Stage::Verified,
-            ..
-        }
-    ));
+    assert!(matches!(waiting, Outcome::Waiting { stage: Stage::Verified, .. }));
     assert_ne!(ws.env_value("a.env", "KID").unwrap(), "live-1");
     assert!(matches!(
         rollback(&ws, &rt, 2 * 60 * M).await.unwrap(),
@@ -865,10 +727,7 @@ async fn a_config_edit_mid_rotation_applies_to_the_next_rotation() {
         "{items:?}"
     );
     clock.advance(60 * M);
-    assert!(matches!(
-        run(&ws, &rt, Duration::ZERO).await,
-        Outcome::Completed { .. }
-    ));
+    assert!(matches!(run(&ws, &rt, Duration::ZERO).await, Outcome::Completed { .. }));
     assert!(
         !ws.kids_served("jwks.json").contains(&old),
         "the old kid was removed where it was published"
@@ -901,8 +760,7 @@ async fn alternating_puts_the_new_secret_on_the_idle_role() {
         let secret = ws.env_value("sender.env", "WEBHOOK_SECRET").unwrap();
         assert!(secret.starts_with("whsec_"));
         assert_eq!(
-            ws.env_value("receiver.env", &format!("WEBHOOK_SECRET_{slot}"))
-                .unwrap(),
+            ws.env_value("receiver.env", &format!("WEBHOOK_SECRET_{slot}")).unwrap(),
             secret
         );
         slots.push(slot);
@@ -911,15 +769,10 @@ async fn alternating_puts_the_new_secret_on_the_idle_role() {
     let receiver: BTreeMap<String, String> = ["primary", "secondary"]
         .iter()
         .filter_map(|s| {
-            ws.env_value("receiver.env", &format!("WEBHOOK_SECRET_{s}"))
-                .map(|v| (s.to_string(), v))
+            ws.env_value("receiver.env", &format!("WEBHOOK_SECRET_{s}")).map(|v| (s.to_string(), v))
         })
         .collect();
-    assert_eq!(
-        receiver.len(),
-        1,
-        "retire cleared the old slot: {receiver:?}"
-    );
+    assert_eq!(receiver.len(), 1, "retire cleared the old slot: {receiver:?}");
 }
 
 #[tokio::test]
@@ -936,12 +789,7 @@ async fn a_lease_held_by_a_live_run_blocks_another() {
     let config = ws.loaded();
     // A run on another host holds the lease.
     let mut holder = ws.vault().await;
-    let mut doc_entry = holder
-        .doc
-        .credentials
-        .entry("k".into())
-        .or_default()
-        .clone();
+    let mut doc_entry = holder.doc.credentials.entry("k".into()).or_default().clone();
     doc_entry.lease = Some(rotagate::state::Lease {
         run_id: "other-run".into(),
         holder: "ci-runner-7:42".into(),
@@ -956,18 +804,14 @@ async fn a_lease_held_by_a_live_run_blocks_another() {
         &config,
         &mut vault,
         &rt,
-        &RunOptions {
-            lease_wait: Duration::from_secs(4),
-            ..RunOptions::default()
-        },
+        &RunOptions { lease_wait: Duration::from_secs(4), ..RunOptions::default() },
     )
     .await
     .unwrap();
     match &report.credentials[0].outcome {
-        Outcome::Busy { detail } => assert!(
-            detail.contains("leased by run other-run (ci-runner-7:42)"),
-            "{detail}"
-        ),
+        Outcome::Busy { detail } => {
+            assert!(detail.contains("leased by run other-run (ci-runner-7:42)"), "{detail}")
+        }
         other => panic!("{other:?}"),
     }
     assert!(report.failed());

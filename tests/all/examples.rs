@@ -26,10 +26,7 @@ fn examples_dir() -> &'static Path {
 pub fn example(name: &str) -> Ws {
     let ws = Ws::new();
     let text = std::fs::read_to_string(examples_dir().join(name)).unwrap();
-    ws.write(
-        "rotagate.yaml",
-        &text.replace(EXAMPLE_RECIPIENT, &ws.recipient),
-    );
+    ws.write("rotagate.yaml", &text.replace(EXAMPLE_RECIPIENT, &ws.recipient));
     for entry in std::fs::read_dir(examples_dir().join("scripts")).unwrap() {
         let entry = entry.unwrap();
         let rel = format!("scripts/{}", entry.file_name().to_string_lossy());
@@ -58,10 +55,7 @@ fn every_example_loads_and_is_exercised_below() {
             let name = path.file_name().unwrap().to_string_lossy().to_string();
             let loaded = rotagate::config::load(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert!(loaded.warnings.is_empty(), "{name}: {:?}", loaded.warnings);
-            assert!(
-                exercised.contains(&name.as_str()),
-                "{name} has no lifecycle test"
-            );
+            assert!(exercised.contains(&name.as_str()), "{name} has no lifecycle test");
         }
     }
 }
@@ -82,10 +76,7 @@ fn local_jwks_rotates_and_rolls_back() {
     assert_ne!(ws.read("secrets/signing.pem"), pem);
 
     // A rotation whose check fails (the env file is pinned back) rolls back by itself.
-    ws.script(
-        "scripts/check-kid.sh",
-        &format!("#!/bin/sh\n[ \"$(cat)\" = \"{second}\" ]\n"),
-    );
+    ws.script("scripts/check-kid.sh", &format!("#!/bin/sh\n[ \"$(cat)\" = \"{second}\" ]\n"));
     let out = ws.run(&["rotate", "api-signing", "--reason", "bad"]);
     assert_eq!(out.code, 1, "{}", out.all());
     assert!(out.all().contains("rolled back"), "{}", out.stderr);
@@ -139,11 +130,7 @@ async fn pages_and_api(fake: Arc<FakeGitHub>) -> String {
 async fn github_vault(ws: &Ws, fake: &FakeGitHub, home: &str) -> Vault {
     let config = ws.loaded();
     Vault::open(
-        Box::new(GithubBranchStore::new(
-            fake.client(None),
-            home.into(),
-            "rotagate-state".into(),
-        )),
+        Box::new(GithubBranchStore::new(fake.client(None), home.into(), "rotagate-state".into())),
         StateIdentity::parse(&Secret::new(ws.identity.clone())).unwrap(),
         parse_recipients(&config.config.state.recipients).unwrap(),
         RunIdentity::current(),
@@ -175,29 +162,18 @@ async fn github_jwks_runs_to_its_gate_and_retires_once_the_approval_is_merged() 
             .replace("https://api.acme.example", &origin),
     );
     let clock = clock();
-    let providers = Providers {
-        github: Some(fake.client(None)),
-        ..Default::default()
-    };
+    let providers = Providers { github: Some(fake.client(None)), ..Default::default() };
     let mut rt = runtime_with_gates(
         clock.clone(),
         &[("READINESS_TOKEN", READINESS_TOKEN)],
-        Arc::new(StandardGates {
-            providers: providers.clone(),
-            repo: Some(HOME.into()),
-        }),
+        Arc::new(StandardGates { providers: providers.clone(), repo: Some(HOME.into()) }),
     );
     rt.providers = providers;
     let run = async || {
         let config = ws.loaded();
         let mut vault = github_vault(&ws, &fake, HOME).await;
-        let opts = RunOptions {
-            max_wait: Duration::ZERO,
-            ..RunOptions::default()
-        };
-        let report = pipeline::run(&config, &mut vault, &rt, &opts)
-            .await
-            .unwrap();
+        let opts = RunOptions { max_wait: Duration::ZERO, ..RunOptions::default() };
+        let report = pipeline::run(&config, &mut vault, &rt, &opts).await.unwrap();
         report.credentials[0].outcome.clone()
     };
     let kids = || -> Vec<String> {
@@ -241,16 +217,8 @@ async fn github_jwks_runs_to_its_gate_and_retires_once_the_approval_is_merged() 
     assert_eq!(gate, "retire");
     let kid2 = fake.secret("acme/api", "SIGNING_KID").unwrap();
     assert_ne!(kid1, kid2);
-    assert_eq!(
-        kids(),
-        vec![kid1.clone(), kid2.clone()],
-        "both served at the gate"
-    );
-    assert_eq!(
-        fake.runs("acme/api", "deploy.yml").len(),
-        2,
-        "one redeploy per promote"
-    );
+    assert_eq!(kids(), vec![kid1.clone(), kid2.clone()], "both served at the gate");
+    assert_eq!(fake.runs("acme/api", "deploy.yml").len(), 2, "one redeploy per promote");
 
     // A scheduled run before the merge leaves it waiting, with one pull request.
     assert!(matches!(run().await, Outcome::AwaitingGate { .. }));
@@ -259,10 +227,7 @@ async fn github_jwks_runs_to_its_gate_and_retires_once_the_approval_is_merged() 
     fake.approve(HOME, pulls[0].number, "alice");
     fake.merge(HOME, pulls[0].number, "bob");
     let done = run().await;
-    assert!(
-        matches!(&done, Outcome::Completed { kid, .. } if *kid == kid2),
-        "{done:?}"
-    );
+    assert!(matches!(&done, Outcome::Completed { kid, .. } if *kid == kid2), "{done:?}");
     assert_eq!(kids(), vec![kid2.clone()], "the old key is gone");
     assert!(fake.branch_head(HOME, "rotagate-state").is_some());
     let now = clock.now();
@@ -279,17 +244,13 @@ async fn key_expiry_flags_the_warning_window_the_hard_expiry_and_the_missing_own
     ws.write("rotagate.yaml", &store);
     let config = ws.loaded();
     // The live keys, adopted as they are (each carries its config's hard expiry).
-    let clock = Arc::new(rotagate::clock::ManualClock::new(
-        time::macros::datetime!(2026-09-10 09:00 UTC),
-    ));
+    let clock =
+        Arc::new(rotagate::clock::ManualClock::new(time::macros::datetime!(2026-09-10 09:00 UTC)));
     let rt = crate::support::runtime(clock.clone(), &[]);
     let mut vault = ws.vault().await;
     let rsa = || rotagate::material::rsa::generate(2048).unwrap().private_pem;
     for (id, live) in [
-        (
-            "partner-api-key",
-            Secret::new("sk_live_0123456789abcdefghijABCDEFGHIJ0123456789"),
-        ),
+        ("partner-api-key", Secret::new("sk_live_0123456789abcdefghijABCDEFGHIJ0123456789")),
         ("capability-issuer", rsa()),
         ("node-federation", rsa()),
     ] {
@@ -318,27 +279,15 @@ async fn key_expiry_flags_the_warning_window_the_hard_expiry_and_the_missing_own
     // window, the issuer is past its hard expiry (2026-12-01), the node key has no owner.
     let now = findings(time::macros::datetime!(2026-12-02 09:00 UTC));
     assert!(
-        now.contains(&(
-            "partner-api-key".into(),
-            "expiring".into(),
-            Severity::Warning
-        )),
+        now.contains(&("partner-api-key".into(), "expiring".into(), Severity::Warning)),
         "{now:?}"
     );
     assert!(
-        now.contains(&(
-            "capability-issuer".into(),
-            "expired".into(),
-            Severity::Error
-        )),
+        now.contains(&("capability-issuer".into(), "expired".into(), Severity::Error)),
         "{now:?}"
     );
     assert!(
-        now.contains(&(
-            "node-federation".into(),
-            "ownerless".into(),
-            Severity::Error
-        )),
+        now.contains(&("node-federation".into(), "ownerless".into(), Severity::Error)),
         "{now:?}"
     );
     assert_eq!(now.len(), 3, "{now:?}");
@@ -413,27 +362,16 @@ async fn credential_inventory_rotates_every_entry_and_rolls_one_back() {
         assert_eq!(out.code, 0, "{id}: {}", out.all());
     }
     assert_ne!(env("backend.env", "SEQN_SECRET_KEY"), before.0);
-    assert_eq!(
-        console.live(),
-        vec!["key_2"],
-        "the old sk_live_ key was revoked"
-    );
+    assert_eq!(console.live(), vec!["key_2"], "the old sk_live_ key was revoked");
     assert_ne!(env("sender.env", "WEBHOOK_SECRET"), before.1);
     assert_eq!(
-        std::fs::read_to_string(ws.path("receiver.env"))
-            .unwrap()
-            .lines()
-            .count(),
+        std::fs::read_to_string(ws.path("receiver.env")).unwrap().lines().count(),
         1,
         "one receiver slot once the old is cleared"
     );
     assert_ne!(env("silver.env", "SESSION_SECRET"), before.2);
     assert_eq!(env("silver.env", "SILVER_POSTGRES_USER"), "silver_b");
-    assert!(
-        cluster
-            .can_login("silver_b", &env("silver.env", "SILVER_POSTGRES_PASSWORD"))
-            .await
-    );
+    assert!(cluster.can_login("silver_b", &env("silver.env", "SILVER_POSTGRES_PASSWORD")).await);
     assert!(!cluster.can_login("silver_a", &before.3).await);
     assert_ne!(env("backup.env", "OFFSITE_BACKUP_AGE_RECIPIENT"), before.4);
     assert!(ws.read("recreated.log").lines().count() >= 6);
@@ -442,11 +380,8 @@ async fn credential_inventory_rotates_every_entry_and_rolls_one_back() {
     // new secret is rejected and the rotation rolls back to the live secret and slot.
     let live = env("sender.env", "WEBHOOK_SECRET");
     let slots = ws.read("receiver.env");
-    let idle = if slots.starts_with("WEBHOOK_SECRET_A") {
-        "WEBHOOK_SECRET_B"
-    } else {
-        "WEBHOOK_SECRET_A"
-    };
+    let idle =
+        if slots.starts_with("WEBHOOK_SECRET_A") { "WEBHOOK_SECRET_B" } else { "WEBHOOK_SECRET_A" };
     *tally.ignored_slot.lock().unwrap() = Some(idle.to_string());
     let out = run(&["rotate", "webhook-signing-secret", "--reason", "exposed"]);
     assert_eq!(out.code, 1, "{}", out.all());
@@ -491,28 +426,14 @@ impl Gated {
         fake.set_permission(home, "alice", "write");
         fake.set_permission(home, "bob", "write");
         let clock = clock();
-        let providers = Providers {
-            github: Some(fake.client(None)),
-            vercel,
-            ..Default::default()
-        };
+        let providers = Providers { github: Some(fake.client(None)), vercel, ..Default::default() };
         let mut rt = runtime_with_gates(
             clock.clone(),
             env,
-            Arc::new(StandardGates {
-                providers: providers.clone(),
-                repo: Some(home.into()),
-            }),
+            Arc::new(StandardGates { providers: providers.clone(), repo: Some(home.into()) }),
         );
         rt.providers = providers;
-        Gated {
-            ws,
-            fake,
-            home,
-            clock,
-            rt,
-            gates: Default::default(),
-        }
+        Gated { ws, fake, home, clock, rt, gates: Default::default() }
     }
 
     async fn vault(&self) -> Vault {
@@ -520,19 +441,14 @@ impl Gated {
     }
 
     fn opts() -> RunOptions {
-        RunOptions {
-            max_wait: Duration::ZERO,
-            ..RunOptions::default()
-        }
+        RunOptions { max_wait: Duration::ZERO, ..RunOptions::default() }
     }
 
     async fn run(&self, id: &str) -> Outcome {
         let mut vault = self.vault().await;
         let mut opts = Self::opts();
         opts.only = vec![id.to_string()];
-        let report = pipeline::run(&self.ws.loaded(), &mut vault, &self.rt, &opts)
-            .await
-            .unwrap();
+        let report = pipeline::run(&self.ws.loaded(), &mut vault, &self.rt, &opts).await.unwrap();
         report.credentials[0].outcome.clone()
     }
 
@@ -575,8 +491,7 @@ impl Gated {
         for _ in 0..100 {
             match &outcome {
                 Outcome::Waiting { until, .. } => {
-                    self.clock
-                        .advance((*until - self.clock.now()).unsigned_abs());
+                    self.clock.advance((*until - self.clock.now()).unsigned_abs());
                 }
                 Outcome::AwaitingGate { gate, .. } => {
                     self.gates.lock().unwrap().push(gate.clone());
@@ -620,10 +535,7 @@ async fn idp_signing_key_goes_through_the_portal_gates_flips_in_vercel_and_rolls
     use crate::support::vercel::{FakeVercel, TOKEN};
     let vercel = FakeVercel::start().await;
     vercel.add_project("apier", Some("team_apier"));
-    for (k, v) in [
-        ("MASKINPORTEN_MODE", "live"),
-        ("MASKINPORTEN_CLIENT_ID", "apier-client"),
-    ] {
+    for (k, v) in [("MASKINPORTEN_MODE", "live"), ("MASKINPORTEN_CLIENT_ID", "apier-client")] {
         vercel.set("apier", k, v, "encrypted", &["production"]);
     }
     let only_kid = Arc::new(std::sync::Mutex::new(None));
@@ -643,10 +555,7 @@ async fn idp_signing_key_goes_through_the_portal_gates_flips_in_vercel_and_rolls
     let g = Gated::new(
         ws,
         "apier/ops",
-        &[
-            ("DEPLOY_HOOK_URL", &hook),
-            ("INTERNAL_API_SECRET", "internal-SECRET-1"),
-        ],
+        &[("DEPLOY_HOOK_URL", &hook), ("INTERNAL_API_SECRET", "internal-SECRET-1")],
         Some(crate::vercel::vercel_client(&vercel, TOKEN)),
     )
     .await;
@@ -661,20 +570,8 @@ async fn idp_signing_key_goes_through_the_portal_gates_flips_in_vercel_and_rolls
     // The live key, adopted; Vercel holds it.
     let live = rotagate::material::rsa::generate(2048).unwrap().private_pem;
     let live_kid = "6f1c2d9e-0000-4000-8000-000000000001";
-    vercel.set(
-        "apier",
-        "MASKINPORTEN_KID",
-        live_kid,
-        "sensitive",
-        &["production"],
-    );
-    vercel.set(
-        "apier",
-        "MASKINPORTEN_PRIVATE_KEY",
-        live.expose(),
-        "sensitive",
-        &["production"],
-    );
+    vercel.set("apier", "MASKINPORTEN_KID", live_kid, "sensitive", &["production"]);
+    vercel.set("apier", "MASKINPORTEN_PRIVATE_KEY", live.expose(), "sensitive", &["production"]);
     g.adopt(id, &live, live_kid).await;
 
     // A rotation: the upload gate, the flip, the probe through the 308, the drain, the
@@ -684,17 +581,9 @@ async fn idp_signing_key_goes_through_the_portal_gates_flips_in_vercel_and_rolls
         panic!("{first:?}");
     };
     assert_eq!(gate, "publish");
-    assert_eq!(
-        pair().0,
-        live_kid,
-        "nothing flips before the portal has the key"
-    );
+    assert_eq!(pair().0, live_kid, "nothing flips before the portal has the key");
     let pull = g.fake.pulls("apier/ops").pop().unwrap();
-    assert!(
-        pull.body.contains("sjolvbetjening.samarbeid.digdir.no"),
-        "{}",
-        pull.body
-    );
+    assert!(pull.body.contains("sjolvbetjening.samarbeid.digdir.no"), "{}", pull.body);
     assert!(!pull.body.contains("PRIVATE KEY"));
     let done = g.settle(id, first).await;
     assert!(matches!(done, Outcome::Completed { .. }), "{done:?}");
@@ -704,11 +593,7 @@ async fn idp_signing_key_goes_through_the_portal_gates_flips_in_vercel_and_rolls
     assert!(key2.starts_with("-----BEGIN PRIVATE KEY-----"));
     assert_ne!(key2, live.expose());
     let retire_pull = g.fake.pulls("apier/ops").pop().unwrap();
-    assert!(
-        retire_pull.body.contains(&format!("Delete kid {live_kid}")),
-        "{}",
-        retire_pull.body
-    );
+    assert!(retire_pull.body.contains(&format!("Delete kid {live_kid}")), "{}", retire_pull.body);
     assert_eq!(vercel.value("apier", "MASKINPORTEN_MODE").unwrap(), "live");
 
     // The next one's new key fails boot validation: readiness answers 503, the probe
@@ -742,10 +627,7 @@ async fn jwks_auth_service_propagates_before_signing_and_the_emergency_skips_the
     );
     let origin = format!("http://{}", server::serve(router).await);
     let text = ws.read("rotagate.yaml");
-    ws.write(
-        "rotagate.yaml",
-        &text.replace("https://auth.example.com", &origin),
-    );
+    ws.write("rotagate.yaml", &text.replace("https://auth.example.com", &origin));
     let g = Gated::new(ws, "acme/ops", &[], None).await;
     g.fake.add_repo("acme/auth-service");
     g.fake.add_environment("acme/auth-service", "production");
@@ -768,11 +650,7 @@ async fn jwks_auth_service_propagates_before_signing_and_the_emergency_skips_the
     let signing = || -> serde_json::Value {
         let text = g
             .fake
-            .env_secret(
-                "acme/auth-service",
-                "production",
-                "MACP_AUTH_SIGNING_KEY_JSON",
-            )
+            .env_secret("acme/auth-service", "production", "MACP_AUTH_SIGNING_KEY_JSON")
             .unwrap();
         serde_json::from_str(&text).unwrap()
     };
@@ -800,19 +678,12 @@ async fn jwks_auth_service_propagates_before_signing_and_the_emergency_skips_the
     );
     assert!(
         g.fake
-            .env_secret(
-                "acme/auth-service",
-                "production",
-                "MACP_AUTH_SIGNING_KEY_JSON"
-            )
+            .env_secret("acme/auth-service", "production", "MACP_AUTH_SIGNING_KEY_JSON")
             .is_none(),
         "not signing with it yet"
     );
     let kid2 = "prod-key-2026-11-23";
-    assert_eq!(
-        served(),
-        vec!["prod-key-2026-08-25".to_string(), kid2.to_string()]
-    );
+    assert_eq!(served(), vec!["prod-key-2026-08-25".to_string(), kid2.to_string()]);
     let done = g.settle(id, waiting).await;
     assert!(matches!(done, Outcome::Completed { .. }), "{done:?}");
     assert_eq!(g.gates_met(), vec!["retire"]);
@@ -842,21 +713,14 @@ async fn jwks_auth_service_propagates_before_signing_and_the_emergency_skips_the
 
     // Emergency: the key leaked. No propagation wait, no drain, no gate: one run.
     let emergency = g.rotate(id, true).await;
-    assert!(
-        matches!(emergency, Outcome::Completed { .. }),
-        "{emergency:?}"
-    );
+    assert!(matches!(emergency, Outcome::Completed { .. }), "{emergency:?}");
     assert!(g.gates_met().is_empty());
     let kid3 = signing()["kid"].as_str().unwrap().to_string();
     assert_eq!(
         kid3, "prod-key-2026-11-23-3",
         "the third rotation today; the rolled-back -2 is never reused"
     );
-    assert_eq!(
-        served(),
-        vec![kid3.clone()],
-        "the compromised key is gone at once"
-    );
+    assert_eq!(served(), vec![kid3.clone()], "the compromised key is gone at once");
 
     // The compromised key can never come back.
     let mut vault = g.vault().await;
@@ -896,23 +760,16 @@ async fn idp_and_bff(dir: std::path::PathBuf, bff: Arc<Bff>) -> String {
     let router = axum::Router::new()
         .route(
             "/admin/clients/bff/secrets",
-            post(
-                |State((_, b)): State<(std::path::PathBuf, Arc<Bff>)>, h: HeaderMap| async move {
-                    if h.get("authorization").and_then(|v| v.to_str().ok()) != Some(ADMIN) {
-                        return (StatusCode::UNAUTHORIZED, String::new());
-                    }
-                    let n = b.minted.fetch_add(1, Ordering::SeqCst) + 1;
-                    let (id, secret) = (
-                        format!("cs_{n}"),
-                        format!("bffsecret{}", uuid::Uuid::new_v4().simple()),
-                    );
-                    b.secrets.lock().unwrap().push((id.clone(), secret.clone()));
-                    (
-                        StatusCode::CREATED,
-                        json!({ "id": id, "secret": secret }).to_string(),
-                    )
-                },
-            ),
+            post(|State((_, b)): State<(std::path::PathBuf, Arc<Bff>)>, h: HeaderMap| async move {
+                if h.get("authorization").and_then(|v| v.to_str().ok()) != Some(ADMIN) {
+                    return (StatusCode::UNAUTHORIZED, String::new());
+                }
+                let n = b.minted.fetch_add(1, Ordering::SeqCst) + 1;
+                let (id, secret) =
+                    (format!("cs_{n}"), format!("bffsecret{}", uuid::Uuid::new_v4().simple()));
+                b.secrets.lock().unwrap().push((id.clone(), secret.clone()));
+                (StatusCode::CREATED, json!({ "id": id, "secret": secret }).to_string())
+            }),
         )
         .route(
             "/admin/clients/bff/secrets/{id}",
@@ -930,62 +787,45 @@ async fn idp_and_bff(dir: std::path::PathBuf, bff: Arc<Bff>) -> String {
         )
         .route(
             "/token",
-            post(
-                |State((_, b)): State<(std::path::PathBuf, Arc<Bff>)>, body: String| async move {
-                    let form: std::collections::BTreeMap<String, String> =
-                        url::form_urlencoded::parse(body.as_bytes())
-                            .into_owned()
-                            .collect();
-                    let given = form.get("client_secret").cloned().unwrap_or_default();
-                    let limit = *b.refuse_after.lock().unwrap();
-                    let ok = b.secrets.lock().unwrap().iter().any(|(id, s)| {
-                        *s == given
-                            && limit.is_none_or(|l| {
-                                id.trim_start_matches("cs_").parse::<usize>().unwrap() <= l
-                            })
-                    });
-                    if ok {
-                        (
-                            StatusCode::OK,
-                            json!({ "access_token": "at", "token_type": "Bearer" }).to_string(),
-                        )
-                    } else {
-                        (
-                            StatusCode::UNAUTHORIZED,
-                            json!({ "error": "invalid_client" }).to_string(),
-                        )
-                    }
-                },
-            ),
+            post(|State((_, b)): State<(std::path::PathBuf, Arc<Bff>)>, body: String| async move {
+                let form: std::collections::BTreeMap<String, String> =
+                    url::form_urlencoded::parse(body.as_bytes()).into_owned().collect();
+                let given = form.get("client_secret").cloned().unwrap_or_default();
+                let limit = *b.refuse_after.lock().unwrap();
+                let ok = b.secrets.lock().unwrap().iter().any(|(id, s)| {
+                    *s == given
+                        && limit.is_none_or(|l| {
+                            id.trim_start_matches("cs_").parse::<usize>().unwrap() <= l
+                        })
+                });
+                if ok {
+                    (
+                        StatusCode::OK,
+                        json!({ "access_token": "at", "token_type": "Bearer" }).to_string(),
+                    )
+                } else {
+                    (StatusCode::UNAUTHORIZED, json!({ "error": "invalid_client" }).to_string())
+                }
+            }),
         )
         .route(
             "/.well-known/jwks.json",
-            get(
-                |State((dir, _)): State<(std::path::PathBuf, Arc<Bff>)>| async move {
-                    match std::fs::read_to_string(dir.join("keys/jwks.json")) {
-                        Ok(t) => (StatusCode::OK, t),
-                        Err(_) => (StatusCode::NOT_FOUND, String::new()),
-                    }
-                },
-            ),
+            get(|State((dir, _)): State<(std::path::PathBuf, Arc<Bff>)>| async move {
+                match std::fs::read_to_string(dir.join("keys/jwks.json")) {
+                    Ok(t) => (StatusCode::OK, t),
+                    Err(_) => (StatusCode::NOT_FOUND, String::new()),
+                }
+            }),
         )
         .route(
             "/healthz",
-            get(
-                |State((dir, _)): State<(std::path::PathBuf, Arc<Bff>)>| async move {
-                    // The BFF refuses to start with a salt or CSRF key that is too short.
-                    let ready = ["secrets/csrf_secret_key", "secrets/token_hash_salt"]
-                        .iter()
-                        .all(|f| {
-                            std::fs::read_to_string(dir.join(f)).map_or(true, |v| v.len() >= 64)
-                        });
-                    if ready {
-                        StatusCode::OK
-                    } else {
-                        StatusCode::SERVICE_UNAVAILABLE
-                    }
-                },
-            ),
+            get(|State((dir, _)): State<(std::path::PathBuf, Arc<Bff>)>| async move {
+                // The BFF refuses to start with a salt or CSRF key that is too short.
+                let ready = ["secrets/csrf_secret_key", "secrets/token_hash_salt"]
+                    .iter()
+                    .all(|f| std::fs::read_to_string(dir.join(f)).map_or(true, |v| v.len() >= 64));
+                if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }
+            }),
         )
         .with_state((dir, bff));
     format!("http://{}", server::serve(router).await)
@@ -1000,11 +840,7 @@ async fn bff_secrets_keep_their_grace_windows_and_salts_wait_for_their_maintenan
     let g = Gated::new(
         ws,
         "acme/ops",
-        &[
-            ("IDP_URL", &url),
-            ("IDP_ADMIN_TOKEN", "idp-admin-SECRET"),
-            ("BFF_URL", &url),
-        ],
+        &[("IDP_URL", &url), ("IDP_ADMIN_TOKEN", "idp-admin-SECRET"), ("BFF_URL", &url)],
         None,
     )
     .await;
@@ -1023,19 +859,11 @@ async fn bff_secrets_keep_their_grace_windows_and_salts_wait_for_their_maintenan
     let csrf = read("secrets/csrf_secret_key");
     let waiting = g.rotate("bff-csrf-secret-key", false).await;
     assert!(matches!(&waiting, Outcome::AwaitingGate { gate, .. } if gate == "promote"));
-    assert_eq!(
-        read("secrets/csrf_secret_key"),
-        csrf,
-        "no overlap: nothing before the window"
-    );
+    assert_eq!(read("secrets/csrf_secret_key"), csrf, "no overlap: nothing before the window");
     let done = g.settle("bff-csrf-secret-key", waiting).await;
     assert!(matches!(done, Outcome::Completed { .. }), "{done:?}");
     assert_ne!(read("secrets/csrf_secret_key"), csrf);
-    assert_eq!(
-        g.gates_met(),
-        vec!["promote"],
-        "immediate has its gate before promote only"
-    );
+    assert_eq!(g.gates_met(), vec!["promote"], "immediate has its gate before promote only");
 
     // The IdP client secret: minted next to the old, valid twice until retire.
     let first = g.run("bff-idp-client-secret").await;
@@ -1043,30 +871,14 @@ async fn bff_secrets_keep_their_grace_windows_and_salts_wait_for_their_maintenan
     assert!(matches!(done, Outcome::Completed { .. }), "{done:?}");
     let s1 = read("secrets/oidc-client-secret");
     let rotating = g.rotate("bff-idp-client-secret", false).await;
-    let Outcome::Waiting { .. } = &rotating else {
-        panic!("{rotating:?}")
-    };
-    assert_eq!(
-        bff.secrets.lock().unwrap().len(),
-        2,
-        "valid twice during the grace window"
-    );
+    let Outcome::Waiting { .. } = &rotating else { panic!("{rotating:?}") };
+    assert_eq!(bff.secrets.lock().unwrap().len(), 2, "valid twice during the grace window");
     let done = g.settle("bff-idp-client-secret", rotating).await;
     assert!(matches!(done, Outcome::Completed { .. }), "{done:?}");
     let s2 = read("secrets/oidc-client-secret");
     assert_ne!(s1, s2);
-    let valid: Vec<String> = bff
-        .secrets
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(_, s)| s.clone())
-        .collect();
-    assert_eq!(
-        valid,
-        vec![s2.clone()],
-        "the old secret was deleted at the IdP"
-    );
+    let valid: Vec<String> = bff.secrets.lock().unwrap().iter().map(|(_, s)| s.clone()).collect();
+    assert_eq!(valid, vec![s2.clone()], "the old secret was deleted at the IdP");
     // A new secret the IdP refuses: the BFF goes back to the one that works.
     *bff.refuse_after.lock().unwrap() = Some(bff.minted.load(std::sync::atomic::Ordering::SeqCst));
     let bad = g.rotate("bff-idp-client-secret", false).await;

@@ -28,10 +28,7 @@ fn fleet() -> Ws {
         ));
     }
     ws.config(&yaml);
-    ws.script(
-        "deploy.sh",
-        "#!/bin/sh\nmkdir -p deployed\necho \"$(cat)\" >> \"deployed/$1\"\n",
-    );
+    ws.script("deploy.sh", "#!/bin/sh\nmkdir -p deployed\necho \"$(cat)\" >> \"deployed/$1\"\n");
     ws.script(
         "verify.sh",
         "#!/bin/sh\ngrep -qx \"KEY=$(cat)\" \"env/$1.env\" || { echo \"env/$1.env holds another key\" >&2; exit 1; }\n",
@@ -112,12 +109,7 @@ fn a_fleet_run_killed_mid_batch_converges_with_nothing_done_twice() {
         let killed = ws.run_killed_after_line(&["run"], line);
         assert!(killed, "the run finished before log line {line}");
         let again = ws.run(&["run"]);
-        assert_eq!(
-            again.code,
-            0,
-            "after a kill at line {line}: {}",
-            again.all()
-        );
+        assert_eq!(again.code, 0, "after a kill at line {line}: {}", again.all());
         check_converged(&ws, 1);
     }
 }
@@ -135,20 +127,13 @@ fn settled_credentials_live_in_shards_and_an_incident_reads_only_its_own() {
     assert_eq!(ws.run(&["run"]).code, 0);
     let head = ws.age_decrypt(".rotagate/state.age");
     assert_eq!(head["body"]["format"], 2);
-    assert_eq!(
-        head["body"]["doc"]["credentials"],
-        serde_json::json!({}),
-        "nothing in flight"
-    );
+    assert_eq!(head["body"]["doc"]["credentials"], serde_json::json!({}), "nothing in flight");
     assert_eq!(ws.shard_list(&head).len(), FLEET);
     // Each shard's file key is wrapped to the recipients (what `age -d` above used) and
     // to the index's shard key (what rotagate reads a fleet with).
     let header = std::fs::read(ws.path(&shard_path(&ws, "svc-00"))).unwrap();
     let header = String::from_utf8_lossy(&header[..200]);
-    assert!(
-        header.contains("\n-> X25519 ") && header.contains("\n-> rotagate-shard "),
-        "{header}"
-    );
+    assert!(header.contains("\n-> X25519 ") && header.contains("\n-> rotagate-shard "), "{header}");
 
     // Another credential's shard gone: an incident on svc-00 never reads it...
     let before = ws.state()["body"]["doc"]["credentials"]["svc-00"]["current"]["kid"].clone();
@@ -204,11 +189,7 @@ fn a_format_1_state_is_read_and_upgraded_in_place() {
     body["format"] = 1.into();
     body["doc"].as_object_mut().unwrap().remove("shard_index");
     let body_json = serde_json::to_string(body).unwrap();
-    let identity = ws
-        .identity
-        .lines()
-        .find(|l| l.starts_with("AGE-SECRET-KEY-"))
-        .unwrap();
+    let identity = ws.identity.lines().find(|l| l.starts_with("AGE-SECRET-KEY-")).unwrap();
     let hk = hkdf::Hkdf::<Sha256>::new(Some(b"rotagate/state-mac/v1"), identity.as_bytes());
     let mut key = [0u8; 32];
     hk.expand(b"hmac-sha256", &mut key).unwrap();

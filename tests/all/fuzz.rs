@@ -86,22 +86,15 @@ proptest! {
 
 #[test]
 fn deeply_nested_yaml_is_an_error_not_a_crash() {
-    let deep = parse(
-        &format!("version: {}{}", "[".repeat(500), "]".repeat(500)),
-        Path::new("r.yaml"),
-    )
-    .unwrap_err();
+    let deep =
+        parse(&format!("version: {}{}", "[".repeat(500), "]".repeat(500)), Path::new("r.yaml"))
+            .unwrap_err();
     assert!(
-        deep.to_string()
-            .contains("r.yaml:1:110: collections nest deeper than 100 levels"),
+        deep.to_string().contains("r.yaml:1:110: collections nest deeper than 100 levels"),
         "{deep}"
     );
     for depth in [120, 5_000, 200_000] {
-        config_err(&format!(
-            "version: {}{}",
-            "[".repeat(depth),
-            "]".repeat(depth)
-        ));
+        config_err(&format!("version: {}{}", "[".repeat(depth), "]".repeat(depth)));
         config_err(&format!("credentials: {}", "- ".repeat(depth)));
         config_err(&format!("a: {}", "{b: ".repeat(depth)));
     }
@@ -112,14 +105,8 @@ fn every_single_byte_change_to_a_sealed_state_is_refused() {
     let id =
         StateIdentity::parse(&Secret::new(StateIdentity::generate().to_secret().expose())).unwrap();
     let recipients = parse_recipients(&[id.recipient()]).unwrap();
-    let (good, _) = seal(
-        &Default::default(),
-        None,
-        &id,
-        &recipients,
-        time::OffsetDateTime::now_utc(),
-    )
-    .unwrap();
+    let (good, _) =
+        seal(&Default::default(), None, &id, &recipients, time::OffsetDateTime::now_utc()).unwrap();
     assert!(open(&good, &id).is_ok());
     let mut refused = 0;
     for i in (0..good.len()).step_by(3) {
@@ -134,9 +121,5 @@ fn every_single_byte_change_to_a_sealed_state_is_refused() {
             Err(other) => panic!("unexpected {other}"),
         }
     }
-    assert!(
-        refused > good.len() / 4,
-        "{refused} of {} flips refused",
-        good.len() / 3
-    );
+    assert!(refused > good.len() / 4, "{refused} of {} flips refused", good.len() / 3);
 }

@@ -41,19 +41,12 @@ async fn world() -> FakeGitHub {
 }
 
 fn kids(fake: &FakeGitHub) -> Vec<String> {
-    let text = fake
-        .file("acme/site", "main", "public/jwks.json")
-        .unwrap_or_default();
+    let text = fake.file("acme/site", "main", "public/jwks.json").unwrap_or_default();
     if text.is_empty() {
         return Vec::new();
     }
     let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
-    doc["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["kid"].as_str().unwrap().to_string())
-        .collect()
+    doc["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap().to_string()).collect()
 }
 
 fn ok(run: &Run) {
@@ -66,19 +59,9 @@ async fn at_retire_gate(fake: &FakeGitHub, config: &str) -> (Ws, Pull) {
     let ws = Ws::new();
     ws.config(config);
     ok(&ws.gh(fake, HOME, &["run"]).await);
-    let waiting = ws
-        .gh(
-            fake,
-            HOME,
-            &["rotate", "api-signing", "--reason", "scheduled"],
-        )
-        .await;
+    let waiting = ws.gh(fake, HOME, &["rotate", "api-signing", "--reason", "scheduled"]).await;
     ok(&waiting);
-    assert!(
-        waiting.all().contains("awaits gate retire"),
-        "{}",
-        waiting.stderr
-    );
+    assert!(waiting.all().contains("awaits gate retire"), "{}", waiting.stderr);
     let pulls = fake.pulls(HOME);
     let pr = pulls.last().unwrap().clone();
     (ws, pr)
@@ -105,18 +88,10 @@ async fn a_signing_key_rotates_through_secrets_a_jwks_repo_and_an_approved_pull_
         "one installation token"
     );
 
-    let waiting = ws
-        .gh(
-            &fake,
-            HOME,
-            &["rotate", "api-signing", "--reason", "scheduled"],
-        )
-        .await;
+    let waiting = ws.gh(&fake, HOME, &["rotate", "api-signing", "--reason", "scheduled"]).await;
     ok(&waiting);
     assert!(
-        waiting
-            .all()
-            .contains("awaits gate retire: approve and merge pull request #"),
+        waiting.all().contains("awaits gate retire: approve and merge pull request #"),
         "{}",
         waiting.stderr
     );
@@ -139,32 +114,17 @@ async fn a_signing_key_rotates_through_secrets_a_jwks_repo_and_an_approved_pull_
         "both kids served until the gate opens"
     );
     // The approval file and the body carry public facts only.
-    let file = fake
-        .file(
-            HOME,
-            &pr.head,
-            ".rotagate/approvals/api-signing/retire.yaml",
-        )
-        .unwrap();
+    let file = fake.file(HOME, &pr.head, ".rotagate/approvals/api-signing/retire.yaml").unwrap();
     assert!(file.contains(&kid1) && file.contains(&kid2), "{file}");
     for secret in [&pem1, &pem2] {
         for line in secret.lines().filter(|l| !l.starts_with("-----")) {
             assert!(!pr.body.contains(line) && !file.contains(line));
         }
     }
-    assert!(
-        pr.body
-            .contains("Merging lets rotagate remove the old material"),
-        "{}",
-        pr.body
-    );
+    assert!(pr.body.contains("Merging lets rotagate remove the old material"), "{}", pr.body);
 
     ok(&ws.gh(&fake, HOME, &["run"]).await);
-    assert_eq!(
-        fake.pulls(HOME).len(),
-        1,
-        "the pull request is found again, never opened twice"
-    );
+    assert_eq!(fake.pulls(HOME).len(), 1, "the pull request is found again, never opened twice");
 
     fake.approve(HOME, pr.number, "alice");
     fake.merge(HOME, pr.number, "bob");
@@ -204,20 +164,12 @@ credentials:
 "#,
     );
     ok(&ws.gh(&fake, HOME, &["run"]).await);
-    let value = fake
-        .env_secret("acme/api", "production", "WEBHOOK_SECRET")
-        .unwrap();
+    let value = fake.env_secret("acme/api", "production", "WEBHOOK_SECRET").unwrap();
     assert!(value.starts_with("whsec_") && value.len() == 46);
     let (org_value, settings) = fake.org_secret("acme", "WEBHOOK_SECRET").unwrap();
     assert_eq!(org_value, value);
     assert_eq!(settings["visibility"], "selected");
-    assert_eq!(
-        settings["selected_repository_ids"]
-            .as_array()
-            .unwrap()
-            .len(),
-        2
-    );
+    assert_eq!(settings["selected_repository_ids"].as_array().unwrap().len(), 2);
     for repo in ["acme/api", "acme/worker", "acme/site"] {
         assert_eq!(fake.secret(repo, "WEBHOOK_SECRET").unwrap(), value);
     }
@@ -228,10 +180,7 @@ credentials:
         1
     );
     assert_eq!(counts["GET /orgs/{org}/actions/secrets/public-key"], 1);
-    assert_eq!(
-        counts["GET /repos/{owner}/{repo}/actions/secrets/public-key"],
-        3
-    );
+    assert_eq!(counts["GET /repos/{owner}/{repo}/actions/secrets/public-key"], 3);
 
     // PyNaCl opens what rotagate sealed, with the repository's private key.
     let (sealed, public, secret) = fake.sealed("acme/worker", "WEBHOOK_SECRET").unwrap();
@@ -240,11 +189,7 @@ credentials:
         .args(["-c", script, &sealed, &public, &secret])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), value);
 }
 
@@ -258,23 +203,14 @@ async fn github_token_is_refused_before_any_step_for_secrets_and_403s_name_the_p
     cmd.env("GITHUB_API_URL", fake.url())
         .env("GITHUB_TOKEN", &token)
         .env("GITHUB_REPOSITORY", HOME);
-    let out: Run = tokio::process::Command::from(cmd)
-        .output()
-        .await
-        .unwrap()
-        .into();
+    let out: Run = tokio::process::Command::from(cmd).output().await.unwrap().into();
     assert_eq!(out.code, 2, "{}", out.all());
     assert!(
-        out.all()
-            .contains("GITHUB_TOKEN, which cannot write Actions secrets"),
+        out.all().contains("GITHUB_TOKEN, which cannot write Actions secrets"),
         "{}",
         out.stderr
     );
-    assert_eq!(
-        fake.total_requests(),
-        0,
-        "rejected before anything was sent"
-    );
+    assert_eq!(fake.total_requests(), 0, "rejected before anything was sent");
     assert!(!ws.exists(".rotagate/state.age"));
 
     fake.revoke("acme", "secrets");
@@ -295,12 +231,7 @@ async fn github_token_is_refused_before_any_step_for_secrets_and_403s_name_the_p
     fake.add_repo("elsewhere/api");
     let out = ws.gh(&fake, HOME, &["run"]).await;
     assert_eq!(out.code, 1, "{}", out.all());
-    assert!(
-        out.all()
-            .contains("the GitHub App is not installed on elsewhere"),
-        "{}",
-        out.stderr
-    );
+    assert!(out.all().contains("the GitHub App is not installed on elsewhere"), "{}", out.stderr);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -317,11 +248,7 @@ async fn transient_failures_are_retried_and_a_partial_write_is_put_back() {
         1,
     );
     fake.inject("PUT /repos/{owner}/{repo}/contents/{path}", Fault::Reset, 1);
-    fake.inject(
-        "GET /repos/{owner}/{repo}",
-        Fault::Slow(Duration::from_millis(300)),
-        1,
-    );
+    fake.inject("GET /repos/{owner}/{repo}", Fault::Slow(Duration::from_millis(300)), 1);
     let out = ws.gh(&fake, HOME, &["run"]).await;
     ok(&out);
     assert_eq!(fake.count(put), 4, "two writes, two retried");
@@ -330,13 +257,7 @@ async fn transient_failures_are_retried_and_a_partial_write_is_put_back() {
 
     // A rotation whose second secret write is refused: both go back to the old values.
     fake.inject(put, Fault::Status(422), 1);
-    let out = ws
-        .gh(
-            &fake,
-            HOME,
-            &["rotate", "api-signing", "--reason", "partial"],
-        )
-        .await;
+    let out = ws.gh(&fake, HOME, &["rotate", "api-signing", "--reason", "partial"]).await;
     assert_eq!(out.code, 1, "{}", out.all());
     assert!(
         out.all().contains("promote/0 failed") && out.all().contains("put back"),
@@ -387,19 +308,9 @@ credentials:
     // A redeploy that fails for the new kid rolls the rotation back, variables and all;
     // the rollback's redeploy with the old kid succeeds and verifies.
     fake.accept_only_input("acme/api", "deploy.yml", "kid", &kid);
-    let out = ws
-        .gh(
-            &fake,
-            HOME,
-            &["rotate", "api-signing", "--reason", "bad deploy"],
-        )
-        .await;
+    let out = ws.gh(&fake, HOME, &["rotate", "api-signing", "--reason", "bad deploy"]).await;
     assert_eq!(out.code, 1, "{}", out.all());
-    assert!(
-        out.all().contains("deploy.yml run #2 concluded failure"),
-        "{}",
-        out.stderr
-    );
+    assert!(out.all().contains("deploy.yml run #2 concluded failure"), "{}", out.stderr);
     assert!(out.all().contains("rolled back"), "{}", out.stderr);
     assert_eq!(fake.variable("acme/api", "SIGNING_KID").unwrap(), kid);
     let runs = fake.runs("acme/api", "deploy.yml");
@@ -418,18 +329,11 @@ async fn a_jwks_commit_that_loses_the_race_reads_again() {
     );
     let ws = Ws::new();
     ws.config(&SIGNING.replace("gate: { pull_request: { approvals: 1 } }", "gate: none"));
-    fake.inject(
-        "PUT /repos/{owner}/{repo}/contents/{path}",
-        Fault::Status(409),
-        1,
-    );
+    fake.inject("PUT /repos/{owner}/{repo}/contents/{path}", Fault::Status(409), 1);
     ok(&ws.gh(&fake, HOME, &["run"]).await);
     let served = kids(&fake);
     assert_eq!(served.len(), 2, "{served:?}");
-    assert_eq!(
-        served[0], "someone-else",
-        "keys rotagate does not own are left alone"
-    );
+    assert_eq!(served[0], "someone-else", "keys rotagate does not own are left alone");
     assert_eq!(
         fake.count("GET /repos/{owner}/{repo}/contents/{path}"),
         2,
@@ -442,16 +346,8 @@ async fn rejected(fake: &FakeGitHub, ws: &Ws, expected: &str) {
     let before = kids(fake);
     let out = ws.gh(fake, HOME, &["run"]).await;
     assert_eq!(out.code, 1, "{}", out.all());
-    assert!(
-        out.all().contains("gate retire was rejected"),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        out.all().contains(expected),
-        "expected {expected:?} in {}",
-        out.stderr
-    );
+    assert!(out.all().contains("gate retire was rejected"), "{}", out.stderr);
+    assert!(out.all().contains(expected), "expected {expected:?} in {}", out.stderr);
     assert_eq!(kids(fake), before, "nothing was retired");
     let check = ws.gh(fake, HOME, &["check"]).await;
     assert_eq!(check.code, 1, "{}", check.all());
@@ -466,26 +362,19 @@ async fn the_gate_refuses_every_forgery() {
     for (field, edit) in [
         ("rotation", "rotation: \"other-rotation\""),
         ("gate", "gate: publish"),
-        (
-            "new fingerprint",
-            "new: { kid: \"x\", fingerprint: \"forged\" }",
-        ),
+        ("new fingerprint", "new: { kid: \"x\", fingerprint: \"forged\" }"),
     ] {
         let fake = world().await;
         let (ws, pr) = at_retire_gate(&fake, SIGNING).await;
         let file = fake.file(HOME, &pr.head, approval).unwrap();
         let key = edit.split(':').next().unwrap();
-        let forged: String = file
-            .lines()
-            .map(|l| {
-                if l.starts_with(&format!("{key}:")) {
-                    edit.to_string()
-                } else {
-                    l.to_string()
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("\n");
+        let forged: String =
+            file.lines()
+                .map(|l| {
+                    if l.starts_with(&format!("{key}:")) { edit.to_string() } else { l.to_string() }
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
         fake.push_to_pull(HOME, pr.number, approval, &forged);
         fake.approve(HOME, pr.number, "alice");
         fake.merge(HOME, pr.number, "bob");
@@ -498,12 +387,7 @@ async fn the_gate_refuses_every_forgery() {
     fake.push_to_pull(HOME, pr.number, ".github/workflows/evil.yml", "on: push\n");
     fake.approve(HOME, pr.number, "alice");
     fake.merge(HOME, pr.number, "bob");
-    rejected(
-        &fake,
-        &ws,
-        "instead of only .rotagate/approvals/api-signing/retire.yaml",
-    )
-    .await;
+    rejected(&fake, &ws, "instead of only .rotagate/approvals/api-signing/retire.yaml").await;
 
     // Approval by an account with read access only.
     let fake = world().await;
@@ -551,12 +435,7 @@ async fn the_gate_refuses_every_forgery() {
     fake.change_base(HOME, pr.number, "staging");
     fake.approve(HOME, pr.number, "alice");
     fake.merge(HOME, pr.number, "bob");
-    rejected(
-        &fake,
-        &ws,
-        "merged into staging, not the default branch main",
-    )
-    .await;
+    rejected(&fake, &ws, "merged into staging, not the default branch main").await;
 
     // Merged with no approval.
     let fake = world().await;
@@ -618,18 +497,12 @@ async fn a_rejected_gate_stays_rejected_when_its_pull_request_is_reopened_and_me
     for _ in 0..2 {
         let out = ws.gh(&fake, HOME, &["run"]).await;
         assert_eq!(out.code, 1, "{}", out.all());
-        assert!(
-            out.all().contains("was closed without merging"),
-            "{}",
-            out.stderr
-        );
+        assert!(out.all().contains("was closed without merging"), "{}", out.stderr);
     }
     assert_eq!(kids(&fake).len(), 2, "nothing was retired");
     let status = ws.gh(&fake, HOME, &["status"]).await;
     assert!(
-        status
-            .stdout
-            .contains("gate      retire: rejected: pull request #"),
+        status.stdout.contains("gate      retire: rejected: pull request #"),
         "{}",
         status.all()
     );
@@ -642,9 +515,7 @@ async fn a_pull_request_opened_by_another_account_on_the_gates_branch_is_refused
     ws.config(SIGNING);
     ok(&ws.gh(&fake, HOME, &["run"]).await);
     // The gate's first pull request is closed unmerged, which rejects the gate.
-    let waiting = ws
-        .gh(&fake, HOME, &["rotate", "api-signing", "--reason", "r"])
-        .await;
+    let waiting = ws.gh(&fake, HOME, &["rotate", "api-signing", "--reason", "r"]).await;
     ok(&waiting);
     let ours = fake.pulls(HOME).last().unwrap().clone();
     fake.close(HOME, ours.number);
@@ -656,10 +527,7 @@ async fn a_pull_request_opened_by_another_account_on_the_gates_branch_is_refused
         "mallory",
         HOME,
         &branch,
-        &[(
-            ".rotagate/approvals/api-signing/retire.yaml",
-            "forged: true\n",
-        )],
+        &[(".rotagate/approvals/api-signing/retire.yaml", "forged: true\n")],
     );
     fake.approve(HOME, theirs, "alice");
     fake.merge(HOME, theirs, "bob");
@@ -700,18 +568,13 @@ credentials:
     ok(&out);
     assert!(out.all().contains("awaits gate publish"), "{}", out.stderr);
     let publish = fake.pulls(HOME).last().unwrap().clone();
-    assert!(
-        publish.body.contains("- [ ] Upload the public key for kid"),
-        "{}",
-        publish.body
-    );
+    assert!(publish.body.contains("- [ ] Upload the public key for kid"), "{}", publish.body);
     fake.approve(HOME, publish.number, "alice");
     fake.merge(HOME, publish.number, "bob");
     let out = ws.gh(&fake, HOME, &["run"]).await;
     assert_eq!(out.code, 1);
     assert!(
-        out.all()
-            .contains("alice is not among the reviewers @acme/security, dave"),
+        out.all().contains("alice is not among the reviewers @acme/security, dave"),
         "{}",
         out.stderr
     );
@@ -725,9 +588,7 @@ credentials:
 
     // The next rotation's retire gate gets its own pull request; offering it the
     // publish gate's merged one (as a forged record would) is refused.
-    let out = ws
-        .gh(&fake, HOME, &["rotate", "api-signing", "--reason", "r"])
-        .await;
+    let out = ws.gh(&fake, HOME, &["rotate", "api-signing", "--reason", "r"]).await;
     assert!(out.all().contains("awaits gate publish"), "{}", out.stderr);
     let publish2 = fake.pulls(HOME).last().unwrap().clone();
     fake.approve(HOME, publish2.number, "carol");
@@ -774,9 +635,7 @@ credentials:
         evidence: &[],
     };
     let mut forged = serde_json::json!({ "number": publish2.number });
-    let status = rotagate::gate::Gate::check(&gate, &request, &mut forged)
-        .await
-        .unwrap();
+    let status = rotagate::gate::Gate::check(&gate, &request, &mut forged).await.unwrap();
     match status {
         rotagate::gate::GateStatus::Rejected(why) => {
             assert!(why.contains("is not this gate's pull request"), "{why}")
@@ -794,9 +653,7 @@ async fn owners_are_notified_once_and_the_issue_closes_when_it_clears() {
     assert!(fake.issues(HOME).is_empty());
     fake.revoke("acme", "secrets");
     for _ in 0..2 {
-        let out = ws
-            .gh(&fake, HOME, &["rotate", "api-signing", "--reason", "r"])
-            .await;
+        let out = ws.gh(&fake, HOME, &["rotate", "api-signing", "--reason", "r"]).await;
         assert_eq!(out.code, 1, "{}", out.all());
     }
     let out = ws.gh(&fake, HOME, &["run"]).await;
@@ -807,9 +664,7 @@ async fn owners_are_notified_once_and_the_issue_closes_when_it_clears() {
     assert_eq!(issue.state, "open");
     assert_eq!(issue.labels, vec!["rotagate", "api-signing"]);
     assert!(
-        issue
-            .body
-            .starts_with("@acme/platform: credential **api-signing** needs attention"),
+        issue.body.starts_with("@acme/platform: credential **api-signing** needs attention"),
         "{}",
         issue.body
     );
@@ -841,18 +696,11 @@ credentials:
         .env("LIVE", "live-secret-value-0123456789")
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let check = ws.gh(&fake, HOME, &["check"]).await;
     assert_eq!(check.code, 1, "{}", check.all());
-    let cert = fake
-        .issues(HOME)
-        .into_iter()
-        .find(|i| i.labels.contains(&"cert".to_string()))
-        .unwrap();
+    let cert =
+        fake.issues(HOME).into_iter().find(|i| i.labels.contains(&"cert".to_string())).unwrap();
     assert!(
         cert.body.contains("**due**") && cert.body.contains(&format!("hard expiry {expires}")),
         "{}",
@@ -877,16 +725,10 @@ async fn state_on_a_branch_refuses_a_replayed_state_and_a_concurrent_writer() {
     let ws = on_state_branch();
     ok(&ws.gh(&fake, HOME, &["run"]).await);
     assert!(!ws.exists(".rotagate/state.age"));
-    assert!(
-        fake.file(HOME, "rotagate-state", "README.md")
-            .unwrap()
-            .contains("Protect the branch")
-    );
+    assert!(fake.file(HOME, "rotagate-state", "README.md").unwrap().contains("Protect the branch"));
     let first = fake.file(HOME, "rotagate-state", "state.age").unwrap();
     assert!(first.starts_with("-----BEGIN AGE ENCRYPTED FILE-----"));
-    ok(&ws
-        .gh(&fake, HOME, &["rotate", "api-signing", "--reason", "r"])
-        .await);
+    ok(&ws.gh(&fake, HOME, &["rotate", "api-signing", "--reason", "r"]).await);
     let status = ws.gh(&fake, HOME, &["status", "--json"]).await;
     ok(&status);
 
@@ -896,9 +738,7 @@ async fn state_on_a_branch_refuses_a_replayed_state_and_a_concurrent_writer() {
     assert_eq!(out.code, 1, "{}", out.all());
     assert!(
         out.all().contains("refusing a replayed state")
-            && out
-                .all()
-                .contains("does not follow its parent commit's state"),
+            && out.all().contains("does not follow its parent commit's state"),
         "{}",
         out.stderr
     );
@@ -913,13 +753,9 @@ async fn archived_audit_segments_live_on_the_state_branch() {
     ok(&ws.gh(&fake, HOME, &["run"]).await);
     let rotations = 12;
     for _ in 1..rotations {
-        ok(&ws
-            .gh(&fake, HOME, &["rotate", "api-signing", "--reason", "r"])
-            .await);
+        ok(&ws.gh(&fake, HOME, &["rotate", "api-signing", "--reason", "r"]).await);
     }
-    let out = ws
-        .gh(&fake, HOME, &["audit", "api-signing", "--json"])
-        .await;
+    let out = ws.gh(&fake, HOME, &["audit", "api-signing", "--json"]).await;
     ok(&out);
     let lines: Vec<serde_json::Value> = serde_json::from_str(&out.stdout).unwrap();
     let completed = lines.iter().filter(|l| l["event"] == "completed").count();
@@ -948,9 +784,7 @@ async fn a_state_branch_reset_to_an_older_state_is_refused_and_restored() {
     ok(&out);
     assert!(
         out.all().contains("is not protected")
-            && out
-                .all()
-                .contains("Block force pushes and Restrict deletions"),
+            && out.all().contains("Block force pushes and Restrict deletions"),
         "{}",
         out.stderr
     );
@@ -959,32 +793,13 @@ async fn a_state_branch_reset_to_an_older_state_is_refused_and_restored() {
         .expect("the anchor is recorded with each save");
     let before_rotation = fake.branch_head(HOME, "rotagate-state").unwrap();
     let old_copy = ws.path("old.age");
-    std::fs::write(
-        &old_copy,
-        fake.file(HOME, "rotagate-state", "state.age").unwrap(),
-    )
-    .unwrap();
+    std::fs::write(&old_copy, fake.file(HOME, "rotagate-state", "state.age").unwrap()).unwrap();
     let copy = ws.path("artifact.age");
     let copy_arg = copy.display().to_string();
     ok(&ws
-        .gh(
-            &fake,
-            HOME,
-            &[
-                "rotate",
-                "api-signing",
-                "--reason",
-                "r",
-                "--state-copy",
-                &copy_arg,
-            ],
-        )
+        .gh(&fake, HOME, &["rotate", "api-signing", "--reason", "r", "--state-copy", &copy_arg])
         .await);
-    assert_ne!(
-        fake.variable(HOME, "ROTAGATE_ANCHOR_ROTAGATE_STATE")
-            .unwrap(),
-        anchor
-    );
+    assert_ne!(fake.variable(HOME, "ROTAGATE_ANCHOR_ROTAGATE_STATE").unwrap(), anchor);
 
     // `git push --force origin <old commit>:rotagate-state`: the head now follows its
     // parent perfectly, and is still refused.
@@ -1006,26 +821,16 @@ async fn a_state_branch_reset_to_an_older_state_is_refused_and_restored() {
 
     // Only the newest state can be put back.
     let old_arg = old_copy.display().to_string();
-    let refused = ws
-        .gh(&fake, HOME, &["state", "restore", "--from-file", &old_arg])
-        .await;
+    let refused = ws.gh(&fake, HOME, &["state", "restore", "--from-file", &old_arg]).await;
     assert_eq!(refused.code, 1, "{}", refused.all());
-    assert!(
-        refused.all().contains("restore that one"),
-        "{}",
-        refused.stderr
-    );
-    ok(&ws
-        .gh(&fake, HOME, &["state", "restore", "--from-file", &copy_arg])
-        .await);
+    assert!(refused.all().contains("restore that one"), "{}", refused.stderr);
+    ok(&ws.gh(&fake, HOME, &["state", "restore", "--from-file", &copy_arg]).await);
     ok(&ws.gh(&fake, HOME, &["status"]).await);
 
     // Protected by a ruleset: no warning, and the next rotation goes on from the
     // restored state.
     fake.protect_branch(HOME, "rotagate-state", &["deletion", "non_fast_forward"]);
-    let out = ws
-        .gh(&fake, HOME, &["rotate", "api-signing", "--reason", "again"])
-        .await;
+    let out = ws.gh(&fake, HOME, &["rotate", "api-signing", "--reason", "again"]).await;
     ok(&out);
     assert!(!out.all().contains("is not protected"), "{}", out.stderr);
     assert!(out.all().contains("completed"), "{}", out.stderr);
@@ -1038,11 +843,7 @@ async fn github_enterprise_server_paths_work() {
     ws.config(&SIGNING.replace("gate: { pull_request: { approvals: 1 } }", "gate: none"));
     let mut cmd = ws.gh_cmd(&fake, HOME, &["run"]);
     cmd.env("GITHUB_API_URL", format!("{}/api/v3", fake.url()));
-    let out: Run = tokio::process::Command::from(cmd)
-        .output()
-        .await
-        .unwrap()
-        .into();
+    let out: Run = tokio::process::Command::from(cmd).output().await.unwrap().into();
     ok(&out);
     assert!(fake.secret("acme/api", "SIGNING_KID").is_some());
 }
@@ -1071,11 +872,7 @@ async fn pacing_keeps_to_the_secondary_limits_without_a_single_limit_answer() {
     let started = std::time::Instant::now();
     crate::support::github::write_secrets(fake.client(Some(paced)), &repos, 20).await;
     let elapsed = started.elapsed();
-    assert_eq!(
-        fake.limit_responses(),
-        0,
-        "paced requests never meet the limit"
-    );
+    assert_eq!(fake.limit_responses(), 0, "paced requests never meet the limit");
     assert!(
         elapsed >= Duration::from_secs(4),
         "60 writes at 20 per window start at 0, 2.1s and 4.2s: {elapsed:?}"
@@ -1089,10 +886,7 @@ async fn pacing_keeps_to_the_secondary_limits_without_a_single_limit_answer() {
     let fake = world().await;
     fake.enforce_limits(Some(scaled(window)));
     crate::support::github::write_secrets(fake.client(None), &repos, 20).await;
-    assert!(
-        fake.limit_responses() > 0,
-        "the fake enforces the limits it advertises"
-    );
+    assert!(fake.limit_responses() > 0, "the fake enforces the limits it advertises");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1115,11 +909,7 @@ async fn two_writers_on_the_state_branch_merge_or_meet_a_clear_lease() {
         };
         async move {
             Vault::open(
-                Box::new(GithubBranchStore::new(
-                    gh,
-                    HOME.into(),
-                    "rotagate-state".into(),
-                )),
+                Box::new(GithubBranchStore::new(gh, HOME.into(), "rotagate-state".into())),
                 identity,
                 recipients,
                 run,
@@ -1143,9 +933,9 @@ async fn two_writers_on_the_state_branch_merge_or_meet_a_clear_lease() {
     assert!(fake.count("PUT /repos/{owner}/{repo}/contents/{path}") >= 4);
     let mut d = open("d").await;
     match d.acquire(&["one".into()], now).await {
-        Err(StateError::LeaseHeld {
-            credential, run, ..
-        }) => assert_eq!((credential.as_str(), run.as_str()), ("one", "a")),
+        Err(StateError::LeaseHeld { credential, run, .. }) => {
+            assert_eq!((credential.as_str(), run.as_str()), ("one", "a"))
+        }
         other => panic!("{:?}", other.err()),
     }
 }
@@ -1159,9 +949,7 @@ async fn a_gate_waiting_past_its_timeout_fails_check_and_pages_the_owner() {
         "gate: { pull_request: { approvals: 1, timeout: 1s } }",
     ));
     ok(&ws.gh(&fake, HOME, &["run"]).await);
-    ok(&ws
-        .gh(&fake, HOME, &["rotate", "api-signing", "--reason", "r"])
-        .await);
+    ok(&ws.gh(&fake, HOME, &["rotate", "api-signing", "--reason", "r"]).await);
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let check = ws.gh(&fake, HOME, &["check"]).await;
     assert_eq!(check.code, 1, "{}", check.all());
@@ -1201,25 +989,16 @@ credentials:
         "#!/bin/sh\ntr '\\0' '\\n' </proc/$PPID/environ | grep -E 'ROTAGATE|GITHUB|ACTIONS' >&2\ncat app.env >&2\nexit 1\n",
     );
     let own = [
-        (
-            "ROTAGATE_GITHUB_TOKEN",
-            "ghp_operatorTokenNeverShown0123456789",
-        ),
+        ("ROTAGATE_GITHUB_TOKEN", "ghp_operatorTokenNeverShown0123456789"),
         ("GITHUB_TOKEN", "ghs_workflowTokenNeverShown0123456789"),
-        (
-            "ACTIONS_RUNTIME_TOKEN",
-            "runtimeTokenNeverShown0123456789abcdef",
-        ),
+        ("ACTIONS_RUNTIME_TOKEN", "runtimeTokenNeverShown0123456789abcdef"),
     ];
     let out = ws.gh_env(&fake, HOME, &["run"], &own).await;
     assert_eq!(out.code, 1, "{}", out.all());
     let shown = out.all();
     if shown.contains("ROTAGATE_AGE_IDENTITY=") {
         // Readable here (root may read any process's environment): read, and cut out.
-        assert!(
-            shown.contains("ROTAGATE_AGE_IDENTITY=<redacted>"),
-            "{shown}"
-        );
+        assert!(shown.contains("ROTAGATE_AGE_IDENTITY=<redacted>"), "{shown}");
     }
     let mut secrets: Vec<String> = own.iter().map(|(_, v)| v.to_string()).collect();
     secrets.push(ws.identity.clone());
@@ -1234,16 +1013,10 @@ credentials:
     let bodies: Vec<String> = fake.issues(HOME).into_iter().map(|i| i.body).collect();
     assert!(!bodies.is_empty(), "the owner was told: {shown}");
     for secret in &secrets {
-        assert!(
-            !shown.contains(secret.as_str()),
-            "leaked to the output: {shown}"
-        );
+        assert!(!shown.contains(secret.as_str()), "leaked to the output: {shown}");
         assert!(!state.contains(secret.as_str()), "leaked into the state");
         for body in &bodies {
-            assert!(
-                !body.contains(secret.as_str()),
-                "leaked into an issue: {body}"
-            );
+            assert!(!body.contains(secret.as_str()), "leaked into an issue: {body}");
         }
     }
     // The step's own value is a secret as well: gone from output and issues, while the

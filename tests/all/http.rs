@@ -58,9 +58,7 @@ async fn probe_with(yaml: &str, m: &Material, env: &[(&str, &str)]) -> Result<St
         serde_yaml::with::singleton_map_recursive::deserialize(de).unwrap()
     };
     let env = EnvValues::new(
-        env.iter()
-            .map(|(k, v)| (k.to_string(), Secret::new(*v)))
-            .collect::<BTreeMap<_, _>>(),
+        env.iter().map(|(k, v)| (k.to_string(), Secret::new(*v))).collect::<BTreeMap<_, _>>(),
     );
     let http = client();
     let dir = tempfile::tempdir().unwrap();
@@ -72,11 +70,7 @@ async fn probe_with(yaml: &str, m: &Material, env: &[(&str, &str)]) -> Result<St
         env: &env,
         produced: &[],
     };
-    let view = View {
-        new: Some(m),
-        old: None,
-        env: &env,
-    };
+    let view = View { new: Some(m), old: None, env: &env };
     probes::build(&spec, &Default::default())
         .unwrap()
         .check(&view, &cx)
@@ -86,9 +80,7 @@ async fn probe_with(yaml: &str, m: &Material, env: &[(&str, &str)]) -> Result<St
 
 fn record(seen: &Seen, who: &str, headers: &HeaderMap) {
     seen.hits.fetch_add(1, Ordering::SeqCst);
-    let auth = headers
-        .get("authorization")
-        .map(|v| v.to_str().unwrap().to_string());
+    let auth = headers.get("authorization").map(|v| v.to_str().unwrap().to_string());
     seen.auth.lock().unwrap().push((who.to_string(), auth));
 }
 
@@ -99,41 +91,34 @@ async fn apex_and_www() -> (u16, u16, Arc<Seen>) {
     let www = Router::new()
         .route(
             "/api/v1/_internal/maskinporten/readiness",
-            get(
-                |State(seen): State<Arc<Seen>>, headers: HeaderMap| async move {
-                    record(&seen, "www", &headers);
-                    if headers.get("authorization").map(|v| v.to_str().unwrap())
-                        != Some("Bearer internal-secret-1234")
-                    {
-                        return (StatusCode::UNAUTHORIZED, "{\"status\":\"unauthorized\"}")
-                            .into_response();
-                    }
-                    (
-                        [("content-type", "application/json")],
-                        "{\"status\":\"ready\",\"maskinporten\":{\"kid\":\"kid-7\"}}",
-                    )
-                        .into_response()
-                },
-            ),
+            get(|State(seen): State<Arc<Seen>>, headers: HeaderMap| async move {
+                record(&seen, "www", &headers);
+                if headers.get("authorization").map(|v| v.to_str().unwrap())
+                    != Some("Bearer internal-secret-1234")
+                {
+                    return (StatusCode::UNAUTHORIZED, "{\"status\":\"unauthorized\"}")
+                        .into_response();
+                }
+                (
+                    [("content-type", "application/json")],
+                    "{\"status\":\"ready\",\"maskinporten\":{\"kid\":\"kid-7\"}}",
+                )
+                    .into_response()
+            }),
         )
         .with_state(seen.clone());
     let www_port = serve(www).await.port();
     // "localhost" and "127.0.0.1" are different hosts to the redirect policy.
     let target = format!("http://localhost:{www_port}");
     let apex = Router::new()
-        .fallback(
-            move |State(seen): State<Arc<Seen>>, headers: HeaderMap, uri: axum::http::Uri| {
-                let target = target.clone();
-                async move {
-                    record(&seen, "apex", &headers);
-                    (
-                        StatusCode::PERMANENT_REDIRECT,
-                        [("location", format!("{target}{}", uri.path()))],
-                    )
-                        .into_response()
-                }
-            },
-        )
+        .fallback(move |State(seen): State<Arc<Seen>>, headers: HeaderMap, uri: axum::http::Uri| {
+            let target = target.clone();
+            async move {
+                record(&seen, "apex", &headers);
+                (StatusCode::PERMANENT_REDIRECT, [("location", format!("{target}{}", uri.path()))])
+                    .into_response()
+            }
+        })
         .with_state(seen.clone());
     (serve(apex).await.port(), www_port, seen)
 }
@@ -149,48 +134,26 @@ async fn the_readiness_probe_follows_the_308_with_its_token_only_to_trusted_host
   expect: {{ status: 200, json: {{ /status: ready, /maskinporten/kid: "{{{{ new.kid }}}}" }} }}
 "#
     );
-    let ok = probe(
-        &yaml,
-        "kid-7",
-        &[("INTERNAL_API_SECRET", "internal-secret-1234")],
-    )
-    .await
-    .unwrap();
+    let ok =
+        probe(&yaml, "kid-7", &[("INTERNAL_API_SECRET", "internal-secret-1234")]).await.unwrap();
     assert!(ok.contains("/maskinporten/kid = kid-7"), "{ok}");
-    let wrong_kid = probe(
-        &yaml,
-        "kid-8",
-        &[("INTERNAL_API_SECRET", "internal-secret-1234")],
-    )
-    .await
-    .unwrap_err();
+    let wrong_kid = probe(&yaml, "kid-8", &[("INTERNAL_API_SECRET", "internal-secret-1234")])
+        .await
+        .unwrap_err();
     assert!(
         wrong_kid.contains("/maskinporten/kid is \"kid-7\", expected \"kid-8\""),
         "{wrong_kid}"
     );
     let auth = seen.auth.lock().unwrap().clone();
-    assert_eq!(
-        auth[0],
-        ("apex".into(), Some("Bearer internal-secret-1234".into()))
-    );
-    assert_eq!(
-        auth[1],
-        ("www".into(), Some("Bearer internal-secret-1234".into()))
-    );
+    assert_eq!(auth[0], ("apex".into(), Some("Bearer internal-secret-1234".into())));
+    assert_eq!(auth[1], ("www".into(), Some("Bearer internal-secret-1234".into())));
 
     // Without www in follow_redirects_to, the token does not travel to it.
     seen.auth.lock().unwrap().clear();
-    let untrusted = yaml.replace(
-        &format!("  follow_redirects_to: [\"localhost:{www}\"]\n"),
-        "",
-    );
-    let err = probe(
-        &untrusted,
-        "kid-7",
-        &[("INTERNAL_API_SECRET", "internal-secret-1234")],
-    )
-    .await
-    .unwrap_err();
+    let untrusted = yaml.replace(&format!("  follow_redirects_to: [\"localhost:{www}\"]\n"), "");
+    let err = probe(&untrusted, "kid-7", &[("INTERNAL_API_SECRET", "internal-secret-1234")])
+        .await
+        .unwrap_err();
     assert!(err.contains("answered 401, expected 200"), "{err}");
     assert_eq!(
         seen.auth.lock().unwrap()[1],
@@ -206,31 +169,18 @@ async fn the_readiness_probe_follows_the_308_with_its_token_only_to_trusted_host
 async fn credentials_do_not_follow_a_redirect_to_another_port_of_the_same_host() {
     let seen = Arc::new(Seen::default());
     let other = Router::new()
-        .fallback(
-            |State(seen): State<Arc<Seen>>, headers: HeaderMap| async move {
-                record(&seen, "other-port", &headers);
-                let custom = headers
-                    .get("x-private")
-                    .map(|v| v.to_str().unwrap().to_string());
-                seen.auth
-                    .lock()
-                    .unwrap()
-                    .push(("other-port x-private".into(), custom));
-                (
-                    [("content-type", "application/json")],
-                    "{\"status\":\"ready\"}",
-                )
-            },
-        )
+        .fallback(|State(seen): State<Arc<Seen>>, headers: HeaderMap| async move {
+            record(&seen, "other-port", &headers);
+            let custom = headers.get("x-private").map(|v| v.to_str().unwrap().to_string());
+            seen.auth.lock().unwrap().push(("other-port x-private".into(), custom));
+            ([("content-type", "application/json")], "{\"status\":\"ready\"}")
+        })
         .with_state(seen.clone());
     let other_port = serve(other).await.port();
     let apex = Router::new().fallback(move |uri: axum::http::Uri| async move {
         (
             StatusCode::PERMANENT_REDIRECT,
-            [(
-                "location",
-                format!("http://127.0.0.1:{other_port}{}", uri.path()),
-            )],
+            [("location", format!("http://127.0.0.1:{other_port}{}", uri.path()))],
         )
             .into_response()
     });
@@ -248,31 +198,17 @@ async fn credentials_do_not_follow_a_redirect_to_another_port_of_the_same_host()
     let env = [("TOKEN", "port-token-SECRET")];
     let m = material("k");
     probe_with(&yaml(""), &m, &env).await.unwrap();
-    probe_with(&yaml("follow_redirects_to: [\"127.0.0.1\"]"), &m, &env)
-        .await
-        .unwrap();
+    probe_with(&yaml("follow_redirects_to: [\"127.0.0.1\"]"), &m, &env).await.unwrap();
     let leaked: Vec<_> = seen.auth.lock().unwrap().drain(..).collect();
     assert!(
         leaked.iter().all(|(_, v)| v.is_none()),
         "credentials crossed to another port: {leaked:?}"
     );
-    probe_with(
-        &yaml(&format!(
-            "follow_redirects_to: [\"127.0.0.1:{other_port}\"]"
-        )),
-        &m,
-        &env,
-    )
-    .await
-    .unwrap();
+    probe_with(&yaml(&format!("follow_redirects_to: [\"127.0.0.1:{other_port}\"]")), &m, &env)
+        .await
+        .unwrap();
     let sent = seen.auth.lock().unwrap().clone();
-    assert_eq!(
-        sent[0],
-        (
-            "other-port".to_string(),
-            Some("Bearer port-token-SECRET".to_string())
-        )
-    );
+    assert_eq!(sent[0], ("other-port".to_string(), Some("Bearer port-token-SECRET".to_string())));
     assert_eq!(
         sent[1].1.as_deref(),
         m.secret.as_ref().map(Secret::expose),
@@ -288,11 +224,7 @@ async fn a_probe_attempt_makes_one_request_however_the_server_fails() {
     let app = Router::new()
         .fallback(|State(seen): State<Arc<Seen>>| async move {
             seen.hits.fetch_add(1, Ordering::SeqCst);
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                [("retry-after", "1")],
-                "busy",
-            )
+            (StatusCode::SERVICE_UNAVAILABLE, [("retry-after", "1")], "busy")
         })
         .with_state(seen.clone());
     let port = serve(app).await.port();
@@ -330,9 +262,8 @@ credentials:
     gate: none
 "#
     ));
-    let out = tokio::task::spawn_blocking(move || ws.run(&["run", "--max-wait", "1m"]))
-        .await
-        .unwrap();
+    let out =
+        tokio::task::spawn_blocking(move || ws.run(&["run", "--max-wait", "1m"])).await.unwrap();
     assert_eq!(out.code, 1, "{}", out.all());
     assert_eq!(seen.hits.load(Ordering::SeqCst), 4, "{}", out.all());
     assert!(out.all().contains("answered 503"), "{}", out.all());
@@ -347,20 +278,13 @@ async fn retries_honour_retry_after_and_errors_never_show_the_rendered_url() {
             get(|State(hits): State<Arc<AtomicUsize>>| async move {
                 match hits.fetch_add(1, Ordering::SeqCst) {
                     0 => (StatusCode::INTERNAL_SERVER_ERROR, "boom").into_response(),
-                    1 => (
-                        StatusCode::TOO_MANY_REQUESTS,
-                        [("retry-after", "1")],
-                        "slow down",
-                    )
+                    1 => (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "1")], "slow down")
                         .into_response(),
                     _ => ([("content-type", "application/json")], "{\"ok\":true}").into_response(),
                 }
             }),
         )
-        .route(
-            "/down",
-            get(|| async { (StatusCode::SERVICE_UNAVAILABLE, "down").into_response() }),
-        )
+        .route("/down", get(|| async { (StatusCode::SERVICE_UNAVAILABLE, "down").into_response() }))
         .route(
             "/slow",
             get(|| async {
@@ -385,10 +309,7 @@ async fn retries_honour_retry_after_and_errors_never_show_the_rendered_url() {
     let ok = client().send(&request).await.unwrap();
     assert_eq!(ok.status.as_u16(), 200);
     assert_eq!(hits.load(Ordering::SeqCst), 3);
-    assert!(
-        started.elapsed() >= Duration::from_secs(1),
-        "Retry-After was honoured"
-    );
+    assert!(started.elapsed() >= Duration::from_secs(1), "Retry-After was honoured");
 
     let secret_url = format!("http://127.0.0.1:{port}/down?token={{{{ env.HOOK_TOKEN }}}}");
     let err = probe(
@@ -399,10 +320,7 @@ async fn retries_honour_retry_after_and_errors_never_show_the_rendered_url() {
     .await
     .unwrap_err();
     assert!(err.contains("answered 503"), "{err}");
-    assert!(
-        err.contains("{{ env.HOOK_TOKEN }}") && !err.contains("tok-SECRET-99"),
-        "{err}"
-    );
+    assert!(err.contains("{{ env.HOOK_TOKEN }}") && !err.contains("tok-SECRET-99"), "{err}");
 
     let err = probe(&format!("http: {{ url: \"http://127.0.0.1:{port}/slow?t={{{{ env.HOOK_TOKEN }}}}\", timeout: 1s }}"), "k", &[("HOOK_TOKEN", "tok-SECRET-99")])
         .await
@@ -426,27 +344,18 @@ async fn a_jwks_probe_selects_by_kid() {
     let app = Router::new().route(
         "/.well-known/jwks.json",
         get(|| async {
-            (
-                [("content-type", "application/json")],
-                "{\"keys\":[{\"kid\":\"a\"},{\"kid\":\"b\"}]}",
-            )
+            ([("content-type", "application/json")], "{\"keys\":[{\"kid\":\"a\"},{\"kid\":\"b\"}]}")
         }),
     );
     let port = serve(app).await.port();
     let yaml = format!("jwks: {{ url: \"http://127.0.0.1:{port}/.well-known/jwks.json\" }}");
     assert!(probe(&yaml, "b", &[]).await.is_ok());
     let err = probe(&yaml, "c", &[]).await.unwrap_err();
-    assert!(
-        err.contains("does not serve kid c (it serves: a, b)"),
-        "{err}"
-    );
+    assert!(err.contains("does not serve kid c (it serves: a, b)"), "{err}");
 }
 
 fn rsa(kid: &str) -> Material {
-    let spec = KeySpec::Rsa {
-        bits: 2048,
-        kid: Default::default(),
-    };
+    let spec = KeySpec::Rsa { bits: 2048, kid: Default::default() };
     material::generate(&spec, kid.into(), None, time::OffsetDateTime::now_utc()).unwrap()
 }
 
@@ -458,22 +367,17 @@ async fn jwks_behind_redirect(keys: Vec<serde_json::Value>) -> (u16, Arc<Seen>) 
     let www = Router::new()
         .route(
             "/.well-known/jwks.json",
-            get(
-                move |State(seen): State<Arc<Seen>>, headers: HeaderMap| async move {
-                    record(&seen, "www", &headers);
-                    ([("content-type", "application/json")], doc)
-                },
-            ),
+            get(move |State(seen): State<Arc<Seen>>, headers: HeaderMap| async move {
+                record(&seen, "www", &headers);
+                ([("content-type", "application/json")], doc)
+            }),
         )
         .with_state(seen.clone());
     let www_port = serve(www).await.port();
     let apex = Router::new().fallback(move || async move {
         Response::builder()
             .status(StatusCode::PERMANENT_REDIRECT)
-            .header(
-                "location",
-                format!("http://localhost:{www_port}/.well-known/jwks.json"),
-            )
+            .header("location", format!("http://localhost:{www_port}/.well-known/jwks.json"))
             .body(axum::body::Body::empty())
             .unwrap()
     });
@@ -501,18 +405,12 @@ async fn a_jwt_probe_verifies_a_token_against_the_served_key_picked_by_kid() {
     assert!(evidence.contains("verifies"), "{evidence}");
     assert_eq!(
         seen.auth.lock().unwrap().clone(),
-        vec![(
-            "www".to_string(),
-            Some("Bearer jwks-token-SECRET".to_string())
-        )]
+        vec![("www".to_string(), Some("Bearer jwks-token-SECRET".to_string()))]
     );
 
     let served = jwks_behind_redirect(vec![old.jwk.clone().unwrap()]).await;
     let err = probe_with(&yaml(&served), &new, &env).await.unwrap_err();
-    assert!(
-        err.contains("has no key with kid new-kid (it serves: old-kid)"),
-        "{err}"
-    );
+    assert!(err.contains("has no key with kid new-kid (it serves: old-kid)"), "{err}");
 
     // The right kid, the wrong key: the flip the runbooks warn of.
     let served = jwks_behind_redirect(vec![impostor.jwk.clone().unwrap()]).await;
@@ -526,26 +424,17 @@ async fn a_jwt_probe_verifies_a_token_against_the_served_key_picked_by_kid() {
         "jwt: {{ url: \"http://127.0.0.1:{port}/.well-known/jwks.json\", headers: {{ Authorization: \"Bearer {{{{ env.TOKEN }}}}\" }} }}"
     );
     let result = probe_with(&untrusted, &new, &env).await;
-    assert!(
-        seen.auth
-            .lock()
-            .unwrap()
-            .iter()
-            .all(|(_, auth)| auth.is_none()),
-        "{result:?}"
-    );
+    assert!(seen.auth.lock().unwrap().iter().all(|(_, auth)| auth.is_none()), "{result:?}");
 }
 
 #[tokio::test]
 async fn a_body_is_never_resent_to_an_untrusted_host() {
     let seen = Arc::new(Seen::default());
     let other = Router::new()
-        .fallback(
-            |State(seen): State<Arc<Seen>>, headers: HeaderMap| async move {
-                record(&seen, "other", &headers);
-                "ok"
-            },
-        )
+        .fallback(|State(seen): State<Arc<Seen>>, headers: HeaderMap| async move {
+            record(&seen, "other", &headers);
+            "ok"
+        })
         .with_state(seen.clone());
     let other_port = serve(other).await.port();
     let hook = Router::new().route(
@@ -580,11 +469,7 @@ async fn a_body_is_never_resent_to_an_untrusted_host() {
         env: &env,
         produced: &[],
     };
-    let view = View {
-        new: Some(&m),
-        old: None,
-        env: &env,
-    };
+    let view = View { new: Some(&m), old: None, env: &env };
     let err = rotagate::actions::build(&action, &Default::default())
         .unwrap()
         .unwrap()
@@ -592,13 +477,8 @@ async fn a_body_is_never_resent_to_an_untrusted_host() {
         .await
         .unwrap_err();
     assert!(
-        err.to_string()
-            .contains("not in follow_redirects_to, with a body to re-send"),
+        err.to_string().contains("not in follow_redirects_to, with a body to re-send"),
         "{err}"
     );
-    assert_eq!(
-        seen.hits.load(Ordering::SeqCst),
-        0,
-        "the secret body never reached the other host"
-    );
+    assert_eq!(seen.hits.load(Ordering::SeqCst), 0, "the secret body never reached the other host");
 }

@@ -61,35 +61,15 @@ fn no_secret_reaches_stdout_or_stderr_at_trace_level() {
     let mut known = vec![TOKEN.to_string()];
     let commands: [&[&str]; 5] = [
         &["-vv", "run", "--max-wait", "1m"],
-        &[
-            "-vv",
-            "rotate",
-            "signing",
-            "--reason",
-            "hygiene",
-            "--max-wait",
-            "1m",
-        ],
-        &[
-            "-vv",
-            "rotate",
-            "webhook",
-            "--reason",
-            "hygiene",
-            "--max-wait",
-            "1m",
-        ],
+        &["-vv", "rotate", "signing", "--reason", "hygiene", "--max-wait", "1m"],
+        &["-vv", "rotate", "webhook", "--reason", "hygiene", "--max-wait", "1m"],
         &["-vv", "status", "--json"],
         &["-vv", "audit"],
     ];
     for args in commands {
         secrets(&ws, &mut known);
-        let out = ws
-            .cmd(args)
-            .env("ROTAGATE_LOG", "trace")
-            .env("HOOK_TOKEN", TOKEN)
-            .output()
-            .unwrap();
+        let out =
+            ws.cmd(args).env("ROTAGATE_LOG", "trace").env("HOOK_TOKEN", TOKEN).output().unwrap();
         assert_eq!(
             out.status.code(),
             Some(0),
@@ -105,31 +85,22 @@ fn no_secret_reaches_stdout_or_stderr_at_trace_level() {
         all.contains("rejected <redacted>"),
         "the probe's echo was redacted, not dropped:\n{all}"
     );
-    assert!(
-        all.contains("DEBUG") || all.contains("TRACE"),
-        "the run logged at its most verbose"
-    );
+    assert!(all.contains("DEBUG") || all.contains("TRACE"), "the run logged at its most verbose");
 
     // The private JWK of the current signing key, as the probe received it.
     let state = ws.state();
     let d = {
-        let pem = state["body"]["doc"]["credentials"]["signing"]["current"]["secret"]
-            .as_str()
-            .unwrap();
+        let pem =
+            state["body"]["doc"]["credentials"]["signing"]["current"]["secret"].as_str().unwrap();
         let m = rotagate::material::adopt(
-            &rotagate::config::KeySpec::Rsa {
-                bits: 2048,
-                kid: Default::default(),
-            },
+            &rotagate::config::KeySpec::Rsa { bits: 2048, kid: Default::default() },
             &rotagate::secret::Secret::new(pem),
             None,
             time::OffsetDateTime::now_utc(),
         )
         .unwrap();
         let jwk: serde_json::Value = serde_json::from_str(
-            m.field(rotagate::config::template::Field::PrivateJwk)
-                .unwrap()
-                .expose(),
+            m.field(rotagate::config::template::Field::PrivateJwk).unwrap().expose(),
         )
         .unwrap();
         jwk["d"].as_str().unwrap().to_string()
@@ -141,10 +112,7 @@ fn no_secret_reaches_stdout_or_stderr_at_trace_level() {
         for line in all.lines() {
             assert!(!line.contains(secret.as_str()), "a secret leaked: {line}");
             assert!(!line.contains(&b64), "a secret's base64 leaked: {line}");
-            for pem_line in secret
-                .lines()
-                .filter(|l| l.len() >= 16 && !l.starts_with("-----"))
-            {
+            for pem_line in secret.lines().filter(|l| l.len() >= 16 && !l.starts_with("-----")) {
                 assert!(!line.contains(pem_line), "a PEM line leaked: {line}");
             }
         }

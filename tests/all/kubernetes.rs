@@ -38,11 +38,7 @@ fn cmd(ws: &Ws, fake: &FakeKube, args: &[&str]) -> Command {
 }
 
 async fn run(ws: &Ws, fake: &FakeKube, args: &[&str]) -> Run {
-    tokio::process::Command::from(cmd(ws, fake, args))
-        .output()
-        .await
-        .unwrap()
-        .into()
+    tokio::process::Command::from(cmd(ws, fake, args)).output().await.unwrap().into()
 }
 
 fn admin() -> String {
@@ -69,25 +65,13 @@ fn kid_in_state(ws: &Ws) -> String {
 async fn the_example_rotates_restarts_and_rollback_patches_the_old_values_back() {
     let fake = FakeKube::start().await;
     setup(&fake);
-    fake.put_secret(
-        NS,
-        NAME,
-        &[("DATABASE_URL", "postgres://payments@db/payments")],
-    );
+    fake.put_secret(NS, NAME, &[("DATABASE_URL", "postgres://payments@db/payments")]);
     let ws = workspace(&fake, &admin());
 
     // First issuance: one patch with kid and key, other keys kept, one restart; a 429
     // and a 500 on the patch are retried.
-    fake.inject(
-        "PATCH /api/v1/namespaces/payments/secrets",
-        Fault::TooManyRequests(1),
-        1,
-    );
-    fake.inject(
-        "PATCH /api/v1/namespaces/payments/secrets",
-        Fault::Status(500),
-        1,
-    );
+    fake.inject("PATCH /api/v1/namespaces/payments/secrets", Fault::TooManyRequests(1), 1);
+    fake.inject("PATCH /api/v1/namespaces/payments/secrets", Fault::Status(500), 1);
     let out = run(&ws, &fake, &["run"]).await;
     assert_eq!(out.code, 0, "{}", out.all());
     assert_eq!(fake.pending_faults(), 0);
@@ -95,10 +79,7 @@ async fn the_example_rotates_restarts_and_rollback_patches_the_old_values_back()
     let kid1 = secret.data["KID"].clone();
     assert_eq!(kid1, kid_in_state(&ws));
     assert!(secret.data["PRIVATE_KEY"].starts_with("-----BEGIN PRIVATE KEY-----"));
-    assert_eq!(
-        secret.data["DATABASE_URL"],
-        "postgres://payments@db/payments"
-    );
+    assert_eq!(secret.data["DATABASE_URL"], "postgres://payments@db/payments");
     assert_eq!(fake.writes(), vec!["patch payments/signing-key"]);
     assert_eq!(fake.restarts(NS, "payments-api").len(), 1);
 
@@ -106,33 +87,20 @@ async fn the_example_rotates_restarts_and_rollback_patches_the_old_values_back()
     // key are patched back and the pods restarted again.
     let config = ws.read("rotagate.yaml");
     ws.write("rotagate.yaml", &config.replace("drain: 0s", "drain: 1h"));
-    let out = run(
-        &ws,
-        &fake,
-        &["rotate", "payments-api-signing", "--reason", "test"],
-    )
-    .await;
+    let out = run(&ws, &fake, &["rotate", "payments-api-signing", "--reason", "test"]).await;
     assert_eq!(out.code, 0, "{}", out.all());
     let kid2 = fake.secret(NS, NAME).unwrap().data["KID"].clone();
     assert_ne!(kid2, kid1);
     assert_eq!(fake.restarts(NS, "payments-api").len(), 2);
     let out = run(&ws, &fake, &["rollback", "payments-api-signing"]).await;
     assert_eq!(out.code, 0, "{}", out.all());
-    assert_eq!(
-        fake.secret(NS, NAME).unwrap().data,
-        secret.data,
-        "the old values are back"
-    );
+    assert_eq!(fake.secret(NS, NAME).unwrap().data, secret.data, "the old values are back");
     assert_eq!(fake.restarts(NS, "payments-api").len(), 3);
     assert_eq!(fake.writes().len(), 3);
     assert_eq!(kid_in_state(&ws), kid1);
 
     // No secret in a URL or the output.
-    let line = secret.data["PRIVATE_KEY"]
-        .lines()
-        .nth(1)
-        .unwrap()
-        .to_string();
+    let line = secret.data["PRIVATE_KEY"].lines().nth(1).unwrap().to_string();
     for r in fake.requests() {
         assert!(!r.contains(&line), "{r}");
     }
@@ -200,31 +168,15 @@ async fn an_exec_credential_plugin_logs_in_and_a_bad_kubeconfig_names_the_fix() 
     ws.write("kubeconfig", &kubeconfig(&fake, &plugin));
     let out = run(&ws, &fake, &["run"]).await;
     assert_eq!(out.code, 0, "{}", out.all());
-    assert_eq!(
-        fake.secret(NS, NAME).unwrap().data["KID"],
-        kid_in_state(&ws)
-    );
+    assert_eq!(fake.secret(NS, NAME).unwrap().data["KID"], kid_in_state(&ws));
     assert!(!out.all().contains(ADMIN_TOKEN));
 
     // A context that does not exist: the kubeconfig and what is missing.
-    let mut c = cmd(
-        &ws,
-        &fake,
-        &["rotate", "payments-api-signing", "--reason", "x"],
-    );
+    let mut c = cmd(&ws, &fake, &["rotate", "payments-api-signing", "--reason", "x"]);
     c.env("ROTAGATE_KUBE_CONTEXT", "staging");
-    let out: Run = tokio::process::Command::from(c)
-        .output()
-        .await
-        .unwrap()
-        .into();
+    let out: Run = tokio::process::Command::from(c).output().await.unwrap().into();
     assert_ne!(out.code, 0);
-    assert!(
-        out.all()
-            .contains("no context named `staging` in `contexts`"),
-        "{}",
-        out.all()
-    );
+    assert!(out.all().contains("no context named `staging` in `contexts`"), "{}", out.all());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -243,25 +195,15 @@ async fn a_run_killed_anywhere_converges_with_one_write() {
         let config = ws
             .read("rotagate.yaml")
             .replace("name: signing-key", &format!("name: {name}"))
-            .replace(
-                "args: [payments, signing-key]",
-                &format!("args: [payments, {name}]"),
-            );
+            .replace("args: [payments, signing-key]", &format!("args: [payments, {name}]"));
         ws.write("rotagate.yaml", &config);
         let before = fake.writes().len();
         let killed =
             tokio::task::block_in_place(|| kill_after_line(cmd(&ws, &fake, &["run"]), line));
         let out = run(&ws, &fake, &["run"]).await;
         assert_eq!(out.code, 0, "killed after line {line}: {}", out.all());
-        assert_eq!(
-            fake.writes().len() - before,
-            1,
-            "killed after line {line}: one write"
-        );
-        assert_eq!(
-            fake.secret(NS, &name).unwrap().data["KID"],
-            kid_in_state(&ws)
-        );
+        assert_eq!(fake.writes().len() - before, 1, "killed after line {line}: one write");
+        assert_eq!(fake.secret(NS, &name).unwrap().data["KID"], kid_in_state(&ws));
         if !killed {
             break;
         }
@@ -278,10 +220,7 @@ fn a_bad_kubernetes_step_is_reported_at_its_line_and_column() {
         "rotagate.yaml",
         &config
             .replace("namespace: payments", "namespace: Payments_NS")
-            .replace(
-                "restart: [payments-api]",
-                "restart: [payments-api, \"-bad\"]",
-            ),
+            .replace("restart: [payments-api]", "restart: [payments-api, \"-bad\"]"),
     );
     let out = ws.run(&["plan"]);
     assert_eq!(out.code, 2, "{}", out.all());
@@ -305,10 +244,7 @@ async fn a_tls_cluster_is_reached_with_its_ca_and_a_client_certificate() {
     let config = ws.read("rotagate.yaml");
     let start = config.find("    verify:\n").unwrap();
     let end = config.find("    drain:").unwrap();
-    ws.write(
-        "rotagate.yaml",
-        &format!("{}{}", &config[..start], &config[end..]),
-    );
+    ws.write("rotagate.yaml", &format!("{}{}", &config[..start], &config[end..]));
     let kubeconfig = |ca: Option<&str>, client: bool| {
         let mut cluster = format!("    cluster:\n      server: \"{}\"\n", fake.url());
         if let Some(ca) = ca {
@@ -330,10 +266,7 @@ async fn a_tls_cluster_is_reached_with_its_ca_and_a_client_certificate() {
     ws.write("kubeconfig", &kubeconfig(Some(&pki.ca_pem), true));
     let out = run(&ws, &fake, &["run"]).await;
     assert_eq!(out.code, 0, "{}", out.all());
-    assert_eq!(
-        fake.secret(NS, NAME).unwrap().data["KID"],
-        kid_in_state(&ws)
-    );
+    assert_eq!(fake.secret(NS, NAME).unwrap().data["KID"], kid_in_state(&ws));
 
     // Without the cluster's CA the server is not trusted; without the client
     // certificate the server refuses the handshake. Nothing is written either way.
@@ -341,16 +274,14 @@ async fn a_tls_cluster_is_reached_with_its_ca_and_a_client_certificate() {
     // (The first attempt starts a rotation, which stops at its preflight; the second
     // run retries it.)
     let rotate: &[&str] = &["rotate", "payments-api-signing", "--reason", "tls"];
-    for (ca, client, args) in [
-        (None, true, rotate),
-        (Some(pki.ca_pem.as_str()), false, &["run"][..]),
-    ] {
+    for (ca, client, args) in
+        [(None, true, rotate), (Some(pki.ca_pem.as_str()), false, &["run"][..])]
+    {
         ws.write("kubeconfig", &kubeconfig(ca, client));
         let out = run(&ws, &fake, args).await;
         assert_ne!(out.code, 0, "{}", out.all());
         assert!(
-            out.all()
-                .contains("ask whether rotagate may get secrets in payments"),
+            out.all().contains("ask whether rotagate may get secrets in payments"),
             "{}",
             out.all()
         );

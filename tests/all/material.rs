@@ -10,17 +10,8 @@ use rotagate::material::{self, Material};
 use serde_json::json;
 
 fn rsa(bits: u32) -> Material {
-    let spec = KeySpec::Rsa {
-        bits,
-        kid: KidSpec::Uuid,
-    };
-    material::generate(
-        &spec,
-        format!("kid-{bits}"),
-        None,
-        time::OffsetDateTime::now_utc(),
-    )
-    .unwrap()
+    let spec = KeySpec::Rsa { bits, kid: KidSpec::Uuid };
+    material::generate(&spec, format!("kid-{bits}"), None, time::OffsetDateTime::now_utc()).unwrap()
 }
 
 fn openssl(args: &[&str], stdin: &str) -> String {
@@ -32,18 +23,9 @@ fn openssl(args: &[&str], stdin: &str) -> String {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("openssl is installed");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -52,29 +34,14 @@ fn openssl_parses_the_pems_and_they_match() {
     for bits in [2048, 3072, 4096] {
         let m = rsa(bits);
         let private = m.field(Field::PrivatePem).unwrap();
-        assert!(
-            private
-                .expose()
-                .starts_with("-----BEGIN PRIVATE KEY-----\n"),
-            "PKCS#8"
-        );
+        assert!(private.expose().starts_with("-----BEGIN PRIVATE KEY-----\n"), "PKCS#8");
         let public = m.field(Field::PublicPem).unwrap();
-        assert!(
-            public.expose().starts_with("-----BEGIN PUBLIC KEY-----\n"),
-            "SPKI"
-        );
+        assert!(public.expose().starts_with("-----BEGIN PUBLIC KEY-----\n"), "SPKI");
         openssl(&["rsa", "-check", "-noout"], private.expose());
         let text = openssl(&["pkey", "-noout", "-text"], private.expose());
-        assert!(
-            text.contains(&format!("Private-Key: ({bits} bit, 2 primes)")),
-            "{text}"
-        );
+        assert!(text.contains(&format!("Private-Key: ({bits} bit, 2 primes)")), "{text}");
         let derived = openssl(&["pkey", "-pubout"], private.expose());
-        assert_eq!(
-            derived,
-            public.expose(),
-            "the public PEM is the private key's"
-        );
+        assert_eq!(derived, public.expose(), "the public PEM is the private key's");
         let pub_text = openssl(&["pkey", "-pubin", "-noout", "-text"], public.expose());
         assert!(pub_text.contains(&format!("Public-Key: ({bits} bit)")));
     }
@@ -164,18 +131,9 @@ fn python(script: &str, stdin: &str) -> String {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "python: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "python: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -183,10 +141,7 @@ fn python(script: &str, stdin: &str) -> String {
 fn adopted_keys_keep_their_fingerprint_and_kid() {
     let m = rsa(2048);
     let pem = m.field(Field::PrivatePem).unwrap();
-    let spec = KeySpec::Rsa {
-        bits: 2048,
-        kid: KidSpec::Uuid,
-    };
+    let spec = KeySpec::Rsa { bits: 2048, kid: KidSpec::Uuid };
     let now = time::OffsetDateTime::now_utc();
     let adopted = material::adopt(&spec, &pem, Some("live-kid".into()), now).unwrap();
     assert_eq!(adopted.fingerprint, m.fingerprint);
@@ -196,8 +151,5 @@ fn adopted_keys_keep_their_fingerprint_and_kid() {
     assert!(pkcs1.starts_with("-----BEGIN RSA PRIVATE KEY-----"));
     let again = material::adopt(&spec, &rotagate::secret::Secret::new(pkcs1), None, now).unwrap();
     assert_eq!(again.fingerprint, m.fingerprint);
-    assert_eq!(
-        again.kid, m.fingerprint,
-        "without a kid, the thumbprint names it"
-    );
+    assert_eq!(again.kid, m.fingerprint, "without a kid, the thumbprint names it");
 }

@@ -101,10 +101,7 @@ pub async fn console() -> (String, Arc<Console>) {
             }),
         )
         .with_state(state.clone());
-    (
-        format!("http://127.0.0.1:{}", server::serve(app).await.port()),
-        state,
-    )
+    (format!("http://127.0.0.1:{}", server::serve(app).await.port()), state)
 }
 
 pub const CONFIG: &str = r#"version: 1
@@ -176,15 +173,8 @@ async fn a_minted_key_is_journaled_revoked_at_retire_and_never_minted_twice() {
 
     let second = run(&["rotate", "seqn-secret-key", "--reason", "scheduled hygiene"]);
     assert_eq!(second.code, 0, "{}", second.all());
-    assert_eq!(
-        console.live(),
-        vec!["key_2"],
-        "the old key was revoked at retire"
-    );
-    assert_ne!(
-        ws.env_value("backend.env", "SEQN_SECRET_KEY").unwrap(),
-        live
-    );
+    assert_eq!(console.live(), vec!["key_2"], "the old key was revoked at retire");
+    assert_ne!(ws.env_value("backend.env", "SEQN_SECRET_KEY").unwrap(), live);
 
     // The answer to the third mint never comes; the run is killed while it waits.
     console.hang.store(true, Ordering::SeqCst);
@@ -213,11 +203,7 @@ async fn a_minted_key_is_journaled_revoked_at_retire_and_never_minted_twice() {
         stopped.all()
     );
     assert_eq!(console.minted(), 3, "nothing minted twice");
-    assert_eq!(
-        run(&["run"]).code,
-        1,
-        "it keeps stopping until someone decides"
-    );
+    assert_eq!(run(&["run"]).code, 1, "it keeps stopping until someone decides");
     assert_eq!(console.minted(), 3);
 
     // The operator revokes the orphan by hand and abandons the rotation; the next one

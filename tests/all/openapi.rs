@@ -12,11 +12,9 @@ use crate::support::github::FakeGitHub;
 const HOME: &str = "acme/ops";
 
 fn tools() -> PathBuf {
-    std::env::var_os("ROTAGATE_TEST_TOOLS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/rotagate-test-tools")
-        })
+    std::env::var_os("ROTAGATE_TEST_TOOLS").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/rotagate-test-tools")
+    })
 }
 
 struct Prism {
@@ -34,24 +32,14 @@ impl Prism {
             "prism and @octokit/openapi are not in {}: run scripts/install-test-deps",
             tools.display()
         );
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let log = log_dir.join("prism.log");
         let file = std::fs::File::create(&log).unwrap();
         let child = tokio::process::Command::new(prism)
             .arg("proxy")
             .arg(&spec)
             .arg(upstream)
-            .args([
-                "--errors",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-            ])
+            .args(["--errors", "--host", "127.0.0.1", "--port", &port.to_string()])
             .stdout(file.try_clone().unwrap())
             .stderr(file)
             .kill_on_drop(true)
@@ -59,18 +47,12 @@ impl Prism {
             .unwrap();
         let url = format!("http://127.0.0.1:{port}");
         for _ in 0..240 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
                 return Prism { child, url };
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
-        panic!(
-            "prism did not start: {}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
+        panic!("prism did not start: {}", std::fs::read_to_string(&log).unwrap_or_default());
     }
 }
 
@@ -104,9 +86,8 @@ impl Adapter {
                         None => path.to_string(),
                     };
                     let query = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
-                    let mut request = client
-                        .request(method.clone(), format!("{prism}{path}{query}"))
-                        .body(body);
+                    let mut request =
+                        client.request(method.clone(), format!("{prism}{path}{query}")).body(body);
                     for (name, value) in &headers {
                         if name != "host" && name != "content-length" {
                             request = request.header(name, value);
@@ -144,10 +125,7 @@ impl Adapter {
                 }
             },
         );
-        Adapter {
-            url: format!("http://{}", crate::support::server::serve(app).await),
-            violations,
-        }
+        Adapter { url: format!("http://{}", crate::support::server::serve(app).await), violations }
     }
 
     fn violations(&self) -> Vec<String> {
@@ -158,11 +136,7 @@ impl Adapter {
 async fn run(ws: &Ws, fake: &FakeGitHub, api: &str, args: &[&str]) -> crate::support::Run {
     let mut cmd = ws.gh_cmd(fake, HOME, args);
     cmd.env("GITHUB_API_URL", api);
-    tokio::process::Command::from(cmd)
-        .output()
-        .await
-        .unwrap()
-        .into()
+    tokio::process::Command::from(cmd).output().await.unwrap().into()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -208,27 +182,9 @@ credentials:
 "#,
     );
     let first = run(&ws, &fake, &api, &["run"]).await;
-    assert_eq!(
-        first.code,
-        0,
-        "{}\n{:#?}",
-        first.all(),
-        adapter.violations()
-    );
-    let waiting = run(
-        &ws,
-        &fake,
-        &api,
-        &["rotate", "api-signing", "--reason", "openapi"],
-    )
-    .await;
-    assert_eq!(
-        waiting.code,
-        0,
-        "{}\n{:#?}",
-        waiting.all(),
-        adapter.violations()
-    );
+    assert_eq!(first.code, 0, "{}\n{:#?}", first.all(), adapter.violations());
+    let waiting = run(&ws, &fake, &api, &["rotate", "api-signing", "--reason", "openapi"]).await;
+    assert_eq!(waiting.code, 0, "{}\n{:#?}", waiting.all(), adapter.violations());
     let pr = fake.pulls(HOME).last().unwrap().clone();
     fake.approve(HOME, pr.number, "alice");
     fake.merge(HOME, pr.number, "bob");
@@ -240,23 +196,12 @@ credentials:
     // deploy fails rather than a permission: GitHub's description documents no 403
     // for most of these routes, though github.com sends one.
     fake.set_workflow_outcome("acme/api", "deploy.yml", "completed", Some("failure"));
-    let failing = run(
-        &ws,
-        &fake,
-        &api,
-        &["rotate", "api-signing", "--reason", "openapi failing"],
-    )
-    .await;
+    let failing =
+        run(&ws, &fake, &api, &["rotate", "api-signing", "--reason", "openapi failing"]).await;
     assert_eq!(failing.code, 1, "{}", failing.all());
     fake.set_workflow_outcome("acme/api", "deploy.yml", "completed", Some("success"));
     let healed = run(&ws, &fake, &api, &["rollback", "api-signing"]).await;
-    assert_eq!(
-        healed.code,
-        0,
-        "{}\n{:#?}",
-        healed.all(),
-        adapter.violations()
-    );
+    assert_eq!(healed.code, 0, "{}\n{:#?}", healed.all(), adapter.violations());
     let issues = fake.issues(HOME);
     assert_eq!(issues.len(), 1);
     assert_eq!(issues[0].state, "closed");

@@ -73,10 +73,7 @@ fn workspace(config: &str, cluster: &Cluster) -> (Ws, impl Fn(&[&str]) -> crate:
 async fn password_is_null(cluster: &Cluster, role: &str) -> bool {
     let admin = cluster.admin().await;
     let row = admin
-        .query_one(
-            "SELECT rolpassword IS NULL FROM pg_authid WHERE rolname = $1",
-            &[&role],
-        )
+        .query_one("SELECT rolpassword IS NULL FROM pg_authid WHERE rolname = $1", &[&role])
         .await
         .unwrap();
     row.get(0)
@@ -111,10 +108,7 @@ async fn alternating_roles_rotate_verify_by_login_retire_the_old_and_roll_back()
     let (user2, pw2) = creds();
     assert_eq!(user2, "app_b", "the idle role got the new password");
     assert!(cluster.can_login("app_b", &pw2).await);
-    assert!(
-        !cluster.can_login("app_a", &pw1).await,
-        "retire invalidated the old role's password"
-    );
+    assert!(!cluster.can_login("app_a", &pw1).await, "retire invalidated the old role's password");
     assert!(password_is_null(&cluster, "app_a").await);
 
     // A failing verification rolls back: consumers get app_b again, and app_a's new
@@ -129,15 +123,9 @@ async fn alternating_roles_rotate_verify_by_login_retire_the_old_and_roll_back()
 
     // The server saw verifiers only: no password is in its statement log, nor in ours.
     let log = cluster.log();
-    assert!(
-        log.contains("ALTER ROLE \"app_b\" PASSWORD 'SCRAM-SHA-256$4096:"),
-        "{log}"
-    );
+    assert!(log.contains("ALTER ROLE \"app_b\" PASSWORD 'SCRAM-SHA-256$4096:"), "{log}");
     for pw in [&pw1, &pw2] {
-        assert!(
-            !log.contains(pw.as_str()),
-            "a password reached the server log"
-        );
+        assert!(!log.contains(pw.as_str()), "a password reached the server log");
         for out in [&first, &second, &third] {
             assert!(!out.all().contains(pw.as_str()));
         }
@@ -148,17 +136,9 @@ async fn alternating_roles_rotate_verify_by_login_retire_the_old_and_roll_back()
 #[tokio::test(flavor = "multi_thread")]
 async fn one_role_immediate_rotates_and_a_failed_verify_puts_the_old_password_back() {
     let cluster = Cluster::start();
-    cluster
-        .admin()
-        .await
-        .batch_execute("CREATE ROLE silver LOGIN")
-        .await
-        .unwrap();
+    cluster.admin().await.batch_execute("CREATE ROLE silver LOGIN").await.unwrap();
     let (ws, run) = workspace(SINGLE, &cluster);
-    let pw = || {
-        ws.env_value("silver.env", "SILVER_POSTGRES_PASSWORD")
-            .unwrap()
-    };
+    let pw = || ws.env_value("silver.env", "SILVER_POSTGRES_PASSWORD").unwrap();
 
     assert_eq!(run(&["run"]).code, 0);
     let pw1 = pw();
@@ -174,24 +154,12 @@ async fn one_role_immediate_rotates_and_a_failed_verify_puts_the_old_password_ba
     let failed = run(&["rotate", "silver-db", "--reason", "test rollback"]);
     assert_eq!(failed.code, 1, "{}", failed.all());
     assert_eq!(pw(), pw2, "the env file holds the old password again");
-    assert!(
-        cluster.can_login("silver", &pw2).await,
-        "the old password was set back"
-    );
+    assert!(cluster.can_login("silver", &pw2).await, "the old password was set back");
 
     // A role that does not exist is the server's own words, without the password.
-    cluster
-        .admin()
-        .await
-        .batch_execute("DROP ROLE silver")
-        .await
-        .unwrap();
+    cluster.admin().await.batch_execute("DROP ROLE silver").await.unwrap();
     let missing = run(&["rotate", "silver-db", "--reason", "gone"]);
     assert_eq!(missing.code, 1);
-    assert!(
-        missing.all().contains("role \"silver\" does not exist"),
-        "{}",
-        missing.all()
-    );
+    assert!(missing.all().contains("role \"silver\" does not exist"), "{}", missing.all());
     assert!(!missing.all().contains(ADMIN_PASSWORD));
 }

@@ -34,10 +34,7 @@ fn filters() -> Vec<(&'static str, &'static str)> {
         (r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", "[TIME]"),
         (r"prod-key-\d{4}-\d{2}-\d{2}", "prod-key-[DATE]"),
         (r"\b\d{4}-\d{2}-\d{2}\b", "[DATE]"),
-        (
-            r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b",
-            "[UUID]",
-        ),
+        (r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", "[UUID]"),
         (r"\b[A-Za-z0-9_-]{43}\b", "[FINGERPRINT]"),
     ]
 }
@@ -76,10 +73,7 @@ fn config_errors_print_every_mistake_with_its_line() {
         &FLEET
             .replace("length: 40", "length: 8")
             .replace("{{ new.value }}", "{{ new.valu }}")
-            .replace(
-                "owner: platform",
-                "owner: platform\n    env: [GITHUB_TOKEN]",
-            ),
+            .replace("owner: platform", "owner: platform\n    env: [GITHUB_TOKEN]"),
     );
     snapshot(&ws, "config_errors", &["plan"]);
     ws.config(&FLEET.replace("drain: 0s", "drain: 5 minuts"));
@@ -108,10 +102,7 @@ credentials:
     gate: none
 "#,
     );
-    ws.script(
-        "ready.sh",
-        "#!/bin/sh\necho the service is not ready >&2\nexit 1\n",
-    );
+    ws.script("ready.sh", "#!/bin/sh\necho the service is not ready >&2\nexit 1\n");
     snapshot(&ws, "run_held", &["run"]);
     snapshot(&ws, "status_failing", &["status"]);
     snapshot(&ws, "check_failing", &["check"]);

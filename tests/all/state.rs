@@ -32,20 +32,9 @@ fn the_age_cli_decrypts_the_state_and_private_halves_leave_at_retire() {
     assert!(body["generation"].as_u64().unwrap() > 10);
     assert!(body["previous"].as_str().unwrap().starts_with("sha256:"));
     let entry = &body["doc"]["credentials"]["api-signing"];
-    assert!(
-        entry["current"]["secret"]
-            .as_str()
-            .unwrap()
-            .contains("BEGIN PRIVATE KEY")
-    );
-    assert!(
-        entry["previous"].get("secret").is_none(),
-        "the retired private half is gone"
-    );
-    assert!(
-        entry["previous"]["fingerprint"].is_string(),
-        "its fingerprint stays"
-    );
+    assert!(entry["current"]["secret"].as_str().unwrap().contains("BEGIN PRIVATE KEY"));
+    assert!(entry["previous"].get("secret").is_none(), "the retired private half is gone");
+    assert!(entry["previous"]["fingerprint"].is_string(), "its fingerprint stays");
     assert!(entry.get("lease").is_none(), "leases are released");
 }
 
@@ -56,33 +45,22 @@ fn a_forged_state_is_refused_and_nothing_changes() {
     let mut state = ws.state();
     // An attacker who can write the store but lacks the identity: edit and re-encrypt.
     state["body"]["doc"]["credentials"]["api-signing"]["current"]["kid"] = "attacker-kid".into();
-    let forged = age_encrypt(
-        &ws.recipient,
-        serde_json::to_string_pretty(&state).unwrap().as_bytes(),
-    );
+    let forged =
+        age_encrypt(&ws.recipient, serde_json::to_string_pretty(&state).unwrap().as_bytes());
     std::fs::write(ws.path(".rotagate/state.age"), &forged).unwrap();
     let env_before = ws.read(".env");
     let jwks_before = ws.read("public/jwks.json");
-    for args in [
-        &["rotate", "api-signing", "--reason", "t"][..],
-        &["run"],
-        &["plan"],
-        &["status"],
-    ] {
+    for args in [&["rotate", "api-signing", "--reason", "t"][..], &["run"], &["plan"], &["status"]]
+    {
         let out = ws.run(args);
         assert_eq!(out.code, 1, "{args:?}: {}", out.all());
         assert!(
-            out.all()
-                .contains("refusing the state: its MAC does not match its content"),
+            out.all().contains("refusing the state: its MAC does not match its content"),
             "{}",
             out.stderr
         );
     }
-    assert_eq!(
-        ws.state_bytes(),
-        forged,
-        "the refused state is left as it was"
-    );
+    assert_eq!(ws.state_bytes(), forged, "the refused state is left as it was");
     assert_eq!(ws.read(".env"), env_before);
     assert_eq!(ws.read("public/jwks.json"), jwks_before);
 
@@ -101,12 +79,7 @@ fn a_forged_state_is_refused_and_nothing_changes() {
     std::fs::write(ws.path(".rotagate/state.age"), &bytes).unwrap();
     let out = ws.run(&["run"]);
     assert_eq!(out.code, 1);
-    assert!(
-        out.all()
-            .contains("written with another identity, or forged"),
-        "{}",
-        out.stderr
-    );
+    assert!(out.all().contains("written with another identity, or forged"), "{}", out.stderr);
 }
 
 #[test]
@@ -125,10 +98,10 @@ fn wrong_identity_truncated_state_and_newer_format_are_clear_errors() {
     assert_eq!(out.status.code(), Some(1));
     assert!(err.contains("is not in state.recipients"), "{err}");
     // Listed as a recipient, but the state was never encrypted to it.
-    ws.config(&crate::support::LOCAL.replace(
-        "[RECIPIENT]",
-        &format!("[RECIPIENT, {}]", stranger.recipient()),
-    ));
+    ws.config(
+        &crate::support::LOCAL
+            .replace("[RECIPIENT]", &format!("[RECIPIENT, {}]", stranger.recipient())),
+    );
     let out = ws
         .cmd(&["run"])
         .env("ROTAGATE_AGE_IDENTITY", stranger.to_secret().expose())
@@ -136,10 +109,7 @@ fn wrong_identity_truncated_state_and_newer_format_are_clear_errors() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        err.contains("is not one the state was encrypted to"),
-        "{err}"
-    );
+    assert!(err.contains("is not one the state was encrypted to"), "{err}");
     assert_eq!(ws.state_bytes(), good);
 
     std::fs::write(ws.path(".rotagate/state.age"), &good[..good.len() / 2]).unwrap();
@@ -170,19 +140,11 @@ fn wrong_identity_truncated_state_and_newer_format_are_clear_errors() {
     std::fs::write(ws.path(".rotagate/state.age"), &good).unwrap();
     let mut state = ws.state();
     state["body"]["format"] = 99.into();
-    let newer = age_encrypt(
-        &ws.recipient,
-        serde_json::to_string(&state).unwrap().as_bytes(),
-    );
+    let newer = age_encrypt(&ws.recipient, serde_json::to_string(&state).unwrap().as_bytes());
     std::fs::write(ws.path(".rotagate/state.age"), &newer).unwrap();
     let out = ws.run(&["plan"]);
     assert_eq!(out.code, 1);
-    assert!(
-        out.all()
-            .contains("written by a newer rotagate (state format 99"),
-        "{}",
-        out.stderr
-    );
+    assert!(out.all().contains("written by a newer rotagate (state format 99"), "{}", out.stderr);
 }
 
 #[test]
@@ -192,11 +154,7 @@ fn a_jwks_file_that_is_not_json_fails_the_step_and_keeps_both() {
     ws.write("public/jwks.json", "{ not json");
     let out = ws.run(&["rotate", "api-signing", "--reason", "t"]);
     assert_eq!(out.code, 1, "{}", out.all());
-    assert!(
-        out.all().contains("public/jwks.json is not JSON"),
-        "{}",
-        out.stderr
-    );
+    assert!(out.all().contains("public/jwks.json is not JSON"), "{}", out.stderr);
     assert_eq!(ws.read("public/jwks.json"), "{ not json", "left untouched");
     // The state recorded the failure and is intact; fixing the file lets the next run on.
     let state = ws.state();
@@ -215,14 +173,8 @@ fn rekey_moves_the_state_to_a_new_identity_keeping_the_chain() {
     let before = ws.state()["body"]["generation"].as_u64().unwrap();
     let shard_key = || {
         let head = ws.age_decrypt(".rotagate/state.age");
-        let sha = head["body"]["doc"]["shard_index"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        ws.age_decrypt(&format!(
-            ".rotagate/state-credentials/cred-index-{}.age",
-            &sha[..16]
-        ))["key"]
+        let sha = head["body"]["doc"]["shard_index"].as_str().unwrap().to_string();
+        ws.age_decrypt(&format!(".rotagate/state-credentials/cred-index-{}.age", &sha[..16]))["key"]
             .clone()
     };
     let key_before = shard_key();
@@ -242,12 +194,7 @@ fn rekey_moves_the_state_to_a_new_identity_keeping_the_chain() {
         .env("ROTAGATE_AGE_IDENTITY", new.to_secret().expose())
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let after = ws.state()["body"]["generation"].as_u64().unwrap();
     assert!(after > before, "the chain continues: {before} -> {after}");
     // A recipient dropped later may hold the old shard key: the shards moved to a new one.
@@ -288,10 +235,7 @@ fn older_audit_events_move_to_sealed_segments_and_audit_shows_them_all() {
     }
     let state = ws.state();
     let doc = &state["body"]["doc"];
-    let live = doc["credentials"]["api-key"]["audit"]
-        .as_array()
-        .unwrap()
-        .len();
+    let live = doc["credentials"]["api-key"]["audit"].as_array().unwrap().len();
     let segments = doc["archive"].as_array().unwrap();
     assert!(!segments.is_empty(), "{doc}");
     assert!(live <= 100, "{live} events live");
@@ -303,11 +247,7 @@ fn older_audit_events_move_to_sealed_segments_and_audit_shows_them_all() {
     assert_eq!(lines.len() as u64, live as u64 + archived);
     let completed = lines.iter().filter(|l| l["event"] == "completed").count();
     assert_eq!(completed, rotations, "every rotation's end is in the log");
-    assert!(
-        lines
-            .windows(2)
-            .all(|w| w[0]["at"].as_str() <= w[1]["at"].as_str())
-    );
+    assert!(lines.windows(2).all(|w| w[0]["at"].as_str() <= w[1]["at"].as_str()));
 
     // Break-glass: the age CLI opens a segment with the state identity.
     let name = segment_name(&segments[0]);
@@ -335,11 +275,7 @@ fn older_audit_events_move_to_sealed_segments_and_audit_shows_them_all() {
             .unwrap()
     };
     let out = audit_as_new();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let rekeyed: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(rekeyed.len(), lines.len());
 
@@ -352,9 +288,7 @@ fn older_audit_events_move_to_sealed_segments_and_audit_shows_them_all() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains(&format!(
-            "audit segment {name} is not the one the state lists"
-        )),
+        stderr.contains(&format!("audit segment {name} is not the one the state lists")),
         "{stderr}"
     );
 }

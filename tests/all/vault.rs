@@ -33,11 +33,7 @@ fn cmd(ws: &Ws, fake: &FakeVault, login: &[(&str, &str)], args: &[&str]) -> Comm
 }
 
 async fn run(ws: &Ws, fake: &FakeVault, login: &[(&str, &str)], args: &[&str]) -> Run {
-    tokio::process::Command::from(cmd(ws, fake, login, args))
-        .output()
-        .await
-        .unwrap()
-        .into()
+    tokio::process::Command::from(cmd(ws, fake, login, args)).output().await.unwrap().into()
 }
 
 const ROOT: &[(&str, &str)] = &[("ROTAGATE_VAULT_TOKEN", ROOT_TOKEN)];
@@ -57,17 +53,11 @@ fn field(data: &Option<Value>, key: &str) -> String {
 async fn the_example_rotates_and_rollback_writes_the_old_values_back_as_a_new_version() {
     let fake = FakeVault::start().await;
     payments_reader(&fake);
-    fake.put(
-        "",
-        "secret",
-        PATH,
-        json!({ "WEBHOOK_URL": "https://partner.example/hook" }),
-    );
+    fake.put("", "secret", PATH, json!({ "WEBHOOK_URL": "https://partner.example/hook" }));
     let ws = example("vault-kv.yaml");
     let plan = run(&ws, &fake, ROOT, &["plan"]).await;
     assert!(
-        plan.stdout
-            .contains("  promote/0: vault-kv secret/payments/signing (KID, PRIVATE_KEY)\n"),
+        plan.stdout.contains("  promote/0: vault-kv secret/payments/signing (KID, PRIVATE_KEY)\n"),
         "{}",
         plan.all()
     );
@@ -89,13 +79,7 @@ async fn the_example_rotates_and_rollback_writes_the_old_values_back_as_a_new_ve
     assert_eq!(ws.kids_served("public/jwks.json"), vec![kid1.clone()]);
 
     // A scheduled rotation: one more version.
-    let out = run(
-        &ws,
-        &fake,
-        ROOT,
-        &["rotate", "payments-signing", "--reason", "scheduled"],
-    )
-    .await;
+    let out = run(&ws, &fake, ROOT, &["rotate", "payments-signing", "--reason", "scheduled"]).await;
     assert_eq!(out.code, 0, "{}", out.all());
     let v3 = fake.current("", "secret", PATH);
     let kid2 = field(&v3, "KID");
@@ -107,13 +91,7 @@ async fn the_example_rotates_and_rollback_writes_the_old_values_back_as_a_new_ve
     // version is deleted.
     let config = ws.read("rotagate.yaml");
     ws.write("rotagate.yaml", &config.replace("drain: 0s", "drain: 1h"));
-    let out = run(
-        &ws,
-        &fake,
-        ROOT,
-        &["rotate", "payments-signing", "--reason", "test"],
-    )
-    .await;
+    let out = run(&ws, &fake, ROOT, &["rotate", "payments-signing", "--reason", "test"]).await;
     assert_eq!(out.code, 0, "{}", out.all());
     assert_eq!(fake.versions("", "secret", PATH).len(), 4);
     let out = run(&ws, &fake, ROOT, &["rollback", "payments-signing"]).await;
@@ -149,16 +127,11 @@ async fn a_concurrent_writer_is_caught_by_check_and_set_and_the_next_run_writes_
     let out = run(&ws, &fake, ROOT, &["run"]).await;
     assert_ne!(out.code, 0);
     assert!(
-        out.all()
-            .contains("the secret changed after rotagate read version 0 (check-and-set)"),
+        out.all().contains("the secret changed after rotagate read version 0 (check-and-set)"),
         "{}",
         out.all()
     );
-    assert_eq!(
-        fake.versions("", "secret", PATH).len(),
-        1,
-        "only the other writer's"
-    );
+    assert_eq!(fake.versions("", "secret", PATH).len(), 1, "only the other writer's");
     let out = run(&ws, &fake, ROOT, &["run"]).await;
     assert_eq!(out.code, 0, "{}", out.all());
     let current = fake.current("", "secret", PATH);
@@ -197,11 +170,7 @@ async fn approle_and_jwt_logins_work_in_a_namespace_and_a_bad_login_names_the_fi
     fake.add_jwt_role("rotagate", "vault", grant);
     let ws = example("vault-kv.yaml");
     // The service reads in its namespace too.
-    fake.add_token(
-        READER,
-        "team-payments",
-        &[("secret/data/payments/*", &["read"])],
-    );
+    fake.add_token(READER, "team-payments", &[("secret/data/payments/*", &["read"])]);
     let config = ws.read("rotagate.yaml");
     ws.write(
         "rotagate.yaml",
@@ -219,10 +188,7 @@ async fn approle_and_jwt_logins_work_in_a_namespace_and_a_bad_login_names_the_fi
     assert_eq!(out.code, 0, "{}", out.all());
     let kid1 = field(&fake.current("team-payments", "secret", PATH), "KID");
     assert_eq!(kid1, kid_in_state(&ws));
-    assert!(
-        fake.versions("", "secret", PATH).is_empty(),
-        "nothing outside the namespace"
-    );
+    assert!(fake.versions("", "secret", PATH).is_empty(), "nothing outside the namespace");
     let logins = |fake: &FakeVault, mount: &str| {
         fake.requests()
             .iter()
@@ -238,33 +204,15 @@ async fn approle_and_jwt_logins_work_in_a_namespace_and_a_bad_login_names_the_fi
         ("ACTIONS_ID_TOKEN_REQUEST_URL", &fake.oidc_url()),
         ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", OIDC_REQUEST_TOKEN),
     ];
-    let out = run(
-        &ws,
-        &fake,
-        jwt,
-        &["rotate", "payments-signing", "--reason", "jwt"],
-    )
-    .await;
+    let out = run(&ws, &fake, jwt, &["rotate", "payments-signing", "--reason", "jwt"]).await;
     assert_eq!(out.code, 0, "{}", out.all());
     assert_eq!(logins(&fake, "jwt"), 1);
-    assert_ne!(
-        field(&fake.current("team-payments", "secret", PATH), "KID"),
-        kid1
-    );
+    assert_ne!(field(&fake.current("team-payments", "secret", PATH), "KID"), kid1);
 
     // A wrong audience: Vault's refusal, with what to check.
-    let wrong: Vec<(&str, &str)> = jwt
-        .iter()
-        .copied()
-        .chain([("ROTAGATE_VAULT_JWT_AUDIENCE", "sigstore")])
-        .collect();
-    let out = run(
-        &ws,
-        &fake,
-        &wrong,
-        &["rotate", "payments-signing", "--reason", "jwt"],
-    )
-    .await;
+    let wrong: Vec<(&str, &str)> =
+        jwt.iter().copied().chain([("ROTAGATE_VAULT_JWT_AUDIENCE", "sigstore")]).collect();
+    let out = run(&ws, &fake, &wrong, &["rotate", "payments-signing", "--reason", "jwt"]).await;
     assert_ne!(out.code, 0);
     assert!(
         out.all().contains("log in to Vault with JWT at auth/jwt: Vault answered 400: error validating token: invalid audience (aud) claim"),
@@ -280,10 +228,7 @@ async fn approle_and_jwt_logins_work_in_a_namespace_and_a_bad_login_names_the_fi
     c.env("ROTAGATE_VAULT_ADDR", fake.url());
     let out: Run = c.output().unwrap().into();
     assert_eq!(out.code, 2, "{}", out.all());
-    assert!(
-        out.all()
-            .contains("set ROTAGATE_VAULT_TOKEN, or ROTAGATE_VAULT_ROLE_ID")
-    );
+    assert!(out.all().contains("set ROTAGATE_VAULT_TOKEN, or ROTAGATE_VAULT_ROLE_ID"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -333,9 +278,5 @@ fn a_bad_vault_kv_step_is_reported_at_its_line_and_column() {
     ] {
         assert!(out.all().contains(message), "{}", out.all());
     }
-    assert!(
-        out.all().contains("`K I D` is not a key name"),
-        "{}",
-        out.all()
-    );
+    assert!(out.all().contains("`K I D` is not a key name"), "{}", out.all());
 }

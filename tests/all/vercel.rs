@@ -54,11 +54,8 @@ pub async fn readiness(
                     .get("MASKINPORTEN_PRIVATE_KEY")
                     .is_some_and(|k| k.starts_with("-----BEGIN PRIVATE KEY-----"));
                 let kid = env.get("MASKINPORTEN_KID").cloned();
-                let refused = only_kid
-                    .lock()
-                    .unwrap()
-                    .as_ref()
-                    .is_some_and(|k| Some(k) != kid.as_ref());
+                let refused =
+                    only_kid.lock().unwrap().as_ref().is_some_and(|k| Some(k) != kid.as_ref());
                 if refused || !pem_ok {
                     let body = json!({ "status": "not_ready",
                         "failures": [{ "field": "MASKINPORTEN_PRIVATE_KEY" }] });
@@ -101,13 +98,7 @@ credentials:
 async fn kid_and_key_flip_together_a_partial_write_is_put_back_and_rollback_restores() {
     let fake = FakeVercel::start().await;
     fake.add_project("apier", Some("team_apier"));
-    fake.set(
-        "apier",
-        "MASKINPORTEN_MODE",
-        "live",
-        "encrypted",
-        &["production"],
-    );
+    fake.set("apier", "MASKINPORTEN_MODE", "live", "encrypted", &["production"]);
     let only_kid = Arc::new(Mutex::new(None));
     let origin = readiness(fake.clone(), "apier", only_kid.clone()).await;
     let ws = Ws::new();
@@ -116,25 +107,13 @@ async fn kid_and_key_flip_together_a_partial_write_is_put_back_and_rollback_rest
     let clock = clock();
     let mut rt = runtime(
         clock.clone(),
-        &[
-            ("DEPLOY_HOOK_URL", &hook),
-            ("INTERNAL_API_SECRET", "internal-SECRET-1"),
-        ],
+        &[("DEPLOY_HOOK_URL", &hook), ("INTERNAL_API_SECRET", "internal-SECRET-1")],
     );
-    rt.providers = Providers {
-        vercel: Some(vercel_client(&fake, TOKEN)),
-        ..Default::default()
-    };
+    rt.providers = Providers { vercel: Some(vercel_client(&fake, TOKEN)), ..Default::default() };
     let run = async || {
         let mut vault = ws.vault().await;
-        let opts = RunOptions {
-            max_wait: Duration::ZERO,
-            ..RunOptions::default()
-        };
-        pipeline::run(&ws.loaded(), &mut vault, &rt, &opts)
-            .await
-            .unwrap()
-            .credentials[0]
+        let opts = RunOptions { max_wait: Duration::ZERO, ..RunOptions::default() };
+        pipeline::run(&ws.loaded(), &mut vault, &rt, &opts).await.unwrap().credentials[0]
             .outcome
             .clone()
     };
@@ -152,26 +131,16 @@ async fn kid_and_key_flip_together_a_partial_write_is_put_back_and_rollback_rest
     let var = fake.var("apier", "MASKINPORTEN_PRIVATE_KEY").unwrap();
     assert_eq!(var.kind, "sensitive");
     assert_eq!(var.target, vec!["production", "preview"]);
-    let upserts: Vec<String> = fake
-        .requests()
-        .into_iter()
-        .filter(|r| r.starts_with("POST /v10/"))
-        .collect();
-    assert_eq!(
-        upserts,
-        vec!["POST /v10/projects/apier/env?teamId=team_apier&upsert=true"]
-    );
+    let upserts: Vec<String> =
+        fake.requests().into_iter().filter(|r| r.starts_with("POST /v10/")).collect();
+    assert_eq!(upserts, vec!["POST /v10/projects/apier/env?teamId=team_apier&upsert=true"]);
     assert_eq!(fake.deployments("apier").len(), 1);
     assert_eq!(fake.value("apier", "MASKINPORTEN_MODE").unwrap(), "live");
 
     // Due again; Vercel writes the kid but fails the key: the kid is put back at once,
     // so the two never disagree, and the deploy hook runs again on the restored pair.
     clock.advance(Duration::from_secs(91 * 86_400));
-    fake.inject(
-        "create",
-        Fault::FailKey("MASKINPORTEN_PRIVATE_KEY".into()),
-        1,
-    );
+    fake.inject("create", Fault::FailKey("MASKINPORTEN_PRIVATE_KEY".into()), 1);
     let outcome = run().await;
     assert!(matches!(outcome, Outcome::Failed { .. }), "{outcome:?}");
     assert_eq!(pair(), (kid1.clone(), key1.clone()));
@@ -189,19 +158,9 @@ async fn kid_and_key_flip_together_a_partial_write_is_put_back_and_rollback_rest
         o => o,
     };
     assert!(matches!(outcome, Outcome::RolledBack { .. }), "{outcome:?}");
-    assert_eq!(
-        fake.pending_faults(),
-        0,
-        "the 500 and the 429 were met and retried"
-    );
+    assert_eq!(fake.pending_faults(), 0, "the 500 and the 429 were met and retried");
     assert_eq!(pair(), (kid1.clone(), key1.clone()));
-    assert_eq!(
-        fake.deployments("apier")
-            .pop()
-            .unwrap()
-            .get("MASKINPORTEN_KID"),
-        Some(&kid1)
-    );
+    assert_eq!(fake.deployments("apier").pop().unwrap().get("MASKINPORTEN_KID"), Some(&kid1));
 
     // Healthy again: the next rotation flips both.
     *only_kid.lock().unwrap() = None;
@@ -230,13 +189,7 @@ async fn a_bad_token_or_team_names_what_to_fix_and_encrypted_values_are_restored
     use rotagate::step::{EnvValues, StepContext, View};
     let fake = FakeVercel::start().await;
     fake.add_project("apier", Some("team_apier"));
-    fake.set(
-        "apier",
-        "SESSION_SECRET",
-        "previous-value-abc",
-        "encrypted",
-        &["production"],
-    );
+    fake.set("apier", "SESSION_SECRET", "previous-value-abc", "encrypted", &["production"]);
     let spec = |team: &str, kind: &str| -> rotagate::config::ActionSpec {
         let yaml = format!(
             "vercel-env: {{ project: apier, team: {team}, type: {kind}, set: {{ SESSION_SECRET: \"{{{{ new.value }}}}\", SESSION_KID: \"{{{{ new.kid }}}}\" }} }}"
@@ -269,16 +222,10 @@ async fn a_bad_token_or_team_names_what_to_fix_and_encrypted_values_are_restored
         env: &env,
         produced: &[],
     };
-    let view = View {
-        new: Some(&material),
-        old: None,
-        env: &env,
-    };
+    let view = View { new: Some(&material), old: None, env: &env };
     let build = |spec: &rotagate::config::ActionSpec, token: &str| {
-        let providers = Providers {
-            vercel: Some(vercel_client(&fake, token)),
-            ..Default::default()
-        };
+        let providers =
+            Providers { vercel: Some(vercel_client(&fake, token)), ..Default::default() };
         rotagate::actions::build(spec, &providers).unwrap().unwrap()
     };
 
@@ -287,68 +234,33 @@ async fn a_bad_token_or_team_names_what_to_fix_and_encrypted_values_are_restored
         .await
         .unwrap_err()
         .to_string();
-    assert!(
-        err.contains("403 forbidden") && err.contains("ROTAGATE_VERCEL_TOKEN"),
-        "{err}"
-    );
+    assert!(err.contains("403 forbidden") && err.contains("ROTAGATE_VERCEL_TOKEN"), "{err}");
     let err = build(&spec("team_other", "encrypted"), TOKEN)
         .execute(rotagate::actions::Op::Write(&view), &cx)
         .await
         .unwrap_err()
         .to_string();
+    assert!(err.contains("404 not_found") && err.contains("`team`"), "{err}");
     assert!(
-        err.contains("404 not_found") && err.contains("`team`"),
-        "{err}"
-    );
-    assert!(
-        !err.contains(
-            material
-                .field(rotagate::config::template::Field::Value)
-                .unwrap()
-                .expose()
-        )
+        !err.contains(material.field(rotagate::config::template::Field::Value).unwrap().expose())
     );
 
     // First issuance over a live encrypted value: captured, written, then restored
     // exactly; the variable that did not exist before is removed again.
     let action = build(&spec("team_apier", "encrypted"), TOKEN);
     let before = action.capture(&view, &cx).await.unwrap().unwrap();
-    action
-        .execute(rotagate::actions::Op::Write(&view), &cx)
-        .await
-        .unwrap();
-    assert_ne!(
-        fake.value("apier", "SESSION_SECRET").unwrap(),
-        "previous-value-abc"
-    );
+    action.execute(rotagate::actions::Op::Write(&view), &cx).await.unwrap();
+    assert_ne!(fake.value("apier", "SESSION_SECRET").unwrap(), "previous-value-abc");
     assert_eq!(fake.value("apier", "SESSION_KID").unwrap(), "k1");
-    action
-        .execute(rotagate::actions::Op::Restore(&before), &cx)
-        .await
-        .unwrap();
-    assert_eq!(
-        fake.value("apier", "SESSION_SECRET").unwrap(),
-        "previous-value-abc"
-    );
+    action.execute(rotagate::actions::Op::Restore(&before), &cx).await.unwrap();
+    assert_eq!(fake.value("apier", "SESSION_SECRET").unwrap(), "previous-value-abc");
     assert_eq!(fake.value("apier", "SESSION_KID"), None);
 
     // A sensitive value cannot be read back: restoring says so instead of guessing.
-    fake.set(
-        "apier",
-        "SESSION_KID",
-        "kid-0",
-        "sensitive",
-        &["production"],
-    );
+    fake.set("apier", "SESSION_KID", "kid-0", "sensitive", &["production"]);
     let action = build(&spec("team_apier", "sensitive"), TOKEN);
     let before = action.capture(&view, &cx).await.unwrap().unwrap();
-    let err = action
-        .execute(rotagate::actions::Op::Restore(&before), &cx)
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("SESSION_KID") && err.contains("adopt"),
-        "{err}"
-    );
+    let err =
+        action.execute(rotagate::actions::Op::Restore(&before), &cx).await.unwrap_err().to_string();
+    assert!(err.contains("SESSION_KID") && err.contains("adopt"), "{err}");
 }

@@ -43,11 +43,7 @@ fn sign(secret: &str, timestamp: &str, body: &[u8]) -> String {
     mac.update(timestamp.as_bytes());
     mac.update(b".");
     mac.update(body);
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// `KEY=value` lines (whsec_ values are plain, so written bare).
@@ -104,10 +100,7 @@ pub async fn receiver(dir: std::path::PathBuf, tally: Arc<Tally>) -> String {
             ),
         )
         .with_state((dir, tally));
-    format!(
-        "http://127.0.0.1:{}/webhook",
-        server::serve(app).await.port()
-    )
+    format!("http://127.0.0.1:{}/webhook", server::serve(app).await.port())
 }
 
 async fn send(url: &str, secret: &str, n: usize) -> StatusCode {
@@ -115,10 +108,7 @@ async fn send(url: &str, secret: &str, n: usize) -> StatusCode {
     let t = n.to_string();
     let status = reqwest::Client::new()
         .post(url)
-        .header(
-            "x-signature",
-            format!("t={t},v1={}", sign(secret, &t, body.as_bytes())),
-        )
+        .header("x-signature", format!("t={t},v1={}", sign(secret, &t, body.as_bytes())))
         .body(body)
         .send()
         .await
@@ -170,40 +160,20 @@ async fn events_signed_throughout_the_rotation_are_never_rejected() {
     };
     let mut slots_seen = Vec::new();
     for round in 0..4 {
-        let out = run(&[
-            "rotate",
-            "webhook-signing",
-            "--reason",
-            &format!("round {round}"),
-        ]);
+        let out = run(&["rotate", "webhook-signing", "--reason", &format!("round {round}")]);
         assert_eq!(out.code, 0, "{}", out.all());
-        let keys: Vec<String> = env_file(ws.dir.path(), "receiver.env")
-            .into_iter()
-            .map(|(k, _)| k)
-            .collect();
-        assert_eq!(
-            keys.len(),
-            1,
-            "the old slot was cleared at retire: {keys:?}"
-        );
+        let keys: Vec<String> =
+            env_file(ws.dir.path(), "receiver.env").into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys.len(), 1, "the old slot was cleared at retire: {keys:?}");
         slots_seen.push(keys[0].clone());
     }
     stop.store(true, Ordering::SeqCst);
     sender.await.unwrap();
     assert_eq!(
         slots_seen,
-        [
-            "WEBHOOK_SECRET_B",
-            "WEBHOOK_SECRET_A",
-            "WEBHOOK_SECRET_B",
-            "WEBHOOK_SECRET_A"
-        ]
+        ["WEBHOOK_SECRET_B", "WEBHOOK_SECRET_A", "WEBHOOK_SECRET_B", "WEBHOOK_SECRET_A"]
     );
     let accepted = tally.accepted.load(Ordering::SeqCst);
     assert!(accepted > 20, "the sender kept sending ({accepted} events)");
-    assert_eq!(
-        tally.rejected.load(Ordering::SeqCst),
-        0,
-        "no event was rejected"
-    );
+    assert_eq!(tally.rejected.load(Ordering::SeqCst), 0, "no event was rejected");
 }

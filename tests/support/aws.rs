@@ -39,11 +39,7 @@ impl Drop for Moto {
 
 impl Moto {
     pub async fn start() -> Moto {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = Command::new("moto_server")
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
@@ -52,10 +48,7 @@ impl Moto {
             .expect("moto_server is installed (scripts/install-test-deps)");
         let started = Instant::now();
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "moto_server did not start"
-            );
+            assert!(started.elapsed() < Duration::from_secs(30), "moto_server did not start");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let faults: Arc<Mutex<Faults<Fault>>> = Default::default();
@@ -88,19 +81,12 @@ impl Moto {
                     for (k, v) in answer.headers() {
                         response = response.header(k, v);
                     }
-                    response
-                        .body(Body::from(answer.bytes().await.unwrap()))
-                        .unwrap()
+                    response.body(Body::from(answer.bytes().await.unwrap())).unwrap()
                 }
             },
         );
         let proxy = crate::support::server::serve(app).await;
-        Moto {
-            child,
-            proxy,
-            faults,
-            targets,
-        }
+        Moto { child, proxy, faults, targets }
     }
 
     /// What AWS_ENDPOINT_URL points at.
@@ -130,9 +116,7 @@ impl Moto {
 }
 
 fn error(fault: Fault, target: &str) -> Response {
-    let action = target
-        .replace("secretsmanager.", "secretsmanager:")
-        .replace("AmazonSSM.", "ssm:");
+    let action = target.replace("secretsmanager.", "secretsmanager:").replace("AmazonSSM.", "ssm:");
     let (status, kind, message) = match fault {
         Fault::Denied => (
             400,
@@ -142,19 +126,13 @@ fn error(fault: Fault, target: &str) -> Response {
             ),
         ),
         Fault::Throttled => (400, "ThrottlingException", "Rate exceeded".to_string()),
-        Fault::Internal => (
-            500,
-            "InternalServiceError",
-            "An internal error occurred".to_string(),
-        ),
+        Fault::Internal => (500, "InternalServiceError", "An internal error occurred".to_string()),
     };
     Response::builder()
         .status(status)
         .header("content-type", "application/x-amz-json-1.1")
         .header("x-amzn-errortype", kind)
         .header("x-amzn-requestid", "7f3e6a52-4a2b-4f7e-9b0e-2d1f3c4b5a69")
-        .body(Body::from(
-            json!({ "__type": kind, "Message": message }).to_string(),
-        ))
+        .body(Body::from(json!({ "__type": kind, "Message": message }).to_string()))
         .unwrap()
 }

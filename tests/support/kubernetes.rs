@@ -89,11 +89,8 @@ fn object(code: u16, body: Value) -> Response {
 }
 
 fn secret_json(ns: &str, name: &str, s: &SecretObject) -> Value {
-    let data: serde_json::Map<String, Value> = s
-        .data
-        .iter()
-        .map(|(k, v)| (k.clone(), json!(STANDARD.encode(v))))
-        .collect();
+    let data: serde_json::Map<String, Value> =
+        s.data.iter().map(|(k, v)| (k.clone(), json!(STANDARD.encode(v)))).collect();
     json!({ "kind": "Secret", "apiVersion": "v1",
             "metadata": { "name": name, "namespace": ns,
                           "resourceVersion": s.resource_version.to_string(),
@@ -136,18 +133,11 @@ impl FakeKube {
             Some(pki) => (crate::support::tls::serve_tls(app, pki).await, "https"),
             None => (crate::support::server::serve(app).await, "http"),
         };
-        let fake = FakeKube {
-            addr,
-            scheme,
-            world,
-        };
+        let fake = FakeKube { addr, scheme, world };
         fake.add_user(
             ADMIN_TOKEN,
             "kubernetes-admin",
-            &[
-                ("*", "", "secrets", &["*"], &[]),
-                ("*", "apps", "deployments", &["*"], &[]),
-            ],
+            &[("*", "", "secrets", &["*"], &[]), ("*", "apps", "deployments", &["*"], &[])],
         );
         fake
     }
@@ -174,19 +164,11 @@ impl FakeKube {
                 names: names.iter().map(|n| n.to_string()).collect(),
             })
             .collect();
-        self.world
-            .lock()
-            .unwrap()
-            .users
-            .insert(token.into(), (user.into(), rules));
+        self.world.lock().unwrap().users.insert(token.into(), (user.into(), rules));
     }
 
     pub fn add_deployment(&self, ns: &str, name: &str) {
-        self.world
-            .lock()
-            .unwrap()
-            .deployments
-            .insert((ns.into(), name.into()), Vec::new());
+        self.world.lock().unwrap().deployments.insert((ns.into(), name.into()), Vec::new());
     }
 
     /// Creates or replaces a Secret as another client would.
@@ -197,22 +179,14 @@ impl FakeKube {
         w.secrets.insert(
             (ns.into(), name.into()),
             SecretObject {
-                data: data
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
+                data: data.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
                 resource_version: version,
             },
         );
     }
 
     pub fn secret(&self, ns: &str, name: &str) -> Option<SecretObject> {
-        self.world
-            .lock()
-            .unwrap()
-            .secrets
-            .get(&(ns.into(), name.into()))
-            .cloned()
+        self.world.lock().unwrap().secrets.get(&(ns.into(), name.into())).cloned()
     }
 
     /// The restartedAt stamps a Deployment's pod template received, in order.
@@ -274,8 +248,7 @@ async fn handle(
                 "Too many requests, please try again later.",
                 json!({ "retryAfterSeconds": after }),
             );
-            r.headers_mut()
-                .insert("retry-after", after.to_string().parse().unwrap());
+            r.headers_mut().insert("retry-after", after.to_string().parse().unwrap());
             return r;
         }
         Some(Fault::Slow(d)) => tokio::time::sleep(*d).await,
@@ -291,11 +264,8 @@ async fn handle(
         return status(401, "Unauthorized", "Unauthorized", json!({}));
     };
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let content_type = headers
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
+    let content_type =
+        headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let forbidden = |verb: &str, group: &str, resource: &str, ns: &str, name: &str| {
         let (shown, kind) = if group.is_empty() {
@@ -319,15 +289,7 @@ async fn handle(
     };
 
     match (method.clone(), segments.as_slice()) {
-        (
-            Method::POST,
-            [
-                "apis",
-                "authorization.k8s.io",
-                "v1",
-                "selfsubjectaccessreviews",
-            ],
-        ) => {
+        (Method::POST, ["apis", "authorization.k8s.io", "v1", "selfsubjectaccessreviews"]) => {
             let a = &body["spec"]["resourceAttributes"];
             let s = |k: &str| a[k].as_str().unwrap_or("").to_string();
             let ok = allowed(
@@ -389,10 +351,7 @@ async fn handle(
                 data.insert(k.clone(), String::from_utf8(bytes).unwrap());
             }
             w.next_version += 1;
-            let s = SecretObject {
-                data,
-                resource_version: w.next_version,
-            };
+            let s = SecretObject { data, resource_version: w.next_version };
             let answer = secret_json(ns, &name, &s);
             w.secrets.insert(key, s);
             w.writes.push(format!("create {ns}/{name}"));
@@ -491,11 +450,6 @@ async fn handle(
                 }
             }
         }
-        _ => status(
-            404,
-            "NotFound",
-            "the server could not find the requested resource",
-            json!({}),
-        ),
+        _ => status(404, "NotFound", "the server could not find the requested resource", json!({})),
     }
 }

@@ -138,15 +138,9 @@ impl Ws {
                 continue;
             }
             let sha = sha.as_str().unwrap();
-            let shard = self.age_decrypt(&format!(
-                ".rotagate/state-credentials/cred-{}.age",
-                &sha[..16]
-            ));
-            assert_eq!(
-                shard["credential"],
-                id.as_str(),
-                "the shard listed for {id}"
-            );
+            let shard =
+                self.age_decrypt(&format!(".rotagate/state-credentials/cred-{}.age", &sha[..16]));
+            assert_eq!(shard["credential"], id.as_str(), "the shard listed for {id}");
             state["body"]["doc"]["credentials"][&id] = shard["entry"].clone();
         }
         state
@@ -161,10 +155,8 @@ impl Ws {
         let Some(sha) = head["body"]["doc"]["shard_index"].as_str() else {
             return serde_json::Map::new();
         };
-        let index = self.age_decrypt(&format!(
-            ".rotagate/state-credentials/cred-index-{}.age",
-            &sha[..16]
-        ));
+        let index =
+            self.age_decrypt(&format!(".rotagate/state-credentials/cred-index-{}.age", &sha[..16]));
         index["shards"].as_object().cloned().unwrap()
     }
 
@@ -203,10 +195,7 @@ impl Ws {
     }
 
     pub fn env_value(&self, rel: &str, key: &str) -> Option<String> {
-        rotagate::actions::read_env_file(&self.path(rel))
-            .unwrap()
-            .get(key)
-            .map(|v| v.to_string())
+        rotagate::actions::read_env_file(&self.path(rel)).unwrap().get(key).map(|v| v.to_string())
     }
 
     pub fn loaded(&self) -> LoadedConfig {
@@ -218,10 +207,7 @@ impl Ws {
         let identity = StateIdentity::parse(&Secret::new(self.identity.clone())).unwrap();
         let config = self.loaded();
         Vault::open(
-            Box::new(FileStore::new(
-                self.path(".rotagate/state.age"),
-                "file:.rotagate/state.age",
-            )),
+            Box::new(FileStore::new(self.path(".rotagate/state.age"), "file:.rotagate/state.age")),
             identity,
             parse_recipients(&config.config.state.recipients).unwrap(),
             RunIdentity::current(),
@@ -242,10 +228,7 @@ pub fn runtime(clock: Arc<ManualClock>, env: &[(&str, &str)]) -> Runtime {
     runtime_with_gates(
         clock,
         env,
-        Arc::new(StandardGates {
-            providers: Providers::default(),
-            repo: None,
-        }),
+        Arc::new(StandardGates { providers: Providers::default(), repo: None }),
     )
 }
 
@@ -264,9 +247,7 @@ pub fn runtime_with_gates(
         clock,
         http: HttpClient::new(retry).unwrap(),
         env: Arc::new(FixedEnv(
-            env.iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect::<BTreeMap<_, _>>(),
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>(),
         )),
         gates,
         providers: Providers::default(),
@@ -275,9 +256,7 @@ pub fn runtime_with_gates(
 }
 
 pub fn clock() -> Arc<ManualClock> {
-    Arc::new(ManualClock::new(
-        time::macros::datetime!(2026-11-23 10:00 UTC),
-    ))
+    Arc::new(ManualClock::new(time::macros::datetime!(2026-11-23 10:00 UTC)))
 }
 
 /// A kid-checking probe script, like the one README's local example names.
@@ -342,11 +321,7 @@ impl Ws {
 /// Runs `cmd` and kills it with SIGKILL right after its `line`-th log line. Returns
 /// whether it was killed (false: it finished first).
 pub fn kill_after_line(mut cmd: Command, line: usize) -> bool {
-    let mut child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
     let mut seen = 0;
     let mut killed = false;

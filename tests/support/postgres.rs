@@ -32,10 +32,7 @@ fn bin_dir() -> PathBuf {
             .unwrap_or(0)
     });
     versions.pop().unwrap_or_else(|| {
-        let out = Command::new("sh")
-            .args(["-c", "command -v initdb"])
-            .output()
-            .expect("sh runs");
+        let out = Command::new("sh").args(["-c", "command -v initdb"]).output().expect("sh runs");
         let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
         assert!(
             !path.is_empty(),
@@ -75,20 +72,13 @@ fn pg(bin: &Path, program: &str, args: &[&str]) -> std::process::Output {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 impl Cluster {
     pub fn start() -> Cluster {
         let bin = bin_dir();
-        let dir = tempfile::Builder::new()
-            .prefix("rotagate-pg-")
-            .tempdir()
-            .unwrap();
+        let dir = tempfile::Builder::new().prefix("rotagate-pg-").tempdir().unwrap();
         std::fs::write(dir.path().join("pwfile"), ADMIN_PASSWORD).unwrap();
         if is_root() {
             let ok = Command::new("chown")
@@ -128,16 +118,7 @@ impl Cluster {
         pg(
             &bin,
             "pg_ctl",
-            &[
-                "-D",
-                &data_s,
-                "-o",
-                &opts,
-                "-l",
-                log.to_str().unwrap(),
-                "-w",
-                "start",
-            ],
+            &["-D", &data_s, "-o", &opts, "-l", log.to_str().unwrap(), "-w", "start"],
         );
         Cluster { dir, bin, port }
     }
@@ -155,9 +136,8 @@ impl Cluster {
     }
 
     pub async fn admin(&self) -> tokio_postgres::Client {
-        let (client, conn) = tokio_postgres::connect(&self.admin_url(), tokio_postgres::NoTls)
-            .await
-            .unwrap();
+        let (client, conn) =
+            tokio_postgres::connect(&self.admin_url(), tokio_postgres::NoTls).await.unwrap();
         tokio::spawn(conn);
         client
     }
@@ -182,11 +162,7 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         let data = self.dir.path().join("data");
         let _ = std::panic::catch_unwind(|| {
-            pg(
-                &self.bin,
-                "pg_ctl",
-                &["-D", data.to_str().unwrap(), "-m", "immediate", "stop"],
-            )
+            pg(&self.bin, "pg_ctl", &["-D", data.to_str().unwrap(), "-m", "immediate", "stop"])
         });
     }
 }

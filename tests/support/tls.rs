@@ -27,24 +27,14 @@ fn openssl(dir: &Path, args: &[&str]) {
         .current_dir(dir)
         .output()
         .expect("openssl is installed (scripts/install-test-deps)");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 impl Pki {
     pub fn new() -> Pki {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        let ec = [
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-        ];
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
         let mut ca = vec!["req", "-x509", "-days", "2", "-subj", "/CN=test-cluster-ca"];
         ca.extend(ec);
         ca.extend(["-keyout", "ca.key", "-out", "ca.crt"]);
@@ -145,9 +135,7 @@ pub async fn serve_https(router: axum::Router, pki: &Pki) -> SocketAddr {
 async fn serve(router: axum::Router, pki: &Pki, client_auth: bool) -> SocketAddr {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_slice(pki.ca_pem.as_bytes()).unwrap())
-        .unwrap();
+    roots.add(CertificateDer::from_pem_slice(pki.ca_pem.as_bytes()).unwrap()).unwrap();
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .unwrap();
@@ -168,10 +156,7 @@ async fn serve(router: axum::Router, pki: &Pki, client_auth: bool) -> SocketAddr
         .unwrap();
     let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = tcp.local_addr().unwrap();
-    let listener = TlsListener {
-        tcp,
-        acceptor: TlsAcceptor::from(Arc::new(config)),
-    };
+    let listener = TlsListener { tcp, acceptor: TlsAcceptor::from(Arc::new(config)) };
     tokio::spawn(async move {
         axum::serve(listener, router).await.unwrap();
     });

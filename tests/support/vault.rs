@@ -71,9 +71,7 @@ pub struct FakeVault {
 }
 
 fn respond(status: u16, body: Value, headers: &[(&str, String)]) -> Response {
-    let mut b = Response::builder()
-        .status(status)
-        .header("content-type", "application/json");
+    let mut b = Response::builder().status(status).header("content-type", "application/json");
     for (k, v) in headers {
         b = b.header(*k, v);
     }
@@ -85,10 +83,7 @@ fn errors(status: u16, messages: &[&str]) -> Response {
 }
 
 fn empty(status: u16) -> Response {
-    Response::builder()
-        .status(status)
-        .body(Body::empty())
-        .unwrap()
+    Response::builder().status(status).body(Body::empty()).unwrap()
 }
 
 fn envelope(data: Value) -> Value {
@@ -143,16 +138,11 @@ fn oidc_jwt(audience: &str) -> String {
 impl FakeVault {
     /// A Vault with a KV v2 engine at `secret/` and a root token.
     pub async fn start() -> FakeVault {
-        let world = Arc::new(Mutex::new(World {
-            mounts: vec!["secret".into()],
-            ..World::default()
-        }));
+        let world =
+            Arc::new(Mutex::new(World { mounts: vec!["secret".into()], ..World::default() }));
         world.lock().unwrap().tokens.insert(
             ROOT_TOKEN.into(),
-            Token {
-                namespace: String::new(),
-                policy: vec![("*".into(), vec!["root".into()])],
-            },
+            Token { namespace: String::new(), policy: vec![("*".into(), vec!["root".into()])] },
         );
         let w = world.clone();
         let app = axum::Router::new().fallback(
@@ -185,10 +175,7 @@ impl FakeVault {
     pub fn add_token(&self, token: &str, namespace: &str, rules: &[(&str, &[&str])]) {
         self.world.lock().unwrap().tokens.insert(
             token.into(),
-            Token {
-                namespace: namespace.into(),
-                policy: Self::policy(rules),
-            },
+            Token { namespace: namespace.into(), policy: Self::policy(rules) },
         );
     }
 
@@ -214,27 +201,18 @@ impl FakeVault {
         w.secrets
             .entry((namespace.into(), mount.into(), path.into()))
             .or_default()
-            .push(Version {
-                data,
-                deleted: false,
-            });
+            .push(Version { data, deleted: false });
     }
 
     /// Every version of a secret, oldest first.
     pub fn versions(&self, namespace: &str, mount: &str, path: &str) -> Vec<Version> {
         let w = self.world.lock().unwrap();
-        w.secrets
-            .get(&(namespace.into(), mount.into(), path.into()))
-            .cloned()
-            .unwrap_or_default()
+        w.secrets.get(&(namespace.into(), mount.into(), path.into())).cloned().unwrap_or_default()
     }
 
     /// The current data (None when absent or deleted).
     pub fn current(&self, namespace: &str, mount: &str, path: &str) -> Option<Value> {
-        self.versions(namespace, mount, path)
-            .pop()
-            .filter(|v| !v.deleted)
-            .map(|v| v.data)
+        self.versions(namespace, mount, path).pop().filter(|v| !v.deleted).map(|v| v.data)
     }
 
     /// Answers the next `times` requests whose "METHOD path" starts with `prefix`
@@ -260,13 +238,8 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string()
-    };
+    let header =
+        |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let namespace = header("x-vault-namespace").trim_matches('/').to_string();
     let path = uri.path().to_string();
     let line = format!("{method} {path}");
@@ -304,11 +277,7 @@ async fn handle(
             .find_map(|kv| kv.strip_prefix("audience="))
             .unwrap_or("")
             .to_string();
-        return respond(
-            200,
-            json!({ "count": 1, "value": oidc_jwt(&audience) }),
-            &[],
-        );
+        return respond(200, json!({ "count": 1, "value": oidc_jwt(&audience) }), &[]);
     }
     let Some(api) = path.strip_prefix("/v1/") else {
         return errors(404, &[]);
@@ -358,13 +327,7 @@ async fn handle(
         };
         w.issued += 1;
         let token = format!("hvs.login-{}-Issued-Token", w.issued);
-        w.tokens.insert(
-            token.clone(),
-            Token {
-                namespace: namespace.clone(),
-                policy,
-            },
-        );
+        w.tokens.insert(token.clone(), Token { namespace: namespace.clone(), policy });
         return respond(
             200,
             json!({ "request_id": "1", "lease_id": "", "renewable": false,
@@ -398,16 +361,12 @@ async fn handle(
         return respond(200, Value::Object(answer), &[]);
     }
 
-    let Some((mount, secret_path)) = w.mounts.iter().find_map(|m| {
-        api.strip_prefix(&format!("{m}/data/"))
-            .map(|p| (m.clone(), p.to_string()))
-    }) else {
-        return errors(
-            404,
-            &[&format!(
-                "no handler for route {api:?}. route entry not found."
-            )],
-        );
+    let Some((mount, secret_path)) = w
+        .mounts
+        .iter()
+        .find_map(|m| api.strip_prefix(&format!("{m}/data/")).map(|p| (m.clone(), p.to_string())))
+    else {
+        return errors(404, &[&format!("no handler for route {api:?}. route entry not found.")]);
     };
     let key = (namespace.clone(), mount.clone(), secret_path.clone());
     let need = match method {
@@ -425,11 +384,7 @@ async fn handle(
         return errors(403, &["1 error occurred:\n\t* permission denied\n\n"]);
     }
     match method {
-        Method::GET => match w
-            .secrets
-            .get(&key)
-            .and_then(|v| v.last().map(|l| (v.len(), l)))
-        {
+        Method::GET => match w.secrets.get(&key).and_then(|v| v.last().map(|l| (v.len(), l))) {
             None => errors(404, &[]),
             Some((n, latest)) if latest.deleted => respond(
                 404,
@@ -447,24 +402,15 @@ async fn handle(
                 return errors(400, &["no data provided"]);
             }
             if let Some(Fault::ConcurrentWrite(data)) = fault {
-                w.secrets.entry(key.clone()).or_default().push(Version {
-                    data,
-                    deleted: false,
-                });
+                w.secrets.entry(key.clone()).or_default().push(Version { data, deleted: false });
             }
             let versions = w.secrets.entry(key).or_default();
             if let Some(cas) = body["options"]["cas"].as_u64()
                 && cas != versions.len() as u64
             {
-                return errors(
-                    400,
-                    &["check-and-set parameter did not match the current version"],
-                );
+                return errors(400, &["check-and-set parameter did not match the current version"]);
             }
-            versions.push(Version {
-                data: body["data"].clone(),
-                deleted: false,
-            });
+            versions.push(Version { data: body["data"].clone(), deleted: false });
             let n = versions.len() as u64;
             respond(200, envelope(metadata(n, false)), &[])
         }

@@ -60,11 +60,7 @@ pub struct FakeVercel {
 }
 
 fn error(status: u16, code: &str, message: &str) -> Response {
-    json_response(
-        status,
-        json!({ "error": { "code": code, "message": message } }),
-        &[],
-    )
+    json_response(status, json!({ "error": { "code": code, "message": message } }), &[])
 }
 
 fn json_response(status: u16, body: Value, headers: &[(&str, String)]) -> Response {
@@ -113,8 +109,7 @@ impl FakeVercel {
     pub fn add_project(&self, name: &str, team: Option<&str>) -> String {
         let mut w = self.world.lock().unwrap();
         let id = format!("prj_{}", w.projects.len() + 1);
-        w.projects
-            .insert(name.to_string(), (id.clone(), team.map(str::to_string)));
+        w.projects.insert(name.to_string(), (id.clone(), team.map(str::to_string)));
         w.envs.entry(name.to_string()).or_default();
         id
     }
@@ -146,22 +141,12 @@ impl FakeVercel {
     }
 
     pub fn inject(&self, route: &str, fault: Fault, times: usize) {
-        self.world
-            .lock()
-            .unwrap()
-            .faults
-            .push((route.to_string(), fault, times));
+        self.world.lock().unwrap().faults.push((route.to_string(), fault, times));
     }
 
     /// Injected faults not yet served.
     pub fn pending_faults(&self) -> usize {
-        self.world
-            .lock()
-            .unwrap()
-            .faults
-            .iter()
-            .map(|(_, _, n)| n)
-            .sum()
+        self.world.lock().unwrap().faults.iter().map(|(_, _, n)| n).sum()
     }
 
     /// Every request as `METHOD path?query`.
@@ -170,23 +155,13 @@ impl FakeVercel {
     }
 
     pub fn deployments(&self, project: &str) -> Vec<Deployment> {
-        self.world
-            .lock()
-            .unwrap()
-            .deployments
-            .get(project)
-            .cloned()
-            .unwrap_or_default()
+        self.world.lock().unwrap().deployments.get(project).cloned().unwrap_or_default()
     }
 
     /// The URL of a deploy hook of `project` (its secret is in the path, as Vercel's).
     pub fn deploy_hook(&self, project: &str) -> String {
         let w = self.world.lock().unwrap();
-        format!(
-            "{}/v1/integrations/deploy/{}/hook_s3cr3tPath",
-            self.url(),
-            w.projects[project].0
-        )
+        format!("{}/v1/integrations/deploy/{}/hook_s3cr3tPath", self.url(), w.projects[project].0)
     }
 }
 
@@ -200,11 +175,7 @@ async fn handle(
     let path = uri.path().to_string();
     let query: BTreeMap<String, String> = uri
         .query()
-        .map(|q| {
-            url::form_urlencoded::parse(q.as_bytes())
-                .into_owned()
-                .collect()
-        })
+        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
         .unwrap_or_default();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let route = match (method.as_str(), segments.as_slice()) {
@@ -221,22 +192,15 @@ async fn handle(
             "{method} {path}{}",
             uri.query().map(|q| format!("?{q}")).unwrap_or_default()
         ));
-        w.faults
-            .iter_mut()
-            .find(|(r, _, n)| r == route && *n > 0)
-            .map(|(_, f, n)| {
-                *n -= 1;
-                f.clone()
-            })
+        w.faults.iter_mut().find(|(r, _, n)| r == route && *n > 0).map(|(_, f, n)| {
+            *n -= 1;
+            f.clone()
+        })
     };
     let mut fail_key = None;
     match fault {
         Some(Fault::Status(s)) => {
-            return error(
-                s,
-                "internal_server_error",
-                "An unexpected internal error occurred",
-            );
+            return error(s, "internal_server_error", "An unexpected internal error occurred");
         }
         Some(Fault::RateLimited { reset_in }) => {
             let reset = time::OffsetDateTime::now_utc().unix_timestamp() as u64 + reset_in;
@@ -258,11 +222,8 @@ async fn handle(
     }
     if route == "deploy" {
         let mut w = world.lock().unwrap();
-        let Some(name) = w
-            .projects
-            .iter()
-            .find(|(_, (id, _))| id == segments[3])
-            .map(|(n, _)| n.clone())
+        let Some(name) =
+            w.projects.iter().find(|(_, (id, _))| id == segments[3]).map(|(n, _)| n.clone())
         else {
             return error(404, "not_found", "Deploy hook not found");
         };
@@ -278,10 +239,7 @@ async fn handle(
             &[],
         );
     }
-    let auth = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
     if auth != format!("Bearer {TOKEN}") {
         return json_response(
             403,
@@ -350,11 +308,7 @@ fn create(
         Value::Array(items) => items,
         one @ Value::Object(_) => vec![one],
         _ => {
-            return error(
-                400,
-                "bad_request",
-                "Invalid request: body must be an object or array",
-            );
+            return error(400, "bad_request", "Invalid request: body must be an object or array");
         }
     };
     let upsert = query.get("upsert").is_some_and(|u| u == "true");
@@ -362,21 +316,17 @@ fn create(
     for item in items {
         let key = item["key"].as_str().unwrap_or_default().to_string();
         let fail = |code: &str, message: String| json!({ "error": { "code": code, "message": message, "key": key, "envVarKey": key } });
-        let (Some(value), Some(kind), Some(target)) = (
-            item["value"].as_str(),
-            item["type"].as_str(),
-            item["target"].as_array(),
-        ) else {
+        let (Some(value), Some(kind), Some(target)) =
+            (item["value"].as_str(), item["type"].as_str(), item["target"].as_array())
+        else {
             return error(
                 400,
                 "bad_request",
                 "Invalid request: missing required property `value`, `type` or `target`",
             );
         };
-        let target: Vec<String> = target
-            .iter()
-            .filter_map(|t| t.as_str().map(str::to_string))
-            .collect();
+        let target: Vec<String> =
+            target.iter().filter_map(|t| t.as_str().map(str::to_string)).collect();
         if !["system", "secret", "encrypted", "plain", "sensitive"].contains(&kind) {
             return error(
                 400,
@@ -400,9 +350,8 @@ fn create(
             continue;
         }
         let envs = w.envs.get_mut(project).unwrap();
-        let existing = envs
-            .iter_mut()
-            .find(|e| e.key == key && e.target.iter().any(|t| target.contains(t)));
+        let existing =
+            envs.iter_mut().find(|e| e.key == key && e.target.iter().any(|t| target.contains(t)));
         match existing {
             Some(_) if !upsert => failed.push(fail(
                 "ENV_ALREADY_EXISTS",
@@ -428,10 +377,6 @@ fn create(
             }
         }
     }
-    let created = if created.len() == 1 {
-        created.pop().unwrap()
-    } else {
-        Value::Array(created)
-    };
+    let created = if created.len() == 1 { created.pop().unwrap() } else { Value::Array(created) };
     json_response(201, json!({ "created": created, "failed": failed }), &[])
 }

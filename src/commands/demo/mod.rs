@@ -46,15 +46,9 @@ pub async fn run(args: &DemoArgs) -> Result<u8, AppError> {
     say("1. set-up: a state identity, the embedded config, a probe script");
     let identity = StateIdentity::generate();
     let identity_path = dir.join("demo-identity.txt");
-    write_private(
-        &identity_path,
-        &format!("{}\n", identity.to_secret().expose()),
-    )?;
-    std::fs::write(
-        &config_path,
-        CONFIG.replace("{RECIPIENT}", &identity.recipient()),
-    )
-    .map_err(|e| fail(&config_path, e))?;
+    write_private(&identity_path, &format!("{}\n", identity.to_secret().expose()))?;
+    std::fs::write(&config_path, CONFIG.replace("{RECIPIENT}", &identity.recipient()))
+        .map_err(|e| fail(&config_path, e))?;
     let script = dir.join("check-kid.sh");
     std::fs::write(&script, CHECK_KID).map_err(|e| fail(&script, e))?;
     make_executable(&script)?;
@@ -69,10 +63,7 @@ pub async fn run(args: &DemoArgs) -> Result<u8, AppError> {
         Duration::from_secs(1800),
     )
     .await?;
-    let opts = RunOptions {
-        max_wait: Duration::from_secs(60),
-        ..RunOptions::default()
-    };
+    let opts = RunOptions { max_wait: Duration::from_secs(60), ..RunOptions::default() };
 
     say("\n2. `rotagate run`: no material yet and `bootstrap: true`, so the first key is issued");
     let first = pipeline::run(&config, &mut vault, &rt, &opts).await?;
@@ -94,16 +85,9 @@ pub async fn run(args: &DemoArgs) -> Result<u8, AppError> {
         .unwrap_or_default();
     let accept_only = dir.join("ACCEPT_ONLY");
     std::fs::write(&accept_only, &live_kid).map_err(|e| fail(&accept_only, e))?;
-    let third = pipeline::rotate(
-        &config,
-        &mut vault,
-        &rt,
-        &opts,
-        ID,
-        "demo rotation that fails",
-        false,
-    )
-    .await?;
+    let third =
+        pipeline::rotate(&config, &mut vault, &rt, &opts, ID, "demo rotation that fails", false)
+            .await?;
     report(&third);
     std::fs::remove_file(&accept_only).map_err(|e| fail(&accept_only, e))?;
     show_files(&dir)?;
@@ -117,12 +101,7 @@ pub async fn run(args: &DemoArgs) -> Result<u8, AppError> {
 
     say("\n6. `rotagate audit`");
     for l in inventory::audit(&vault.doc, &vault.archived_audit().await?, Some(ID)) {
-        say(&format!(
-            "  {}  {}: {}",
-            crate::clock::show(l.at),
-            l.event,
-            l.detail
-        ));
+        say(&format!("  {}  {}: {}", crate::clock::show(l.at), l.event, l.detail));
     }
 
     let expected = matches!(first.credentials[0].outcome, Outcome::Completed { .. })
@@ -160,10 +139,7 @@ fn show_files(dir: &Path) -> Result<(), AppError> {
         .map(|keys| keys.iter().filter_map(|k| k["kid"].as_str()).collect())
         .unwrap_or_default();
     let env = read_env_file(&dir.join("service/signing.env")).map_err(|e| fail(dir, e))?;
-    let kid = env
-        .get("SIGNING_KID")
-        .map(|k| k.to_string())
-        .unwrap_or_default();
+    let kid = env.get("SIGNING_KID").map(|k| k.to_string()).unwrap_or_default();
     say(&format!(
         "   public/jwks.json serves [{}]; service/signing.env uses {kid} (its SIGNING_KEY is the matching private key)",
         kids.join(", ")

@@ -16,22 +16,10 @@ const CONFIG_TEMPLATE: &str = include_str!("rotagate.yaml");
 /// The workflows of workflows/, written to .github/workflows/. The matrix one replaces
 /// the scheduled one with `--matrix` (both run on the same cron).
 const WORKFLOWS: &[(&str, &str)] = &[
-    (
-        "rotate-scheduled.yml",
-        include_str!("../../../workflows/rotate-scheduled.yml"),
-    ),
-    (
-        "rotate-incident.yml",
-        include_str!("../../../workflows/rotate-incident.yml"),
-    ),
-    (
-        "rotate-approval.yml",
-        include_str!("../../../workflows/rotate-approval.yml"),
-    ),
-    (
-        "rotate-matrix.yml",
-        include_str!("../../../workflows/rotate-matrix.yml"),
-    ),
+    ("rotate-scheduled.yml", include_str!("../../../workflows/rotate-scheduled.yml")),
+    ("rotate-incident.yml", include_str!("../../../workflows/rotate-incident.yml")),
+    ("rotate-approval.yml", include_str!("../../../workflows/rotate-approval.yml")),
+    ("rotate-matrix.yml", include_str!("../../../workflows/rotate-matrix.yml")),
 ];
 
 #[derive(Debug, Args)]
@@ -41,11 +29,7 @@ pub struct InitArgs {
     pub dir: PathBuf,
     /// Where to write the new state identity (mode 0600). Put it in the `rotation`
     /// environment's ROTAGATE_AGE_IDENTITY secret, then delete the file.
-    #[arg(
-        long,
-        env = "ROTAGATE_IDENTITY_OUT",
-        default_value = "rotagate-identity.txt"
-    )]
+    #[arg(long, env = "ROTAGATE_IDENTITY_OUT", default_value = "rotagate-identity.txt")]
     pub identity_out: PathBuf,
     /// Overwrite an existing rotagate.yaml and workflow files.
     #[arg(long, env = "ROTAGATE_FORCE")]
@@ -75,11 +59,8 @@ fn is_release_build() -> bool {
 async fn release_commit(version: &str) -> Result<String, String> {
     use crate::http::{HttpClient, Request, RetryPolicy};
     let api = std::env::var("GITHUB_API_URL").unwrap_or_else(|_| "https://api.github.com".into());
-    let http = HttpClient::new(RetryPolicy {
-        attempts: 2,
-        ..RetryPolicy::default()
-    })
-    .map_err(|e| e.to_string())?;
+    let http = HttpClient::new(RetryPolicy { attempts: 2, ..RetryPolicy::default() })
+        .map_err(|e| e.to_string())?;
     let token = crate::secret::process_secret("ROTAGATE_GITHUB_TOKEN");
     let get = async |path: String| -> Result<serde_json::Value, String> {
         let url = url::Url::parse(&format!("{}{path}", api.trim_end_matches('/')))
@@ -109,14 +90,9 @@ async fn release_commit(version: &str) -> Result<String, String> {
         if !response.status.is_success() {
             return Err(format!("GET {path} answered {}", response.status.as_u16()));
         }
-        response
-            .json()
-            .ok_or_else(|| format!("GET {path} answered no JSON"))
+        response.json().ok_or_else(|| format!("GET {path} answered no JSON"))
     };
-    let tag = get(format!(
-        "/repos/{ACTION_REPOSITORY}/git/ref/tags/v{version}"
-    ))
-    .await?;
+    let tag = get(format!("/repos/{ACTION_REPOSITORY}/git/ref/tags/v{version}")).await?;
     let mut object = tag["object"].clone();
     if object["type"] == "tag" {
         let sha = object["sha"].as_str().unwrap_or_default().to_string();
@@ -165,11 +141,8 @@ async fn init(args: &InitArgs) -> Result<(), AppError> {
         AppError::Failed(format!("cannot write {}: {e}", what.display()))
     };
     std::fs::create_dir_all(args.dir.join(".rotagate")).map_err(|e| io(&args.dir, e))?;
-    std::fs::write(
-        &config_path,
-        CONFIG_TEMPLATE.replace("{RECIPIENT}", &identity.recipient()),
-    )
-    .map_err(|e| io(&config_path, e))?;
+    std::fs::write(&config_path, CONFIG_TEMPLATE.replace("{RECIPIENT}", &identity.recipient()))
+        .map_err(|e| io(&config_path, e))?;
     let workflows_dir = args.dir.join(".github/workflows");
     let version = env!("CARGO_PKG_VERSION");
     let pin = if is_release_build() {
@@ -213,11 +186,8 @@ async fn init(args: &InitArgs) -> Result<(), AppError> {
         lines.push(&identity_name);
     }
     append_missing(&ignore, &lines).map_err(|e| io(&ignore, e))?;
-    let workflows = if written.is_empty() {
-        String::new()
-    } else {
-        format!("wrote {}\n", written.join(", "))
-    };
+    let workflows =
+        if written.is_empty() { String::new() } else { format!("wrote {}\n", written.join(", ")) };
     crate::app::print_stderr(&format!(
         "wrote {config}\n{workflows}wrote the state identity to {id} (mode 0600; its recipient {r} is in the config)\n\nnext:\n  1. store {id}'s content as the ROTAGATE_AGE_IDENTITY secret of a GitHub environment named `rotation` (deployable from the default branch only), then delete the file\n  2. edit {config}: one entry per credential (README has one per runbook); on GitHub Actions set state.store to github-branch:rotagate-state\n  3. rotagate plan --identity-file {id}\n  4. README \"On GitHub Actions\": the GitHub App, its secrets, CODEOWNERS\n",
         config = config_path.display(),
@@ -248,10 +218,8 @@ fn write_identity(path: &Path, identity: &StateIdentity) -> Result<(), AppError>
 
 fn append_missing(path: &Path, lines: &[&str]) -> std::io::Result<()> {
     let existing = std::fs::read_to_string(path).unwrap_or_default();
-    let missing: Vec<&&str> = lines
-        .iter()
-        .filter(|l| !existing.lines().any(|e| e.trim() == **l))
-        .collect();
+    let missing: Vec<&&str> =
+        lines.iter().filter(|l| !existing.lines().any(|e| e.trim() == **l)).collect();
     if missing.is_empty() {
         return Ok(());
     }

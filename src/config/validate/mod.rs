@@ -108,12 +108,9 @@ impl Validator<'_> {
     }
 
     fn push(&mut self, path: &str, on_key: bool, message: String, hint: Option<String>) {
-        let pos = if on_key {
-            self.locator.get().key(path)
-        } else {
-            self.locator.get().value(path)
-        }
-        .unwrap_or(Pos { line: 1, column: 1 });
+        let pos =
+            if on_key { self.locator.get().key(path) } else { self.locator.get().value(path) }
+                .unwrap_or(Pos { line: 1, column: 1 });
         self.out.push(Diagnostic {
             file: self.file.to_path_buf(),
             line: pos.line,
@@ -139,12 +136,7 @@ pub(super) fn validate(
     locator: &LazyLocator,
     file: &Path,
 ) -> (Vec<Diagnostic>, Vec<Diagnostic>) {
-    let mut v = Validator {
-        locator,
-        file,
-        out: Vec::new(),
-        warnings: Vec::new(),
-    };
+    let mut v = Validator { locator, file, out: Vec::new(), warnings: Vec::new() };
     if config.version != CONFIG_VERSION {
         v.err(
             "version",
@@ -200,11 +192,7 @@ pub(super) fn validate(
     if let Some(lease) = config.state.lease
         && lease.0 < std::time::Duration::from_secs(60)
     {
-        v.err(
-            "state.lease",
-            "a lease shorter than 1m expires while a run still works",
-            None,
-        );
+        v.err("state.lease", "a lease shorter than 1m expires while a run still works", None);
     }
     if config.credentials.is_empty() {
         v.err("credentials", "no credentials to rotate", None);
@@ -241,11 +229,7 @@ fn credential(v: &mut Validator, path: &str, c: &Credential) {
     for (i, name) in c.env.iter().enumerate() {
         let p = format!("{path}.env[{i}]");
         if !is_env_name(name) {
-            v.err(
-                &p,
-                format!("`{name}` is not an environment variable name"),
-                None,
-            );
+            v.err(&p, format!("`{name}` is not an environment variable name"), None);
         } else if is_reserved_env(name) {
             v.err(
                 &p,
@@ -257,22 +241,15 @@ fn credential(v: &mut Validator, path: &str, c: &Credential) {
         }
     }
     let alternating = c.strategy == Strategy::Alternating;
-    let scope = Scope {
-        env,
-        fields: key_fields(&c.key),
-        key_kind: c.key.kind(),
-        alternating,
-    };
+    let scope = Scope { env, fields: key_fields(&c.key), key_kind: c.key.kind(), alternating };
     key(v, &format!("{path}.key"), &c.key);
     if let KeySpec::Minted { http, .. } = &c.key {
         mint_request(v, &scope, &format!("{path}.key"), http);
     }
     match (&c.roles, alternating) {
-        (Some(_), false) => v.err(
-            &format!("{path}.roles"),
-            "roles are only used by `strategy: alternating`",
-            None,
-        ),
+        (Some(_), false) => {
+            v.err(&format!("{path}.roles"), "roles are only used by `strategy: alternating`", None)
+        }
         (Some(roles), true) => {
             let distinct: BTreeSet<&String> = roles.iter().collect();
             if roles.len() != 2 || distinct.len() != 2 {
@@ -316,11 +293,7 @@ fn credential(v: &mut Validator, path: &str, c: &Credential) {
                 v.err(
                     &p,
                     format!("`{}` cannot be a {} step", action.kind(), role.name()),
-                    Some(format!(
-                        "`{}` can be listed under: {}",
-                        action.kind(),
-                        can.join(", ")
-                    )),
+                    Some(format!("`{}` can be listed under: {}", action.kind(), can.join(", "))),
                 );
                 continue;
             }
@@ -372,13 +345,9 @@ fn key_fields(key: &KeySpec) -> &'static [Field] {
         KeySpec::Secret { .. } | KeySpec::Minted { .. } | KeySpec::PostgresPassword { .. } => {
             &[Field::Kid, Field::Value, Field::Fingerprint, Field::Role]
         }
-        KeySpec::Age { .. } => &[
-            Field::Kid,
-            Field::Value,
-            Field::Recipient,
-            Field::Fingerprint,
-            Field::Role,
-        ],
+        KeySpec::Age { .. } => {
+            &[Field::Kid, Field::Value, Field::Recipient, Field::Fingerprint, Field::Role]
+        }
     }
 }
 
@@ -393,12 +362,7 @@ fn key(v: &mut Validator, path: &str, key: &KeySpec) {
                 );
             }
         }
-        KeySpec::Secret {
-            length,
-            alphabet,
-            prefix,
-            ..
-        } => {
+        KeySpec::Secret { length, alphabet, prefix, .. } => {
             let size = crate::material::alphabet_chars(alphabet).len();
             if let Alphabet::Chars(chars) = alphabet {
                 let distinct: BTreeSet<char> = chars.chars().collect();
@@ -435,11 +399,7 @@ fn key(v: &mut Validator, path: &str, key: &KeySpec) {
                 );
             }
             if prefix.chars().any(char::is_whitespace) {
-                v.err(
-                    &format!("{path}.prefix"),
-                    "a prefix cannot contain white space",
-                    None,
-                );
+                v.err(&format!("{path}.prefix"), "a prefix cannot contain white space", None);
             }
         }
         KeySpec::Age { .. } => {}
@@ -452,12 +412,7 @@ fn key(v: &mut Validator, path: &str, key: &KeySpec) {
                 );
             }
         }
-        KeySpec::Minted {
-            extract,
-            kid_from,
-            expires_from,
-            ..
-        } => {
+        KeySpec::Minted { extract, kid_from, expires_from, .. } => {
             for (name, pointer) in [
                 ("extract", Some(extract)),
                 ("kid_from", kid_from.as_ref()),
@@ -546,11 +501,7 @@ fn check_schedule(v: &mut Validator, path: &str, s: &Schedule) {
     if let Some(every) = s.every
         && every.is_zero()
     {
-        v.err(
-            &format!("{path}.every"),
-            "a credential cannot be due every 0s",
-            None,
-        );
+        v.err(&format!("{path}.every"), "a credential cannot be due every 0s", None);
     }
     if let (Some(every), Some(warn)) = (s.every, s.warn)
         && warn >= every

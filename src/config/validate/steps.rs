@@ -12,13 +12,10 @@ pub(crate) fn mint_request(v: &mut Validator, scope: &Scope, path: &str, h: &Htt
     let mut templates: Vec<&Template> = vec![&h.url];
     templates.extend(h.headers.values());
     templates.extend(h.body.iter());
-    if templates.iter().any(|t| {
-        t.vars()
-            .is_ok_and(|vars| vars.iter().any(|x| matches!(x, Var::New(_))))
-    }) || h
-        .json
-        .as_ref()
-        .is_some_and(|j| j.to_string().contains("new."))
+    if templates
+        .iter()
+        .any(|t| t.vars().is_ok_and(|vars| vars.iter().any(|x| matches!(x, Var::New(_)))))
+        || h.json.as_ref().is_some_and(|j| j.to_string().contains("new."))
     {
         v.err(
             &p,
@@ -31,41 +28,21 @@ pub(crate) fn mint_request(v: &mut Validator, scope: &Scope, path: &str, h: &Htt
 /// An `http` step (or a mint's request): the request, one body form, real status codes,
 /// hosts a redirect may take it to.
 pub(crate) fn http_action(v: &mut Validator, scope: &Scope, p: &str, h: &HttpAction) {
-    http_request(
-        v,
-        scope,
-        p,
-        &h.url,
-        &h.headers,
-        h.body.as_ref(),
-        h.json.as_ref(),
-    );
+    http_request(v, scope, p, &h.url, &h.headers, h.body.as_ref(), h.json.as_ref());
     if h.body.is_some() && h.json.is_some() {
         v.err(p, "give either `body` or `json`, not both", None);
     }
     for (i, s) in h.expect_status.iter().enumerate() {
         if !(100..=599).contains(s) {
-            v.err(
-                &format!("{p}.expect_status[{i}]"),
-                format!("{s} is not an HTTP status"),
-                None,
-            );
+            v.err(&format!("{p}.expect_status[{i}]"), format!("{s} is not an HTTP status"), None);
         }
     }
-    hosts(
-        v,
-        &format!("{p}.follow_redirects_to"),
-        &h.follow_redirects_to,
-    );
+    hosts(v, &format!("{p}.follow_redirects_to"), &h.follow_redirects_to);
 }
 
 pub(crate) fn repo(v: &mut Validator, path: &str, repo: &str) {
     if !is_repo(repo) {
-        v.err(
-            path,
-            format!("`{repo}` is not a repository"),
-            Some("write it as owner/name".into()),
-        );
+        v.err(path, format!("`{repo}` is not a repository"), Some("write it as owner/name".into()));
     }
 }
 
@@ -110,15 +87,7 @@ pub(crate) fn check_probe(v: &mut Validator, scope: &Scope, path: &str, probe: &
     match probe {
         ProbeSpec::Http(h) => {
             let p = format!("{path}.http");
-            http_request(
-                v,
-                scope,
-                &p,
-                &h.url,
-                &h.headers,
-                h.body.as_ref(),
-                h.json.as_ref(),
-            );
+            http_request(v, scope, &p, &h.url, &h.headers, h.body.as_ref(), h.json.as_ref());
             if h.body.is_some() && h.json.is_some() {
                 v.err(&p, "give either `body` or `json`, not both", None);
             }
@@ -139,17 +108,9 @@ pub(crate) fn check_probe(v: &mut Validator, scope: &Scope, path: &str, probe: &
             if let Some(s) = h.expect.status
                 && !(100..=599).contains(&s)
             {
-                v.err(
-                    &format!("{p}.expect.status"),
-                    format!("{s} is not an HTTP status"),
-                    None,
-                );
+                v.err(&format!("{p}.expect.status"), format!("{s} is not an HTTP status"), None);
             }
-            hosts(
-                v,
-                &format!("{p}.follow_redirects_to"),
-                &h.follow_redirects_to,
-            );
+            hosts(v, &format!("{p}.follow_redirects_to"), &h.follow_redirects_to);
         }
         ProbeSpec::Jwks(j) | ProbeSpec::Jwt(j) => {
             let p = format!("{path}.{}", probe.kind());
@@ -167,11 +128,7 @@ pub(crate) fn check_probe(v: &mut Validator, scope: &Scope, path: &str, probe: &
             if let Some(kid) = &j.kid {
                 template(v, scope, &format!("{p}.kid"), kid, Slot::Expect);
             }
-            hosts(
-                v,
-                &format!("{p}.follow_redirects_to"),
-                &j.follow_redirects_to,
-            );
+            hosts(v, &format!("{p}.follow_redirects_to"), &j.follow_redirects_to);
         }
         ProbeSpec::Postgres(p) => {
             postgres(
@@ -189,21 +146,11 @@ pub(crate) fn check_probe(v: &mut Validator, scope: &Scope, path: &str, probe: &
 }
 
 pub(crate) fn command(v: &mut Validator, scope: &Scope, path: &str, spec: &CommandSpec) {
-    let CommandSpec {
-        run,
-        args,
-        stdin,
-        env,
-        ..
-    } = *spec;
+    let CommandSpec { run, args, stdin, env, .. } = *spec;
     if run.trim().is_empty() {
         v.err(&format!("{path}.run"), "`run` names no program", None);
     } else if run.contains("{{") {
-        v.err(
-            &format!("{path}.run"),
-            "the program path cannot be a template",
-            None,
-        );
+        v.err(&format!("{path}.run"), "the program path cannot be a template", None);
     }
     for (i, a) in args.iter().enumerate() {
         template(v, scope, &format!("{path}.args[{i}]"), a, Slot::Arg);
@@ -241,11 +188,7 @@ pub(crate) fn http_request(
     template(v, scope, &format!("{path}.url"), url, Slot::Url);
     let raw = url.raw().trim_start();
     if !(raw.starts_with("http://") || raw.starts_with("https://") || raw.starts_with("{{")) {
-        v.err(
-            &format!("{path}.url"),
-            format!("`{}` is not an http(s) URL", url.raw()),
-            None,
-        );
+        v.err(&format!("{path}.url"), format!("`{}` is not an http(s) URL", url.raw()), None);
     }
     for (name, value) in headers {
         let hp = format!("{path}.headers.{name}");
@@ -286,11 +229,7 @@ pub(crate) fn json_templates(
         serde_json::Value::Object(map) => {
             for (k, item) in map {
                 if k.contains("{{") {
-                    v.err_key(
-                        &format!("{path}.{k}"),
-                        "JSON keys cannot be templates",
-                        None,
-                    );
+                    v.err_key(&format!("{path}.{k}"), "JSON keys cannot be templates", None);
                 }
                 json_templates(v, scope, &format!("{path}.{k}"), item);
             }
@@ -349,20 +288,11 @@ pub(crate) fn template(v: &mut Validator, scope: &Scope, path: &str, t: &Templat
                         Some(format!(
                             "`{}` keys offer: {}",
                             scope.key_kind,
-                            scope
-                                .fields
-                                .iter()
-                                .map(|f| f.name())
-                                .collect::<Vec<_>>()
-                                .join(", ")
+                            scope.fields.iter().map(|f| f.name()).collect::<Vec<_>>().join(", ")
                         )),
                     );
                 } else if *field == Field::Role && !scope.alternating {
-                    report(
-                        v,
-                        format!("{var} is only set with `strategy: alternating`"),
-                        None,
-                    );
+                    report(v, format!("{var} is only set with `strategy: alternating`"), None);
                 } else if field.is_private() && !slot.allows_private() {
                     report(
                         v,
@@ -397,9 +327,7 @@ pub(crate) fn hosts(v: &mut Validator, path: &str, hosts: &[String]) {
 
 pub(crate) fn valid_env_key(k: &str) -> bool {
     is_env_name(k)
-        || k.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
-            && !k.is_empty()
+        || k.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)) && !k.is_empty()
 }
 
 /// A `set:` map of names to secret values: at least one, each name accepted by

@@ -15,11 +15,7 @@ use crate::step::View;
 
 impl Driver<'_, '_> {
     pub(super) fn gate_spec(&self) -> GateSpec {
-        if self.rot_ref().emergency() {
-            self.cred.emergency_gate()
-        } else {
-            self.cred.gate()
-        }
+        if self.rot_ref().emergency() { self.cred.emergency_gate() } else { self.cred.gate() }
     }
 
     /// Holds the rotation until the named gate opens.
@@ -48,10 +44,7 @@ impl Driver<'_, '_> {
         let (new, old) = self.materials();
         let checklist: Result<Vec<String>, _> = {
             let view = View::new(new.as_ref(), old.as_ref(), &self.env);
-            manual
-                .iter()
-                .map(|t| t.render(&view).map(|s| s.expose().to_string()))
-                .collect()
+            manual.iter().map(|t| t.render(&view).map(|s| s.expose().to_string())).collect()
         };
         let checklist = match checklist {
             Ok(c) => c,
@@ -110,9 +103,7 @@ impl Driver<'_, '_> {
         match status {
             Ok(GateStatus::Open(detail)) => {
                 self.rot().journal.begin(&step, false, None, now);
-                self.rot()
-                    .journal
-                    .finish(&step, json!({ "detail": detail }), now);
+                self.rot().journal.finish(&step, json!({ "detail": detail }), now);
                 if spec == GateSpec::None && !checklist.is_empty() {
                     for line in &checklist {
                         self.notes.push(format!("do by hand now: {line}"));
@@ -153,16 +144,10 @@ impl Driver<'_, '_> {
     /// Stage times and probe results, for a gate's reviewers.
     pub(super) fn evidence(&self) -> Vec<String> {
         let r = self.rot_ref();
-        let mut lines: Vec<String> = r
-            .times
-            .iter()
-            .map(|(stage, at)| format!("{stage}: {}", show(at.0)))
-            .collect();
-        for (step, output) in r
-            .journal
-            .outputs("verify/")
-            .into_iter()
-            .chain(r.journal.outputs("origin"))
+        let mut lines: Vec<String> =
+            r.times.iter().map(|(stage, at)| format!("{stage}: {}", show(at.0))).collect();
+        for (step, output) in
+            r.journal.outputs("verify/").into_iter().chain(r.journal.outputs("origin"))
         {
             if let Some(e) = output.get("evidence").and_then(Value::as_str) {
                 lines.push(format!("{step}: {e}"));

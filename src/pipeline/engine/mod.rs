@@ -201,17 +201,11 @@ impl<'a, 'v> Driver<'a, 'v> {
     }
 
     fn rot(&mut self) -> &mut Rotation {
-        self.entry()
-            .rotation
-            .as_mut()
-            .expect("the driver runs on a rotation in flight")
+        self.entry().rotation.as_mut().expect("the driver runs on a rotation in flight")
     }
 
     fn rot_ref(&self) -> &Rotation {
-        self.entry_ref()
-            .rotation
-            .as_ref()
-            .expect("the driver runs on a rotation in flight")
+        self.entry_ref().rotation.as_ref().expect("the driver runs on a rotation in flight")
     }
 
     /// (new, old): the pending material and what consumers had before.
@@ -224,12 +218,7 @@ impl<'a, 'v> Driver<'a, 'v> {
         if local {
             return None;
         }
-        Some(
-            self.slots
-                .acquire()
-                .await
-                .expect("the slots are never closed"),
-        )
+        Some(self.slots.acquire().await.expect("the slots are never closed"))
     }
 
     async fn save(&mut self) -> Result<(), EngineError> {
@@ -254,11 +243,8 @@ impl<'a, 'v> Driver<'a, 'v> {
     /// Advances the rotation until it completes, waits, meets a gate or fails.
     pub(crate) async fn drive(&mut self) -> Result<Outcome, EngineError> {
         // An operator's rollback is the documented way out once they have reconciled.
-        if let Some(e) = self
-            .rot_ref()
-            .journal
-            .interrupted_once()
-            .filter(|_| !self.operator_rollback)
+        if let Some(e) =
+            self.rot_ref().journal.interrupted_once().filter(|_| !self.operator_rollback)
         {
             let message = format!(
                 "step {} was started at {} and must not be repeated, but its result was never recorded (the run was killed): reconcile by hand (see README, \"Interrupted steps\"), then run `rotagate rollback {}` to abandon this rotation",
@@ -278,11 +264,7 @@ impl<'a, 'v> Driver<'a, 'v> {
                 "{}: at {stage}{}{}",
                 self.id,
                 if rolling_back { ", rolling back" } else { "" },
-                if compensating.is_some() {
-                    ", putting back a failed promote"
-                } else {
-                    ""
-                }
+                if compensating.is_some() { ", putting back a failed promote" } else { "" }
             );
             let flow = if let Some(failure) = compensating {
                 self.compensate(failure).await?
@@ -335,12 +317,7 @@ impl<'a, 'v> Driver<'a, 'v> {
 
     /// Outputs of this rotation's finished steps, oldest first.
     fn produced(&self) -> Vec<Value> {
-        self.rot_ref()
-            .journal
-            .outputs("")
-            .into_iter()
-            .map(|(_, v)| v.clone())
-            .collect()
+        self.rot_ref().journal.outputs("").into_iter().map(|(_, v)| v.clone()).collect()
     }
 
     /// Builds a stage's actions; a kind that cannot be built (missing credentials)
@@ -421,10 +398,7 @@ impl<'a, 'v> Driver<'a, 'v> {
         {
             let view = View::new(new, old, &self.env);
             let produced = self.produced();
-            match action
-                .capture(&view, &self.step_context(step, &produced))
-                .await
-            {
+            match action.capture(&view, &self.step_context(step, &produced)).await {
                 Ok(before) => before,
                 Err(e) => return self.record_failure(step, &e.to_string()).await.map(Err),
             }
@@ -439,11 +413,7 @@ impl<'a, 'v> Driver<'a, 'v> {
         );
         let attempt = self.rot().journal.begin(step, false, before, now);
         self.save().await?;
-        info!(
-            "{}: {step}: {} (attempt {attempt})",
-            self.id,
-            action.describe()
-        );
+        info!("{}: {step}: {} (attempt {attempt})", self.id, action.describe());
         let produced = self.produced();
         let result = {
             let view = View::new(new, old, &self.env);
@@ -530,9 +500,7 @@ impl<'a, 'v> Driver<'a, 'v> {
             let probe = match self.probe_for(spec) {
                 Ok(p) => p,
                 Err(m) => {
-                    return Ok(Some(ProbesStopped::Flow(
-                        self.cannot_start(&step, m).await?,
-                    )));
+                    return Ok(Some(ProbesStopped::Flow(self.cannot_start(&step, m).await?)));
                 }
             };
             match self.probe(&step, spec, probe.as_ref(), new, old).await? {
@@ -615,17 +583,13 @@ impl<'a, 'v> Driver<'a, 'v> {
             let result = {
                 let view = View::new(new, old, &self.env);
                 let _slot = self.slot(false).await;
-                probe
-                    .check(&view, &self.step_context(step, &produced))
-                    .await
+                probe.check(&view, &self.step_context(step, &produced)).await
             };
             let now = self.now();
             match result {
                 Ok(evidence) => {
                     info!("{}: {step}: {evidence}", self.id);
-                    self.rot()
-                        .journal
-                        .finish(step, json!({ "evidence": evidence }), now);
+                    self.rot().journal.finish(step, json!({ "evidence": evidence }), now);
                     self.save().await?;
                     return Ok(ProbeFlow::Passed);
                 }

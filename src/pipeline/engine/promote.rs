@@ -30,11 +30,7 @@ impl Driver<'_, '_> {
         let planned = steps
             .iter()
             .map(|(i, a)| {
-                let op = if a.writes_values() {
-                    OpKind::Write
-                } else {
-                    OpKind::Run
-                };
+                let op = if a.writes_values() { OpKind::Write } else { OpKind::Run };
                 Planned::new(format!("promote/{i}"), a.as_ref(), op)
             })
             .collect();
@@ -45,8 +41,7 @@ impl Driver<'_, '_> {
             self.save().await?;
             return Ok(Flow::Continue);
         }
-        self.reach(Stage::Promoted, "consumers use the new material")
-            .await?;
+        self.reach(Stage::Promoted, "consumers use the new material").await?;
         Ok(Flow::Continue)
     }
 
@@ -71,10 +66,7 @@ impl Driver<'_, '_> {
         r.journal.undo("compensate/");
         r.compensating = None;
         r.error = Some(failure.clone());
-        self.audit(
-            "promote-compensated",
-            format!("{}: old values put back", failure.step),
-        );
+        self.audit("promote-compensated", format!("{}: old values put back", failure.step));
         if !left.is_empty() {
             // A first issuance: nothing was there before some writes, so they stay.
             let message = format!(
@@ -82,11 +74,7 @@ impl Driver<'_, '_> {
                 failure.step,
                 failure.message,
                 left.join(", "),
-                if left.len() == 1 {
-                    "it keeps"
-                } else {
-                    "they keep"
-                },
+                if left.len() == 1 { "it keeps" } else { "they keep" },
                 self.id
             );
             self.rot().error = Some(Failure::new(&failure.step, &message, failure.at.0));
@@ -135,11 +123,7 @@ impl Driver<'_, '_> {
                     continue;
                 }
             };
-            writes.push(Planned::new(
-                format!("{prefix}/restore/{i}"),
-                action.as_ref(),
-                op,
-            ));
+            writes.push(Planned::new(format!("{prefix}/restore/{i}"), action.as_ref(), op));
         }
         if writes.is_empty() {
             return Ok(Ok(left));

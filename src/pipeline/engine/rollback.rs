@@ -28,10 +28,7 @@ impl Driver<'_, '_> {
             RollbackStage::Restored => {
                 if old.is_some() {
                     // Verify the old material as if it were the new one.
-                    match self
-                        .run_probes("rollback/verify", old.as_ref(), new.as_ref())
-                        .await?
-                    {
+                    match self.run_probes("rollback/verify", old.as_ref(), new.as_ref()).await? {
                         None => {}
                         Some(ProbesStopped::Flow(flow)) => return Ok(flow),
                         Some(ProbesStopped::Exhausted { step, reason }) => {
@@ -117,16 +114,9 @@ impl Driver<'_, '_> {
 
     pub(super) async fn finish_rollback(&mut self) -> Result<Flow, EngineError> {
         let (now, entry, rotation) = self.end_rotation();
-        let reason = rotation
-            .rollback
-            .as_ref()
-            .map(|r| r.reason.clone())
-            .unwrap_or_default();
-        let dropped = rotation
-            .new
-            .as_ref()
-            .map(Material::summary)
-            .unwrap_or_else(|| "no material".into());
+        let reason = rotation.rollback.as_ref().map(|r| r.reason.clone()).unwrap_or_default();
+        let dropped =
+            rotation.new.as_ref().map(Material::summary).unwrap_or_else(|| "no material".into());
         entry.last = Some(crate::state::Finished {
             rotation: rotation.id.clone(),
             outcome: "rolled-back".into(),
@@ -139,10 +129,7 @@ impl Driver<'_, '_> {
             format!("{reason}; new material dropped ({dropped})"),
         );
         self.save().await?;
-        info!(
-            "{}: rolled back; the new material was dropped ({dropped})",
-            self.id
-        );
+        info!("{}: rolled back; the new material was dropped ({dropped})", self.id);
         Ok(Flow::Stop(Outcome::RolledBack {
             rotation: rotation.id,
             // A failure met in an earlier run was reported by that run: the run that

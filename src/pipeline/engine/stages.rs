@@ -42,13 +42,7 @@ impl Driver<'_, '_> {
         let minted = matches!(spec, KeySpec::Minted { .. });
         self.rot().journal.begin("generate", minted, None, now);
         self.save().await?;
-        let generated = if let KeySpec::Minted {
-            http,
-            extract,
-            kid_from,
-            expires_from,
-            ..
-        } = &spec
+        let generated = if let KeySpec::Minted { http, extract, kid_from, expires_from, .. } = &spec
         {
             let current = self.entry_ref().current.clone();
             let view = View::new(None, current.as_ref(), &self.env);
@@ -74,9 +68,7 @@ impl Driver<'_, '_> {
             // Left started, so the next run stops and asks for a reconcile instead of
             // minting again.
             Err(e @ material::MaterialError::Uncertain(_)) => {
-                let message = self
-                    .record_failure_unjournaled("generate", &e.to_string())
-                    .await?;
+                let message = self.record_failure_unjournaled("generate", &e.to_string()).await?;
                 return Ok(Flow::Stop(self.outcome_failed("generate", &message)));
             }
             Err(e) => {
@@ -90,11 +82,7 @@ impl Driver<'_, '_> {
         self.entry().record_kid(&kid, &fingerprint);
         let r = self.rot();
         r.new = Some(material);
-        r.journal.finish(
-            "generate",
-            json!({ "kid": kid, "fingerprint": fingerprint }),
-            now,
-        );
+        r.journal.finish("generate", json!({ "kid": kid, "fingerprint": fingerprint }), now);
         info!("{}: generated {} {summary}", self.id, self.cred.key.kind());
         // The new material is saved, encrypted, before anything is sent anywhere.
         self.reach(Stage::Generated, &summary).await?;
@@ -113,22 +101,14 @@ impl Driver<'_, '_> {
         {
             return Ok(Flow::Stop(o));
         }
-        self.reach(
-            Stage::Published,
-            "the new public half is trusted next to the old",
-        )
-        .await?;
+        self.reach(Stage::Published, "the new public half is trusted next to the old").await?;
         Ok(Flow::Continue)
     }
 
     pub(super) async fn propagate(&mut self) -> Result<Flow, EngineError> {
         let skip = self.rot_ref().emergency() || self.cred.strategy == Strategy::Immediate;
         if !skip {
-            let origin = self
-                .cred
-                .propagate
-                .as_ref()
-                .and_then(|p| p.origin().cloned());
+            let origin = self.cred.propagate.as_ref().and_then(|p| p.origin().cloned());
             if let Some(origin) = origin
                 && self.rot_ref().origin_seen_at.is_none()
             {
@@ -138,13 +118,7 @@ impl Driver<'_, '_> {
                 };
                 let (new, old) = self.materials();
                 match self
-                    .probe(
-                        "origin",
-                        &origin,
-                        probe.as_ref(),
-                        new.as_ref(),
-                        old.as_ref(),
-                    )
+                    .probe("origin", &origin, probe.as_ref(), new.as_ref(), old.as_ref())
                     .await?
                 {
                     ProbeFlow::Passed => {
@@ -169,24 +143,19 @@ impl Driver<'_, '_> {
                     .or_else(|| r.reached(Stage::Published))
                     .unwrap_or_else(|| self.now())
             };
-            if let Flow::Stop(o) = self
-                .wait_until(base + wait.signed(), "propagation to verifiers' caches")
-                .await
+            if let Flow::Stop(o) =
+                self.wait_until(base + wait.signed(), "propagation to verifiers' caches").await
             {
                 return Ok(Flow::Stop(o));
             }
         }
-        self.reach(Stage::Propagated, "verifiers hold the new public half")
-            .await?;
+        self.reach(Stage::Propagated, "verifiers hold the new public half").await?;
         Ok(Flow::Continue)
     }
 
     pub(super) async fn verify(&mut self) -> Result<Flow, EngineError> {
         let (new, old) = self.materials();
-        match self
-            .run_probes("verify", new.as_ref(), old.as_ref())
-            .await?
-        {
+        match self.run_probes("verify", new.as_ref(), old.as_ref()).await? {
             None => {}
             Some(ProbesStopped::Flow(flow)) => return Ok(flow),
             Some(ProbesStopped::Exhausted { step, reason }) => {
@@ -243,33 +212,21 @@ impl Driver<'_, '_> {
             || self.cred.strategy == Strategy::Immediate
             || self.bootstrap();
         if !skip {
-            let verified = self
-                .rot_ref()
-                .reached(Stage::Verified)
-                .unwrap_or_else(|| self.now());
+            let verified = self.rot_ref().reached(Stage::Verified).unwrap_or_else(|| self.now());
             let until = verified + self.cred.drain().signed();
-            if let Flow::Stop(o) = self
-                .wait_until(until, "drain (tokens signed with the old material expire)")
-                .await
+            if let Flow::Stop(o) =
+                self.wait_until(until, "drain (tokens signed with the old material expire)").await
             {
                 return Ok(Flow::Stop(o));
             }
         }
-        self.reach(
-            Stage::Drained,
-            "tokens signed with the old material have expired",
-        )
-        .await?;
+        self.reach(Stage::Drained, "tokens signed with the old material have expired").await?;
         Ok(Flow::Continue)
     }
 
     pub(super) async fn retire(&mut self) -> Result<Flow, EngineError> {
         let (new, old) = self.materials();
-        let manual = if old.is_some() {
-            Self::manual(&self.cred.retire)
-        } else {
-            Vec::new()
-        };
+        let manual = if old.is_some() { Self::manual(&self.cred.retire) } else { Vec::new() };
         let approval = old.is_some() && self.cred.strategy != Strategy::Immediate;
         if (approval || !manual.is_empty())
             && let Flow::Stop(o) = self.gate("retire", &manual).await?
@@ -290,11 +247,7 @@ impl Driver<'_, '_> {
         };
         if let Some(old) = &old
             && let Err((step, m)) = self
-                .run_steps(
-                    unpublish(&|i| format!("retire/unpublish/{i}")),
-                    Some(old),
-                    None,
-                )
+                .run_steps(unpublish(&|i| format!("retire/unpublish/{i}")), Some(old), None)
                 .await?
         {
             return Ok(Flow::Stop(self.outcome_failed(&step, &m)));
@@ -344,10 +297,7 @@ impl Driver<'_, '_> {
     pub(super) async fn complete(&mut self) -> Result<Flow, EngineError> {
         let (now, entry, rotation) = self.end_rotation();
         let old = entry.current.take();
-        let new = rotation
-            .new
-            .clone()
-            .expect("a retired rotation has new material");
+        let new = rotation.new.clone().expect("a retired rotation has new material");
         if let Some(kept) = old.as_ref().filter(|o| o.retain_until.is_some()) {
             entry.retained.push(kept.clone());
         }
@@ -361,17 +311,9 @@ impl Driver<'_, '_> {
             outcome: "completed".into(),
             at: now,
         });
-        entry.audit(
-            now,
-            Some(&rotation.id),
-            "completed",
-            format!("{} is current", new.summary()),
-        );
+        entry.audit(now, Some(&rotation.id), "completed", format!("{} is current", new.summary()));
         self.save().await?;
         info!("{}: completed; {} is current", self.id, new.summary());
-        Ok(Flow::Stop(Outcome::Completed {
-            rotation: rotation.id,
-            kid: new.kid,
-        }))
+        Ok(Flow::Stop(Outcome::Completed { rotation: rotation.id, kid: new.kid }))
     }
 }

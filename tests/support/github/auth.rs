@@ -4,12 +4,7 @@ use super::*;
 
 /// The routes of this resource; `None` for a request that is not one of them.
 pub(super) fn route(w: &mut World, request: &Request) -> Option<Answer> {
-    let Request {
-        method,
-        segs,
-        actor,
-        ..
-    } = *request;
+    let Request { method, segs, actor, .. } = *request;
     let not_found = || error(404, "Not Found");
     Some(match (method.as_str(), segs) {
         ("GET", ["app"]) => {
@@ -54,8 +49,7 @@ pub(super) fn route(w: &mut World, request: &Request) -> Option<Answer> {
             };
             let token = format!("ghs_{}", sha_of(format!("{owner}{}", w.next_id).as_bytes()));
             w.next_id += 1;
-            w.tokens
-                .insert(token.clone(), Actor::Installation { owner });
+            w.tokens.insert(token.clone(), Actor::Installation { owner });
             let mut a = example("POST /app/installations/{installation_id}/access_tokens");
             a["token"] = token.into();
             a["expires_at"] = (time::OffsetDateTime::now_utc() + time::Duration::hours(1))

@@ -4,22 +4,14 @@ use super::*;
 
 /// The routes of this resource; `None` for a request that is not one of them.
 pub(super) fn route(w: &mut World, request: &Request) -> Option<Answer> {
-    let Request {
-        method,
-        segs,
-        query,
-        body,
-        ..
-    } = *request;
+    let Request { method, segs, query, body, .. } = *request;
     let not_found = || error(404, "Not Found");
     Some(match (method.as_str(), segs) {
         ("GET", ["repos", _, _, "contents", rest @ ..]) => {
             let key = repo_key(segs);
             let path = rest.join("/");
-            let git_ref = query
-                .get("ref")
-                .cloned()
-                .unwrap_or_else(|| w.repos[&key].default_branch.clone());
+            let git_ref =
+                query.get("ref").cloned().unwrap_or_else(|| w.repos[&key].default_branch.clone());
             match w.file(&key, &git_ref, &path) {
                 Some((sha, bytes)) => {
                     let mut a = example("GET /repos/{owner}/{repo}/contents/{path}");
@@ -77,12 +69,8 @@ pub(super) fn route(w: &mut World, request: &Request) -> Option<Answer> {
                 }
                 _ => {}
             }
-            let commit = w.commit_files(
-                &key,
-                &branch,
-                &[(path.clone(), Some(bytes.clone()))],
-                message,
-            );
+            let commit =
+                w.commit_files(&key, &branch, &[(path.clone(), Some(bytes.clone()))], message);
             let blob = sha_of(&bytes);
             let mut a = example("PUT /repos/{owner}/{repo}/contents/{path}");
             a["content"]["name"] = path.rsplit('/').next().unwrap().into();
@@ -131,10 +119,7 @@ pub(super) fn route(w: &mut World, request: &Request) -> Option<Answer> {
                 ));
             };
             let Some(branch) = full.strip_prefix("refs/heads/") else {
-                return Some(validation(
-                    "Reference name must start with 'refs/'",
-                    "invalid",
-                ));
+                return Some(validation("Reference name must start with 'refs/'", "invalid"));
             };
             if !w.commits.contains_key(sha) {
                 return Some(validation("Object does not exist", "invalid"));
@@ -142,11 +127,7 @@ pub(super) fn route(w: &mut World, request: &Request) -> Option<Answer> {
             if w.repos[&key].refs.contains_key(branch) {
                 return Some(validation("Reference already exists", "already_exists"));
             }
-            w.repos
-                .get_mut(&key)
-                .unwrap()
-                .refs
-                .insert(branch.into(), sha.into());
+            w.repos.get_mut(&key).unwrap().refs.insert(branch.into(), sha.into());
             let mut a = example("POST /repos/{owner}/{repo}/git/refs");
             a["ref"] = full.into();
             a["object"]["sha"] = sha.into();
@@ -160,10 +141,7 @@ pub(super) fn route(w: &mut World, request: &Request) -> Option<Answer> {
             for e in body["tree"].as_array().into_iter().flatten() {
                 let (Some(path), Some(content)) = (e["path"].as_str(), e["content"].as_str())
                 else {
-                    return Some(validation(
-                        "tree entries need a path and content",
-                        "invalid",
-                    ));
+                    return Some(validation("tree entries need a path and content", "invalid"));
                 };
                 let b = w.blob(content.as_bytes());
                 tree.insert(path.into(), b);
@@ -206,10 +184,8 @@ pub(super) fn route(w: &mut World, request: &Request) -> Option<Answer> {
         },
         ("GET", ["repos", _, _, "commits"]) => {
             let key = repo_key(segs);
-            let start = query
-                .get("sha")
-                .cloned()
-                .unwrap_or_else(|| w.repos[&key].default_branch.clone());
+            let start =
+                query.get("sha").cloned().unwrap_or_else(|| w.repos[&key].default_branch.clone());
             let Some(mut sha) = w.repos[&key]
                 .refs
                 .get(&start)
@@ -219,10 +195,7 @@ pub(super) fn route(w: &mut World, request: &Request) -> Option<Answer> {
             else {
                 return Some(not_found());
             };
-            let per_page: usize = query
-                .get("per_page")
-                .and_then(|p| p.parse().ok())
-                .unwrap_or(30);
+            let per_page: usize = query.get("per_page").and_then(|p| p.parse().ok()).unwrap_or(30);
             let mut out = Vec::new();
             loop {
                 let c = w.commits[&sha].clone();

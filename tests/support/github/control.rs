@@ -5,10 +5,7 @@ use super::*;
 impl FakeGitHub {
     pub async fn start() -> FakeGitHub {
         let key = rotagate::material::rsa::generate(2048).unwrap();
-        let world = World {
-            app_key_public: key.public_pem.clone(),
-            ..Default::default()
-        };
+        let world = World { app_key_public: key.public_pem.clone(), ..Default::default() };
         let world = Arc::new(Mutex::new(world));
         let in_flight = Arc::new(AtomicUsize::new(0));
         let (w, f) = (world.clone(), in_flight.clone());
@@ -19,12 +16,7 @@ impl FakeGitHub {
             },
         );
         let addr = crate::support::server::serve(app).await;
-        FakeGitHub {
-            addr,
-            world,
-            in_flight,
-            app_key_pem: key.private_pem.expose().to_string(),
-        }
+        FakeGitHub { addr, world, in_flight, app_key_pem: key.private_pem.expose().to_string() }
     }
 
     /// A client of this fake as the test GitHub App, with quick retries.
@@ -80,10 +72,7 @@ impl FakeGitHub {
                 owner: owner.into(),
                 name: name.into(),
                 default_branch: "main".into(),
-                values: Values {
-                    keys: KeyPair::new(&format!("repo-{id}")),
-                    ..Default::default()
-                },
+                values: Values { keys: KeyPair::new(&format!("repo-{id}")), ..Default::default() },
                 environments: BTreeMap::new(),
                 refs: [("main".to_string(), root)].into(),
                 pulls: Vec::new(),
@@ -101,10 +90,7 @@ impl FakeGitHub {
     pub fn add_org(&self, org: &str) {
         self.w().orgs.insert(
             org.to_string(),
-            Values {
-                keys: KeyPair::new(&format!("org-{org}")),
-                ..Default::default()
-            },
+            Values { keys: KeyPair::new(&format!("org-{org}")), ..Default::default() },
         );
     }
 
@@ -117,20 +103,13 @@ impl FakeGitHub {
     pub fn install(&self, owner: &str) -> u64 {
         let mut w = self.w();
         let id = w.id() + 5_000;
-        w.installations.insert(
-            owner.to_string(),
-            (id, PERMISSIONS.iter().map(|p| p.to_string()).collect()),
-        );
+        w.installations
+            .insert(owner.to_string(), (id, PERMISSIONS.iter().map(|p| p.to_string()).collect()));
         id
     }
 
     pub fn revoke(&self, owner: &str, permission: &str) {
-        self.w()
-            .installations
-            .get_mut(owner)
-            .unwrap()
-            .1
-            .remove(permission);
+        self.w().installations.get_mut(owner).unwrap().1.remove(permission);
     }
 
     /// A personal access token acting as `login`.
@@ -146,12 +125,7 @@ impl FakeGitHub {
     pub fn installation_token(&self, owner: &str) -> String {
         let mut w = self.w();
         let t = format!("ghs_{}", sha_of(format!("installation {owner}").as_bytes()));
-        w.tokens.insert(
-            t.clone(),
-            Actor::Installation {
-                owner: owner.to_string(),
-            },
-        );
+        w.tokens.insert(t.clone(), Actor::Installation { owner: owner.to_string() });
         t
     }
 
@@ -159,30 +133,16 @@ impl FakeGitHub {
     pub fn workflow_token(&self, repo: &str) -> String {
         let mut w = self.w();
         let t = format!("ghs_workflow_{}", sha_of(repo.as_bytes()));
-        w.tokens.insert(
-            t.clone(),
-            Actor::Workflow {
-                repo: repo.to_string(),
-            },
-        );
+        w.tokens.insert(t.clone(), Actor::Workflow { repo: repo.to_string() });
         t
     }
 
     pub fn set_permission(&self, repo: &str, login: &str, permission: &str) {
-        self.w()
-            .repos
-            .get_mut(repo)
-            .unwrap()
-            .collaborators
-            .insert(login.into(), permission.into());
+        self.w().repos.get_mut(repo).unwrap().collaborators.insert(login.into(), permission.into());
     }
 
     pub fn add_team_member(&self, org: &str, team: &str, login: &str) {
-        self.w()
-            .teams
-            .entry(format!("{org}/{team}"))
-            .or_default()
-            .insert(login.into());
+        self.w().teams.entry(format!("{org}/{team}")).or_default().insert(login.into());
     }
 
     pub fn inject(&self, endpoint: &str, fault: Fault, times: usize) {
@@ -236,10 +196,7 @@ impl FakeGitHub {
         let w = self.w();
         let v = w.orgs.get(org)?;
         v.secrets.get(name).map(|(sealed, _)| {
-            (
-                v.keys.open(sealed),
-                v.org_settings.get(name).cloned().unwrap_or(Value::Null),
-            )
+            (v.keys.open(sealed), v.org_settings.get(name).cloned().unwrap_or(Value::Null))
         })
     }
 
@@ -248,35 +205,19 @@ impl FakeGitHub {
         let w = self.w();
         let v = &w.repos.get(repo)?.values;
         let secret_key = STANDARD.encode(v.keys.secret.as_ref()?.to_bytes());
-        v.secrets
-            .get(name)
-            .map(|(sealed, _)| (sealed.clone(), v.keys.public_b64(), secret_key))
+        v.secrets.get(name).map(|(sealed, _)| (sealed.clone(), v.keys.public_b64(), secret_key))
     }
 
     pub fn variable(&self, repo: &str, name: &str) -> Option<String> {
-        self.w()
-            .repos
-            .get(repo)?
-            .values
-            .variables
-            .get(name)
-            .cloned()
+        self.w().repos.get(repo)?.values.variables.get(name).cloned()
     }
 
     pub fn set_variable(&self, repo: &str, name: &str, value: &str) {
-        self.w()
-            .repos
-            .get_mut(repo)
-            .unwrap()
-            .values
-            .variables
-            .insert(name.into(), value.into());
+        self.w().repos.get_mut(repo).unwrap().values.variables.insert(name.into(), value.into());
     }
 
     pub fn file(&self, repo: &str, branch: &str, path: &str) -> Option<String> {
-        self.w()
-            .file(repo, branch, path)
-            .map(|(_, b)| String::from_utf8(b).unwrap())
+        self.w().file(repo, branch, path).map(|(_, b)| String::from_utf8(b).unwrap())
     }
 
     /// Every path on `branch`.
@@ -304,11 +245,7 @@ impl FakeGitHub {
     pub fn create_branch(&self, repo: &str, branch: &str, from: &str) {
         let mut w = self.w();
         let sha = w.repos[repo].refs[from].clone();
-        w.repos
-            .get_mut(repo)
-            .unwrap()
-            .refs
-            .insert(branch.into(), sha);
+        w.repos.get_mut(repo).unwrap().refs.insert(branch.into(), sha);
     }
 
     pub fn pulls(&self, repo: &str) -> Vec<Pull> {
@@ -316,21 +253,12 @@ impl FakeGitHub {
     }
 
     pub fn pull(&self, repo: &str, number: u64) -> Pull {
-        self.w().repos[repo]
-            .pulls
-            .iter()
-            .find(|p| p.number == number)
-            .unwrap()
-            .clone()
+        self.w().repos[repo].pulls.iter().find(|p| p.number == number).unwrap().clone()
     }
 
     fn with_pull<T>(&self, repo: &str, number: u64, f: impl FnOnce(&mut World, usize) -> T) -> T {
         let mut w = self.w();
-        let i = w.repos[repo]
-            .pulls
-            .iter()
-            .position(|p| p.number == number)
-            .unwrap();
+        let i = w.repos[repo].pulls.iter().position(|p| p.number == number).unwrap();
         f(&mut w, i)
     }
 
@@ -339,15 +267,13 @@ impl FakeGitHub {
             let id = w.id();
             let head = w.repos[repo].pulls[i].head.clone();
             let commit = w.repos[repo].refs[&head].clone();
-            w.repos.get_mut(repo).unwrap().pulls[i]
-                .reviews
-                .push(Review {
-                    id,
-                    user: login.into(),
-                    state: state.into(),
-                    commit_id: commit,
-                    submitted_at: now(),
-                });
+            w.repos.get_mut(repo).unwrap().pulls[i].reviews.push(Review {
+                id,
+                user: login.into(),
+                state: state.into(),
+                commit_id: commit,
+                submitted_at: now(),
+            });
             id
         })
     }
@@ -433,12 +359,7 @@ impl FakeGitHub {
 
     /// Moves `branch` to `sha` whatever it held (`git push --force`).
     pub fn force_push(&self, repo: &str, branch: &str, sha: &str) {
-        self.w()
-            .repos
-            .get_mut(repo)
-            .unwrap()
-            .refs
-            .insert(branch.into(), sha.into());
+        self.w().repos.get_mut(repo).unwrap().refs.insert(branch.into(), sha.into());
     }
 
     /// A closed pull request opened again, as anyone with write access can on GitHub.
@@ -453,15 +374,9 @@ impl FakeGitHub {
         let mut w = self.w();
         let default = w.repos[repo].default_branch.clone();
         let base_sha = w.repos[repo].refs[&default].clone();
-        w.repos
-            .get_mut(repo)
-            .unwrap()
-            .refs
-            .insert(head.into(), base_sha.clone());
-        let changes: Vec<(String, Option<Vec<u8>>)> = files
-            .iter()
-            .map(|(p, c)| (p.to_string(), Some(c.as_bytes().to_vec())))
-            .collect();
+        w.repos.get_mut(repo).unwrap().refs.insert(head.into(), base_sha.clone());
+        let changes: Vec<(String, Option<Vec<u8>>)> =
+            files.iter().map(|(p, c)| (p.to_string(), Some(c.as_bytes().to_vec()))).collect();
         w.commit_files(repo, head, &changes, "someone's change");
         let number = w.id();
         w.repos.get_mut(repo).unwrap().pulls.push(Pull {
@@ -497,10 +412,7 @@ impl FakeGitHub {
             .get_mut(repo)
             .unwrap()
             .workflow_outcome
-            .insert(
-                workflow.into(),
-                (status.into(), conclusion.map(str::to_string)),
-            );
+            .insert(workflow.into(), (status.into(), conclusion.map(str::to_string)));
     }
 
     /// Runs of `workflow` fail unless their input `input` is `value`.
@@ -515,35 +427,19 @@ impl FakeGitHub {
 
     /// Lifts [`FakeGitHub::accept_only_input`].
     pub fn accept_any_input(&self, repo: &str, workflow: &str) {
-        self.w()
-            .repos
-            .get_mut(repo)
-            .unwrap()
-            .accept_input
-            .remove(workflow);
+        self.w().repos.get_mut(repo).unwrap().accept_input.remove(workflow);
     }
 
     /// Moves every run of `workflow` to `status`/`conclusion`.
     pub fn finish_runs(&self, repo: &str, workflow: &str, conclusion: &str) {
         let mut w = self.w();
-        for run in w
-            .repos
-            .get_mut(repo)
-            .unwrap()
-            .runs
-            .entry(workflow.into())
-            .or_default()
-        {
+        for run in w.repos.get_mut(repo).unwrap().runs.entry(workflow.into()).or_default() {
             run.status = "completed".into();
             run.conclusion = Some(conclusion.into());
         }
     }
 
     pub fn runs(&self, repo: &str, workflow: &str) -> Vec<Run> {
-        self.w().repos[repo]
-            .runs
-            .get(workflow)
-            .cloned()
-            .unwrap_or_default()
+        self.w().repos[repo].runs.get(workflow).cloned().unwrap_or_default()
     }
 }

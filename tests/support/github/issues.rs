@@ -4,13 +4,7 @@ use super::*;
 
 /// The routes of this resource; `None` for a request that is not one of them.
 pub(super) fn route(w: &mut World, request: &Request) -> Option<Answer> {
-    let Request {
-        method,
-        segs,
-        query,
-        body,
-        ..
-    } = *request;
+    let Request { method, segs, query, body, .. } = *request;
     Some(match (method.as_str(), segs) {
         (_, ["repos", _, _, "issues", ..]) | (_, ["repos", _, _, "labels"]) => {
             issues(w, method, segs, query, body)
@@ -68,10 +62,8 @@ pub(super) fn issues(
             answer(201, a)
         }
         ("GET", ["issues"]) => {
-            let labels: Vec<&str> = query
-                .get("labels")
-                .map(|l| l.split(',').collect())
-                .unwrap_or_default();
+            let labels: Vec<&str> =
+                query.get("labels").map(|l| l.split(',').collect()).unwrap_or_default();
             let state = query.get("state").map(String::as_str).unwrap_or("open");
             let list: Vec<Value> = w.repos[&key]
                 .issues
@@ -105,9 +97,7 @@ pub(super) fn issues(
             };
             let mut v = example("POST /repos/{owner}/{repo}/issues");
             let shaped = issue_json(&issue, &key);
-            for k in [
-                "number", "id", "title", "body", "state", "html_url", "labels",
-            ] {
+            for k in ["number", "id", "title", "body", "state", "html_url", "labels"] {
                 v[k] = shaped[k].clone();
             }
             w.repos.get_mut(&key).unwrap().issues.push(issue);
@@ -128,17 +118,13 @@ pub(super) fn issues(
                     }
                     let shaped = issue_json(issue, &key);
                     let mut v = example("PATCH /repos/{owner}/{repo}/issues/{issue_number}");
-                    for k in [
-                        "number", "id", "title", "body", "state", "html_url", "labels",
-                    ] {
+                    for k in ["number", "id", "title", "body", "state", "html_url", "labels"] {
                         v[k] = shaped[k].clone();
                     }
                     answer(200, v)
                 }
                 ("POST", ["comments"]) => {
-                    issue
-                        .comments
-                        .push(body["body"].as_str().unwrap_or_default().into());
+                    issue.comments.push(body["body"].as_str().unwrap_or_default().into());
                     let mut v =
                         example("POST /repos/{owner}/{repo}/issues/{issue_number}/comments");
                     v["body"] = body["body"].clone();

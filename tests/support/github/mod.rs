@@ -48,10 +48,7 @@ fn examples() -> &'static Value {
 
 /// A documented example answer, to fill in.
 fn example(op: &str) -> Value {
-    examples()
-        .get(op)
-        .unwrap_or_else(|| panic!("no example for {op}"))
-        .clone()
+    examples().get(op).unwrap_or_else(|| panic!("no example for {op}")).clone()
 }
 
 fn first(op: &str) -> Value {
@@ -120,9 +117,7 @@ impl KeyPair {
     fn new(id: &str) -> KeyPair {
         KeyPair {
             id: id.to_string(),
-            secret: Some(crypto_box::SecretKey::generate(
-                &mut crypto_box::aead::OsRng,
-            )),
+            secret: Some(crypto_box::SecretKey::generate(&mut crypto_box::aead::OsRng)),
         }
     }
 
@@ -131,15 +126,9 @@ impl KeyPair {
     }
 
     fn open(&self, sealed_b64: &str) -> String {
-        let sealed = STANDARD
-            .decode(sealed_b64)
-            .expect("sealed values are base64");
+        let sealed = STANDARD.decode(sealed_b64).expect("sealed values are base64");
         String::from_utf8(
-            self.secret
-                .as_ref()
-                .unwrap()
-                .unseal(&sealed)
-                .expect("the sealed box opens"),
+            self.secret.as_ref().unwrap().unseal(&sealed).expect("the sealed box opens"),
         )
         .unwrap()
     }
@@ -271,11 +260,7 @@ pub const PERMISSIONS: &[&str] = &[
 type Answer = (StatusCode, Vec<(&'static str, String)>, Option<Value>);
 
 fn answer(status: u16, body: Value) -> Answer {
-    (
-        StatusCode::from_u16(status).unwrap(),
-        Vec::new(),
-        Some(body),
-    )
+    (StatusCode::from_u16(status).unwrap(), Vec::new(), Some(body))
 }
 
 /// One page of `items` as GitHub serves a list: `per_page` (default 30, at most `max`)
@@ -286,16 +271,9 @@ fn page_of(
     query: &BTreeMap<String, String>,
     max: usize,
 ) -> (Vec<Value>, Vec<(&'static str, String)>) {
-    let per_page = query
-        .get("per_page")
-        .and_then(|p| p.parse::<usize>().ok())
-        .unwrap_or(30)
-        .clamp(1, max);
-    let page = query
-        .get("page")
-        .and_then(|p| p.parse::<usize>().ok())
-        .unwrap_or(1)
-        .max(1);
+    let per_page =
+        query.get("per_page").and_then(|p| p.parse::<usize>().ok()).unwrap_or(30).clamp(1, max);
+    let page = query.get("page").and_then(|p| p.parse::<usize>().ok()).unwrap_or(1).max(1);
     let pages = items.len().div_ceil(per_page).max(1);
     let mut headers = Vec::new();
     if page < pages {
@@ -304,18 +282,10 @@ fn page_of(
         };
         headers.push((
             "link",
-            format!(
-                "{}; rel=\"next\", {}; rel=\"last\"",
-                link(page + 1),
-                link(pages)
-            ),
+            format!("{}; rel=\"next\", {}; rel=\"last\"", link(page + 1), link(pages)),
         ));
     }
-    let slice = items
-        .into_iter()
-        .skip((page - 1) * per_page)
-        .take(per_page)
-        .collect();
+    let slice = items.into_iter().skip((page - 1) * per_page).take(per_page).collect();
     (slice, headers)
 }
 
@@ -399,24 +369,17 @@ impl World {
     ) -> String {
         let seed = format!("{tree:?}{parents:?}{message}{}", self.id());
         let sha = sha_of(seed.as_bytes());
-        self.commits.insert(
-            sha.clone(),
-            Commit {
-                tree,
-                parents,
-                message: message.to_string(),
-            },
-        );
+        self.commits.insert(sha.clone(), Commit { tree, parents, message: message.to_string() });
         sha
     }
 
     fn tree_at(&self, repo: &str, git_ref: &str) -> Option<(String, BTreeMap<String, String>)> {
         let r = self.repos.get(repo)?;
-        let sha = r.refs.get(git_ref).cloned().or_else(|| {
-            self.commits
-                .contains_key(git_ref)
-                .then(|| git_ref.to_string())
-        })?;
+        let sha = r
+            .refs
+            .get(git_ref)
+            .cloned()
+            .or_else(|| self.commits.contains_key(git_ref).then(|| git_ref.to_string()))?;
         Some((sha.clone(), self.commits[&sha].tree.clone()))
     }
 
@@ -447,20 +410,13 @@ impl World {
             }
         }
         let sha = self.commit(tree, vec![parent], message);
-        self.repos
-            .get_mut(repo)
-            .unwrap()
-            .refs
-            .insert(branch.to_string(), sha.clone());
+        self.repos.get_mut(repo).unwrap().refs.insert(branch.to_string(), sha.clone());
         sha
     }
 
     fn pull_files(&self, repo: &str, pull: &Pull) -> Vec<(String, &'static str)> {
         let base_tree = self.commits[&pull.base_sha].tree.clone();
-        let head_tree = self
-            .tree_at(repo, &pull.head)
-            .map(|(_, t)| t)
-            .unwrap_or_default();
+        let head_tree = self.tree_at(repo, &pull.head).map(|(_, t)| t).unwrap_or_default();
         let mut out = Vec::new();
         for (path, blob) in &head_tree {
             match base_tree.get(path) {
@@ -668,11 +624,7 @@ async fn handle(
     let path = uri.path().trim_start_matches("/api/v3").to_string();
     let query: BTreeMap<String, String> = uri
         .query()
-        .map(|q| {
-            url::form_urlencoded::parse(q.as_bytes())
-                .into_owned()
-                .collect()
-        })
+        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
         .unwrap_or_default();
     let segs_owned: Vec<String> = path
         .trim_start_matches('/')
@@ -689,11 +641,8 @@ async fn handle(
     let (fault, latency) = {
         let mut w = world.lock().unwrap();
         *w.counts.entry(endpoint.clone()).or_default() += 1;
-        let fault = w
-            .faults
-            .iter_mut()
-            .find(|(e, _, n)| *e == endpoint && *n > 0)
-            .map(|(_, f, n)| {
+        let fault =
+            w.faults.iter_mut().find(|(e, _, n)| *e == endpoint && *n > 0).map(|(_, f, n)| {
                 *n -= 1;
                 f.clone()
             });
@@ -731,10 +680,7 @@ async fn handle(
             let stream = futures::stream::once(async {
                 Err::<Bytes, std::io::Error>(std::io::Error::other("connection reset"))
             });
-            return Response::builder()
-                .status(200)
-                .body(Body::from_stream(stream))
-                .unwrap();
+            return Response::builder().status(200).body(Body::from_stream(stream)).unwrap();
         }
         None => {}
     }
@@ -763,9 +709,7 @@ async fn handle(
     } else {
         serde_json::from_slice(&body).unwrap_or(Value::Null)
     };
-    respond(route(
-        &mut w, &actor, &method, &segs, &query, &body, &endpoint,
-    ))
+    respond(route(&mut w, &actor, &method, &segs, &query, &body, &endpoint))
 }
 
 /// github.com's secondary limits: concurrency, points per endpoint per minute, content
@@ -785,21 +729,14 @@ fn secondary_limit(
     }
     let points = if *method == Method::GET { 1 } else { 5 };
     let spent = w.spent.entry(endpoint.to_string()).or_default();
-    while spent
-        .front()
-        .is_some_and(|(t, _)| now.duration_since(*t) >= l.window)
-    {
+    while spent.front().is_some_and(|(t, _)| now.duration_since(*t) >= l.window) {
         spent.pop_front();
     }
     let used: u32 = spent.iter().map(|(_, p)| p).sum();
     if used + points > l.points_per_endpoint {
         return Some(window_secs);
     }
-    while w
-        .created
-        .front()
-        .is_some_and(|t| now.duration_since(*t) >= l.window)
-    {
+    while w.created.front().is_some_and(|t| now.duration_since(*t) >= l.window) {
         w.created.pop_front();
     }
     if creates && w.created.len() as u32 >= l.content_per_window {
@@ -813,10 +750,7 @@ fn secondary_limit(
 }
 
 fn authenticate(w: &World, headers: &HeaderMap) -> Result<Actor, Answer> {
-    let header = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
+    let header = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
     let token = header
         .strip_prefix("Bearer ")
         .or_else(|| header.strip_prefix("token "))
@@ -844,10 +778,7 @@ fn authenticate(w: &World, headers: &HeaderMap) -> Result<Actor, Answer> {
         }
         return Ok(Actor::App);
     }
-    w.tokens
-        .get(token)
-        .cloned()
-        .ok_or_else(|| error(401, "Bad credentials"))
+    w.tokens.get(token).cloned().ok_or_else(|| error(401, "Bad credentials"))
 }
 
 fn authorize(w: &World, actor: &Actor, endpoint: &str, segs: &[&str]) -> Result<(), Answer> {
@@ -929,22 +860,9 @@ fn route(
         a["html_url"] = format!("https://github.com/{}", repo_key(segs)).into();
         return answer(200, a);
     }
-    let resources = [
-        auth::route,
-        values::route,
-        runs::route,
-        contents::route,
-        pulls::route,
-        issues::route,
-    ];
-    let request = Request {
-        actor,
-        method,
-        segs,
-        query,
-        body,
-        endpoint,
-    };
+    let resources =
+        [auth::route, values::route, runs::route, contents::route, pulls::route, issues::route];
+    let request = Request { actor, method, segs, query, body, endpoint };
     for resource in resources {
         if let Some(answer) = resource(w, &request) {
             return answer;

@@ -5,24 +5,14 @@ use super::*;
 
 /// The routes of this resource; `None` for a request that is not one of them.
 pub(super) fn route(w: &mut World, request: &Request) -> Option<Answer> {
-    let Request {
-        method,
-        segs,
-        actor,
-        query,
-        body,
-        ..
-    } = *request;
+    let Request { method, segs, actor, query, body, .. } = *request;
     let not_found = || error(404, "Not Found");
     Some(match (method.as_str(), segs) {
         (_, ["repos", _, _, "pulls", ..]) => pulls(w, actor, method, segs, query, body),
         ("GET", ["repos", _, _, "collaborators", login, "permission"]) => {
             let key = repo_key(segs);
-            let permission = w.repos[&key]
-                .collaborators
-                .get(*login)
-                .cloned()
-                .unwrap_or_else(|| "none".into());
+            let permission =
+                w.repos[&key].collaborators.get(*login).cloned().unwrap_or_else(|| "none".into());
             let mut a = example("GET /repos/{owner}/{repo}/collaborators/{username}/permission");
             a["permission"] = match permission.as_str() {
                 "maintain" => "write",
@@ -35,10 +25,7 @@ pub(super) fn route(w: &mut World, request: &Request) -> Option<Answer> {
             answer(200, a)
         }
         ("GET", ["orgs", org, "teams", team, "memberships", login]) => {
-            if w.teams
-                .get(&format!("{org}/{team}"))
-                .is_some_and(|m| m.contains(*login))
-            {
+            if w.teams.get(&format!("{org}/{team}")).is_some_and(|m| m.contains(*login)) {
                 let mut a = example("GET /orgs/{org}/teams/{team_slug}/memberships/{username}");
                 a["state"] = "active".into();
                 answer(200, a)
@@ -65,12 +52,7 @@ pub(super) fn pull_json(w: &World, repo: &str, p: &Pull, full: bool) -> Value {
     v["user"] = user_object(&p.user, w.user_id(&p.user));
     v["html_url"] = format!("https://github.com/{repo}/pull/{}", p.number).into();
     v["head"]["ref"] = p.head.clone().into();
-    v["head"]["sha"] = w.repos[repo]
-        .refs
-        .get(&p.head)
-        .cloned()
-        .unwrap_or_default()
-        .into();
+    v["head"]["sha"] = w.repos[repo].refs.get(&p.head).cloned().unwrap_or_default().into();
     v["head"]["label"] = format!("{}:{}", w.repos[repo].owner, p.head).into();
     v["base"]["ref"] = p.base.clone().into();
     v["base"]["label"] = format!("{}:{}", w.repos[repo].owner, p.base).into();
@@ -78,10 +60,7 @@ pub(super) fn pull_json(w: &World, repo: &str, p: &Pull, full: bool) -> Value {
     v["merge_commit_sha"] = p.merge_sha.clone().map_or(Value::Null, Value::from);
     if full {
         v["merged"] = p.merged_at.is_some().into();
-        v["merged_by"] = p
-            .merged_by
-            .as_ref()
-            .map_or(Value::Null, |m| user_object(m, w.user_id(m)));
+        v["merged_by"] = p.merged_by.as_ref().map_or(Value::Null, |m| user_object(m, w.user_id(m)));
     }
     v
 }
@@ -97,10 +76,8 @@ pub(super) fn pulls(
     let key = repo_key(segs);
     match (method.as_str(), &segs[3..]) {
         ("GET", ["pulls"]) => {
-            let head = query
-                .get("head")
-                .and_then(|h| h.split_once(':'))
-                .map(|(_, b)| b.to_string());
+            let head =
+                query.get("head").and_then(|h| h.split_once(':')).map(|(_, b)| b.to_string());
             let state = query.get("state").map(String::as_str).unwrap_or("open");
             let list: Vec<Value> = w.repos[&key]
                 .pulls
@@ -113,11 +90,9 @@ pub(super) fn pulls(
             answer(200, Value::Array(list))
         }
         ("POST", ["pulls"]) => {
-            let (Some(head), Some(base), Some(title)) = (
-                body["head"].as_str(),
-                body["base"].as_str(),
-                body["title"].as_str(),
-            ) else {
+            let (Some(head), Some(base), Some(title)) =
+                (body["head"].as_str(), body["base"].as_str(), body["title"].as_str())
+            else {
                 return validation(
                     "Invalid request.\n\n\"head\", \"base\" and \"title\" are required.",
                     "missing_field",
@@ -127,16 +102,9 @@ pub(super) fn pulls(
             if !refs.contains_key(head) || !refs.contains_key(base) {
                 return validation("Validation Failed: head or base does not exist", "invalid");
             }
-            if w.repos[&key]
-                .pulls
-                .iter()
-                .any(|p| p.head == head && p.state == "open")
-            {
+            if w.repos[&key].pulls.iter().any(|p| p.head == head && p.state == "open") {
                 return validation(
-                    &format!(
-                        "A pull request already exists for {}:{head}.",
-                        w.repos[&key].owner
-                    ),
+                    &format!("A pull request already exists for {}:{head}.", w.repos[&key].owner),
                     "custom",
                 );
             }
@@ -169,11 +137,8 @@ pub(super) fn pulls(
             answer(201, v)
         }
         (_, ["pulls", n, rest @ ..]) => {
-            let Some(pull) = w.repos[&key]
-                .pulls
-                .iter()
-                .find(|p| p.number.to_string() == *n)
-                .cloned()
+            let Some(pull) =
+                w.repos[&key].pulls.iter().find(|p| p.number.to_string() == *n).cloned()
             else {
                 return error(404, "Not Found");
             };

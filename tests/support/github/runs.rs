@@ -4,13 +4,7 @@ use super::*;
 
 /// The routes of this resource; `None` for a request that is not one of them.
 pub(super) fn route(w: &mut World, request: &Request) -> Option<Answer> {
-    let Request {
-        method,
-        segs,
-        query,
-        body,
-        ..
-    } = *request;
+    let Request { method, segs, query, body, .. } = *request;
     Some(match (method.as_str(), segs) {
         ("POST", ["repos", _, _, "actions", "workflows", wf, "dispatches"]) => {
             let key = repo_key(segs);
@@ -21,10 +15,7 @@ pub(super) fn route(w: &mut World, request: &Request) -> Option<Answer> {
                 ));
             };
             if !w.repos[&key].refs.contains_key(git_ref) {
-                return Some(validation(
-                    &format!("No ref found for: {git_ref}"),
-                    "invalid",
-                ));
+                return Some(validation(&format!("No ref found for: {git_ref}"), "invalid"));
             }
             let id = w.id();
             let r = w.repos.get_mut(&key).unwrap();

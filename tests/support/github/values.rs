@@ -5,14 +5,7 @@ use super::*;
 
 /// The routes of this resource; `None` for a request that is not one of them.
 pub(super) fn route(w: &mut World, request: &Request) -> Option<Answer> {
-    let Request {
-        method,
-        segs,
-        query,
-        body,
-        endpoint,
-        ..
-    } = *request;
+    let Request { method, segs, query, body, endpoint, .. } = *request;
     Some(match (method.as_str(), segs) {
         (_, ["repos", _, _, "actions", "secrets", ..])
         | (_, ["repos", _, _, "environments", _, "secrets", ..])
@@ -78,11 +71,7 @@ pub(super) fn secrets(
                     "invalid",
                 );
             }
-            if STANDARD
-                .decode(sealed)
-                .map(|b| b.len() < 48)
-                .unwrap_or(true)
-            {
+            if STANDARD.decode(sealed).map(|b| b.len() < 48).unwrap_or(true) {
                 return validation(
                     "Invalid request.\n\nencrypted_value is not a sealed box",
                     "invalid",
@@ -94,21 +83,15 @@ pub(super) fn secrets(
                     "missing_field",
                 );
             }
-            let existed = values
-                .secrets
-                .insert(name.to_string(), (sealed.to_string(), now()))
-                .is_some();
+            let existed =
+                values.secrets.insert(name.to_string(), (sealed.to_string(), now())).is_some();
             if matches!(scope, Scope::Org(_)) {
                 values.org_settings.insert(
                     name.to_string(),
                     json!({ "visibility": body["visibility"], "selected_repository_ids": body["selected_repository_ids"] }),
                 );
             }
-            if existed {
-                empty(204)
-            } else {
-                answer(201, json!({}))
-            }
+            if existed { empty(204) } else { answer(201, json!({})) }
         }
         _ => error(404, "Not Found"),
     }
@@ -187,9 +170,7 @@ pub async fn write_secrets(
     repos: &[impl AsRef<str>],
     names: usize,
 ) -> Duration {
-    let set: String = (0..names)
-        .map(|i| format!("S_{i}: \"{{{{ new.value }}}}\", "))
-        .collect();
+    let set: String = (0..names).map(|i| format!("S_{i}: \"{{{{ new.value }}}}\", ")).collect();
     let repos: Vec<&str> = repos.iter().map(AsRef::as_ref).collect();
     let yaml = format!(
         "github-secret: {{ repos: [{}], set: {{ {} }} }}",
@@ -201,13 +182,8 @@ pub async fn write_secrets(
             &yaml,
         ))
         .unwrap();
-    let providers = rotagate::step::Providers {
-        github: Some(gh),
-        ..Default::default()
-    };
-    let action = rotagate::actions::build(&spec, &providers)
-        .unwrap()
-        .unwrap();
+    let providers = rotagate::step::Providers { github: Some(gh), ..Default::default() };
+    let action = rotagate::actions::build(&spec, &providers).unwrap().unwrap();
     let material = rotagate::material::generate(
         &rotagate::config::KeySpec::Secret {
             length: 40,
@@ -231,15 +207,8 @@ pub async fn write_secrets(
         env: &env,
         produced: &[],
     };
-    let view = rotagate::step::View {
-        new: Some(&material),
-        old: None,
-        env: &env,
-    };
+    let view = rotagate::step::View { new: Some(&material), old: None, env: &env };
     let started = std::time::Instant::now();
-    action
-        .execute(rotagate::actions::Op::Write(&view), &cx)
-        .await
-        .unwrap();
+    action.execute(rotagate::actions::Op::Write(&view), &cx).await.unwrap();
     started.elapsed()
 }
