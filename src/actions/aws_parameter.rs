@@ -3,11 +3,10 @@
 //! holds it (a rerun after a lost answer), so a killed run never makes two versions.
 //! Rollback writes the old value back as a new version.
 
+use crate::config::shape;
 use async_trait::async_trait;
 use aws_sdk_ssm::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ssm::types::ParameterType;
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::aws_secret::{AwsSecretAction, check_name, check_region};
@@ -18,21 +17,20 @@ use crate::config::validate::{Role, Scope, Validator};
 use crate::secret::Secret;
 use crate::step::{Providers, StepContext, StepError, View};
 
-#[serde_with::skip_serializing_none]
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AwsParameterAction {
-    /// The parameter's name, e.g. `/payments/signing-key`.
-    pub name: String,
-    /// The region (default: the SDK's, from AWS_REGION or the profile).
-    pub region: Option<String>,
-    /// The KMS key (id, alias or ARN) the SecureString is encrypted with (default
-    /// `alias/aws/ssm`).
-    pub kms_key_id: Option<String>,
-    /// KEY: value: the parameter is this JSON object (a kid and its key together).
-    pub set: Option<std::collections::BTreeMap<String, Template>>,
-    /// The whole value, instead of `set`.
-    pub value: Option<Template>,
+shape! {
+    pub struct AwsParameterAction {
+        /// The parameter's name, e.g. `/payments/signing-key`.
+        pub name: String,
+        /// The region (default: the SDK's, from AWS_REGION or the profile).
+        pub region: Option<String>,
+        /// The KMS key (id, alias or ARN) the SecureString is encrypted with (default
+        /// `alias/aws/ssm`).
+        pub kms_key_id: Option<String>,
+        /// KEY: value: the parameter is this JSON object (a kid and its key together).
+        pub set: Option<std::collections::BTreeMap<String, Template>>,
+        /// The whole value, instead of `set`.
+        pub value: Option<Template>,
+    }
 }
 
 impl AwsParameterAction {

@@ -4,13 +4,12 @@
 //! `AWSPREVIOUS`), rollback moves the label back. Each version's id is derived from
 //! the material (ClientRequestToken), so a killed run never makes two.
 
+use crate::config::shape;
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{Action, ActionKind, Built, Captured, Op};
@@ -25,23 +24,22 @@ const CURRENT: &str = "AWSCURRENT";
 const PENDING: &str = "AWSPENDING";
 const PREVIOUS: &str = "AWSPREVIOUS";
 
-/// Where a value goes in AWS and what it is: one string, or a JSON object of keys
-/// written together.
-#[serde_with::skip_serializing_none]
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AwsSecretAction {
-    /// The secret's name or ARN (created, as the first version, if it does not exist).
-    pub secret: String,
-    /// The region (default: the SDK's, from AWS_REGION or the profile).
-    pub region: Option<String>,
-    /// The KMS key (id, alias or ARN) a secret rotagate creates is encrypted with.
-    pub kms_key_id: Option<String>,
-    /// KEY: value: the secret string is this JSON object (a kid and its key in one
-    /// version).
-    pub set: Option<BTreeMap<String, Template>>,
-    /// The whole secret string, instead of `set`.
-    pub value: Option<Template>,
+shape! {
+    /// Where a value goes in AWS and what it is: one string, or a JSON object of keys
+    /// written together.
+    pub struct AwsSecretAction {
+        /// The secret's name or ARN (created, as the first version, if it does not exist).
+        pub secret: String,
+        /// The region (default: the SDK's, from AWS_REGION or the profile).
+        pub region: Option<String>,
+        /// The KMS key (id, alias or ARN) a secret rotagate creates is encrypted with.
+        pub kms_key_id: Option<String>,
+        /// KEY: value: the secret string is this JSON object (a kid and its key in one
+        /// version).
+        pub set: Option<BTreeMap<String, Template>>,
+        /// The whole secret string, instead of `set`.
+        pub value: Option<Template>,
+    }
 }
 
 impl AwsSecretAction {

@@ -1,6 +1,7 @@
 //! `command`: a program run with a cleared environment, values on stdin, never in argv
 //! (see [`crate::step::run_command`]).
 
+use crate::config::shape;
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
@@ -10,27 +11,24 @@ use crate::config::validate::steps as check;
 use crate::config::validate::{Role, Scope, Validator};
 use crate::config::{CommandSpec, Dur};
 use crate::step::{Providers, StepContext, StepError, run_command};
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 
-#[serde_with::skip_serializing_none]
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CommandAction {
-    /// The program, relative to rotagate.yaml or on PATH. No shell is involved.
-    pub run: String,
-    /// Arguments; templates here may not hold private values or env values (argv is
-    /// visible to every process on the machine).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub args: Vec<Template>,
-    /// Written to the program's stdin.
-    pub stdin: Option<Template>,
-    /// Variables passed through from rotagate's environment (they must be listed in the
-    /// credential's env). Nothing else is inherited except a minimal PATH.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub env: Vec<String>,
-    /// Kill the program after this long (default 5m).
-    pub timeout: Option<Dur>,
+shape! {
+    pub struct CommandAction {
+        /// The program, relative to rotagate.yaml or on PATH. No shell is involved.
+        pub run: String,
+        /// Arguments; templates here may not hold private values or env values (argv is
+        /// visible to every process on the machine).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub args: Vec<Template>,
+        /// Written to the program's stdin.
+        pub stdin: Option<Template>,
+        /// Variables passed through from rotagate's environment (they must be listed in the
+        /// credential's env). Nothing else is inherited except a minimal PATH.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub env: Vec<String>,
+        /// Kill the program after this long (default 5m).
+        pub timeout: Option<Dur>,
+    }
 }
 
 pub struct CommandStep {

@@ -1,6 +1,7 @@
 //! `file`: keys in a dotenv file (`set`), or a whole file such as a docker secret
 //! (`content`). Writes are atomic; lines rotagate does not own are left alone.
 
+use crate::config::shape;
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
@@ -13,22 +14,19 @@ use crate::config::validate::steps::{relative_path, template, valid_env_key};
 use crate::config::validate::{Role, Scope, Slot, Validator};
 use crate::secret::Secret;
 use crate::step::{Providers, StepContext, StepError, View, resolve};
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 
-#[serde_with::skip_serializing_none]
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct FileAction {
-    /// Path relative to rotagate.yaml.
-    pub path: String,
-    /// KEY: value lines to upsert in a dotenv file; other lines stay as they are.
-    /// Keys may use {{ new.role }} for alternating slots.
-    pub set: Option<BTreeMap<Template, Template>>,
-    /// The whole file content (e.g. a PEM for a docker secret).
-    pub content: Option<Template>,
-    /// Unix permissions for the file (default 0600).
-    pub mode: Option<u32>,
+shape! {
+    pub struct FileAction {
+        /// Path relative to rotagate.yaml.
+        pub path: String,
+        /// KEY: value lines to upsert in a dotenv file; other lines stay as they are.
+        /// Keys may use {{ new.role }} for alternating slots.
+        pub set: Option<BTreeMap<Template, Template>>,
+        /// The whole file content (e.g. a PEM for a docker secret).
+        pub content: Option<Template>,
+        /// Unix permissions for the file (default 0600).
+        pub mode: Option<u32>,
+    }
 }
 
 pub struct FileTarget {

@@ -2,6 +2,7 @@
 //! Each scope's public key is fetched once per run; every value is sealed (libsodium
 //! sealed box) and written, many at once. All values of one entry are one step.
 
+use crate::config::shape;
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
@@ -17,27 +18,26 @@ use crate::config::validate::{Scope as Names, Slot, Validator};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// Where GitHub secrets or variables go, and what they are set to.
-#[serde_with::skip_serializing_none]
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct GithubValuesAction {
-    /// One repository, `owner/name`.
-    pub repo: Option<String>,
-    /// Several repositories, written concurrently.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub repos: Vec<String>,
-    /// An environment of the repository (or repositories).
-    pub environment: Option<String>,
-    /// An organisation (organisation-level values).
-    pub org: Option<String>,
-    /// Which of the organisation's repositories can use them (default `private`).
-    pub visibility: Option<Visibility>,
-    /// For `visibility: selected`: repository names in the organisation.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub repositories: Vec<String>,
-    /// NAME: value.
-    pub set: BTreeMap<String, Template>,
+shape! {
+    /// Where GitHub secrets or variables go, and what they are set to.
+    pub struct GithubValuesAction {
+        /// One repository, `owner/name`.
+        pub repo: Option<String>,
+        /// Several repositories, written concurrently.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub repos: Vec<String>,
+        /// An environment of the repository (or repositories).
+        pub environment: Option<String>,
+        /// An organisation (organisation-level values).
+        pub org: Option<String>,
+        /// Which of the organisation's repositories can use them (default `private`).
+        pub visibility: Option<Visibility>,
+        /// For `visibility: selected`: repository names in the organisation.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub repositories: Vec<String>,
+        /// NAME: value.
+        pub set: BTreeMap<String, Template>,
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -1,6 +1,7 @@
 //! `github-workflow`: dispatches a workflow (a redeploy) and journals which run it
 //! started; the probe of the same name follows that run to its conclusion.
 
+use crate::config::shape;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -14,23 +15,20 @@ use crate::config::validate::{Role, Scope, Slot, Validator};
 use crate::github::runs::{dispatch_runs, run_after};
 use crate::github::{Call, GitHub, encode};
 use crate::step::{Providers, StepContext, StepError};
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 
-#[serde_with::skip_serializing_none]
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct GithubWorkflowAction {
-    /// `owner/name`
-    pub repo: String,
-    /// The workflow file name (`deploy.yml`) or id.
-    pub workflow: String,
-    /// The branch or tag to run on (default: the repository's default branch).
-    #[serde(rename = "ref")]
-    pub git_ref: Option<String>,
-    /// workflow_dispatch inputs (shown in the run page: public values only).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub inputs: BTreeMap<String, Template>,
+shape! {
+    pub struct GithubWorkflowAction {
+        /// `owner/name`
+        pub repo: String,
+        /// The workflow file name (`deploy.yml`) or id.
+        pub workflow: String,
+        /// The branch or tag to run on (default: the repository's default branch).
+        #[serde(rename = "ref")]
+        pub git_ref: Option<String>,
+        /// workflow_dispatch inputs (shown in the run page: public values only).
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        pub inputs: BTreeMap<String, Template>,
+    }
 }
 
 pub struct Dispatch {

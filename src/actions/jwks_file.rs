@@ -2,6 +2,7 @@
 //! new public JWK, unpublish removes a kid; keys rotagate does not own are left alone,
 //! order is kept and the output is stable, pretty JSON.
 
+use crate::config::shape;
 use std::path::Path;
 
 use async_trait::async_trait;
@@ -16,20 +17,17 @@ use crate::config::validate::{Role, Scope, Validator};
 use crate::github::{Call, GitHub};
 use crate::material::Material;
 use crate::step::{Providers, StepContext, StepError, resolve};
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 
-#[serde_with::skip_serializing_none]
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct JwksFileAction {
-    /// Path relative to rotagate.yaml, or within `repo`.
-    pub path: String,
-    /// A GitHub repository (`owner/name`) holding the file, committed through the
-    /// contents API.
-    pub repo: Option<String>,
-    /// The branch to commit to (default: the repository's default branch).
-    pub branch: Option<String>,
+shape! {
+    pub struct JwksFileAction {
+        /// Path relative to rotagate.yaml, or within `repo`.
+        pub path: String,
+        /// A GitHub repository (`owner/name`) holding the file, committed through the
+        /// contents API.
+        pub repo: Option<String>,
+        /// The branch to commit to (default: the repository's default branch).
+        pub branch: Option<String>,
+    }
 }
 
 pub struct JwksFile {

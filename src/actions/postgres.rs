@@ -2,6 +2,7 @@
 //! connection. Publish fills a role (the idle one of an alternating pair), unpublish
 //! clears it; as a promote target it writes the password of one role.
 
+use crate::config::shape;
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
@@ -11,19 +12,16 @@ use crate::config::validate::steps as check;
 use crate::config::validate::{Role, Scope, Validator};
 use crate::postgres::{clear_password, config, connect, role_and_password, set_password};
 use crate::step::{Providers, StepContext, StepError, View};
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 
-#[serde_with::skip_serializing_none]
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PostgresAction {
-    /// An admin connection URL, e.g. "{{ env.PG_ADMIN_URL }}".
-    pub url: Template,
-    /// The role (default {{ new.role }}, for `strategy: alternating`).
-    pub role: Option<Template>,
-    /// The password (default {{ new.value }}).
-    pub password: Option<Template>,
+shape! {
+    pub struct PostgresAction {
+        /// An admin connection URL, e.g. "{{ env.PG_ADMIN_URL }}".
+        pub url: Template,
+        /// The role (default {{ new.role }}, for `strategy: alternating`).
+        pub role: Option<Template>,
+        /// The password (default {{ new.value }}).
+        pub password: Option<Template>,
+    }
 }
 
 pub struct Postgres {

@@ -4,11 +4,10 @@
 //! secret's other keys are kept. Rollback writes the old values back as a new version:
 //! history is never deleted.
 
+use crate::config::shape;
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{Action, ActionKind, Built, Captured, Op};
@@ -19,19 +18,18 @@ use crate::hashicorp::{KvPath, VaultClient};
 use crate::secret::Secret;
 use crate::step::{Providers, StepContext, StepError, View};
 
-#[serde_with::skip_serializing_none]
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct VaultKvAction {
-    /// The mount of a KV version 2 secrets engine (default `secret`).
-    #[serde(default = "default_mount")]
-    pub mount: String,
-    /// The secret's path inside the mount, e.g. `app/signing`.
-    pub path: String,
-    /// A Vault Enterprise namespace (default: ROTAGATE_VAULT_NAMESPACE).
-    pub namespace: Option<String>,
-    /// KEY: value, written together as one new version; the secret's other keys stay.
-    pub set: BTreeMap<String, Template>,
+shape! {
+    pub struct VaultKvAction {
+        /// The mount of a KV version 2 secrets engine (default `secret`).
+        #[serde(default = "default_mount")]
+        pub mount: String,
+        /// The secret's path inside the mount, e.g. `app/signing`.
+        pub path: String,
+        /// A Vault Enterprise namespace (default: ROTAGATE_VAULT_NAMESPACE).
+        pub namespace: Option<String>,
+        /// KEY: value, written together as one new version; the secret's other keys stay.
+        pub set: BTreeMap<String, Template>,
+    }
 }
 
 fn default_mount() -> String {

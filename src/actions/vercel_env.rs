@@ -1,6 +1,7 @@
 //! `vercel-env`: environment variables of a Vercel project. Every value of one entry
 //! goes in one upsert request, so a kid and its private key flip together.
 
+use crate::config::shape;
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
@@ -15,23 +16,22 @@ use crate::vercel::{EnvVar, Project, Vercel};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-#[serde_with::skip_serializing_none]
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct VercelEnvAction {
-    /// The project's name or id.
-    pub project: String,
-    /// The team id (`team_...`) the project belongs to, sent as `teamId`.
-    pub team: Option<String>,
-    /// Environments the values apply to (default `[production]`).
-    #[serde(default = "default_vercel_targets")]
-    pub target: Vec<VercelTarget>,
-    /// `sensitive` (default: never readable again, production and preview only) or
-    /// `encrypted` (readable by the team, so a first write can be put back exactly).
-    #[serde(default, rename = "type")]
-    pub kind: VercelEnvType,
-    /// NAME: value.
-    pub set: BTreeMap<String, Template>,
+shape! {
+    pub struct VercelEnvAction {
+        /// The project's name or id.
+        pub project: String,
+        /// The team id (`team_...`) the project belongs to, sent as `teamId`.
+        pub team: Option<String>,
+        /// Environments the values apply to (default `[production]`).
+        #[serde(default = "default_vercel_targets")]
+        pub target: Vec<VercelTarget>,
+        /// `sensitive` (default: never readable again, production and preview only) or
+        /// `encrypted` (readable by the team, so a first write can be put back exactly).
+        #[serde(default, rename = "type")]
+        pub kind: VercelEnvType,
+        /// NAME: value.
+        pub set: BTreeMap<String, Template>,
+    }
 }
 
 fn default_vercel_targets() -> Vec<VercelTarget> {

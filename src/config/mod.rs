@@ -3,6 +3,22 @@
 //! serde_yaml (archived upstream) is used only in this module, so a maintained fork can
 //! replace it in one place.
 
+/// A shape of `rotagate.yaml` (the config's, a step kind's): unknown fields are refused
+/// with their line and column, unset optional fields are left out when it is written
+/// back, and its doc comments become the descriptions of `rotagate schema`.
+macro_rules! shape {
+    ($(#[$attr:meta])* pub struct $name:ident { $($fields:tt)* }) => {
+        #[serde_with::skip_serializing_none]
+        #[derive(
+            Debug, Clone, PartialEq, ::serde::Serialize, ::serde::Deserialize, ::schemars::JsonSchema,
+        )]
+        #[serde(deny_unknown_fields)]
+        $(#[$attr])*
+        pub struct $name { $($fields)* }
+    };
+}
+pub(crate) use shape;
+
 /// The schema of a config type read from text or any scalar, written by hand.
 macro_rules! schema_by_hand {
     ($ty:ty, $name:literal, $schema:tt) => {

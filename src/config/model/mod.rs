@@ -12,110 +12,107 @@ pub use steps::*;
 
 pub const CONFIG_VERSION: u32 = 1;
 
-/// rotagate.yaml: what to rotate, where the state lives, and how each credential moves.
-#[serde_with::skip_serializing_none]
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Config {
-    /// Config format version. Only 1 exists.
-    pub version: u32,
-    pub state: StateConfig,
-    pub github: Option<GithubConfig>,
-    #[serde(default)]
-    pub defaults: Defaults,
-    pub credentials: Vec<Credential>,
+shape! {
+    /// rotagate.yaml: what to rotate, where the state lives, and how each credential moves.
+    pub struct Config {
+        /// Config format version. Only 1 exists.
+        pub version: u32,
+        pub state: StateConfig,
+        pub github: Option<GithubConfig>,
+        #[serde(default)]
+        pub defaults: Defaults,
+        pub credentials: Vec<Credential>,
+    }
 }
 
-/// How rotagate works with GitHub.
-#[serde_with::skip_serializing_none]
-#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct GithubConfig {
-    /// The repository rotagate works in (`owner/name`): approval pull requests,
-    /// notification issues, the state branch. Default: GITHUB_REPOSITORY.
-    pub repo: Option<String>,
-    /// Pace requests to github.com's secondary rate limits (default: on for
-    /// api.github.com, off for GitHub Enterprise Server, where they are off by default).
-    pub secondary_limits: Option<bool>,
-    /// Requests in flight at once when writing many secrets (default 16).
-    pub concurrency: Option<usize>,
+shape! {
+    /// How rotagate works with GitHub.
+    #[derive(Default)]
+    pub struct GithubConfig {
+        /// The repository rotagate works in (`owner/name`): approval pull requests,
+        /// notification issues, the state branch. Default: GITHUB_REPOSITORY.
+        pub repo: Option<String>,
+        /// Pace requests to github.com's secondary rate limits (default: on for
+        /// api.github.com, off for GitHub Enterprise Server, where they are off by default).
+        pub secondary_limits: Option<bool>,
+        /// Requests in flight at once when writing many secrets (default 16).
+        pub concurrency: Option<usize>,
+    }
 }
 
-/// Where the age-encrypted state lives and who can read it.
-#[serde_with::skip_serializing_none]
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct StateConfig {
-    /// `file:PATH` (relative to this file) or `github-branch:BRANCH` (in github.repo).
-    pub store: String,
-    /// age recipients (age1...) the state is encrypted to. The identity that writes the
-    /// state comes from ROTAGATE_AGE_IDENTITY or --identity-file, and its recipient
-    /// must be listed here.
-    pub recipients: Vec<String>,
-    /// How long a run's lease on a credential lasts without being renewed (default 30m;
-    /// a run renews it at every save, so this bounds how long a crashed run blocks others).
-    pub lease: Option<Dur>,
+shape! {
+    /// Where the age-encrypted state lives and who can read it.
+    pub struct StateConfig {
+        /// `file:PATH` (relative to this file) or `github-branch:BRANCH` (in github.repo).
+        pub store: String,
+        /// age recipients (age1...) the state is encrypted to. The identity that writes the
+        /// state comes from ROTAGATE_AGE_IDENTITY or --identity-file, and its recipient
+        /// must be listed here.
+        pub recipients: Vec<String>,
+        /// How long a run's lease on a credential lasts without being renewed (default 30m;
+        /// a run renews it at every save, so this bounds how long a crashed run blocks others).
+        pub lease: Option<Dur>,
+    }
 }
 
-/// Values every credential inherits unless it sets its own.
-#[serde_with::skip_serializing_none]
-#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Defaults {
-    pub owner: Option<String>,
-    pub schedule: Option<Schedule>,
-    pub propagate: Option<Propagate>,
-    pub drain: Option<Dur>,
-    pub gate: Option<GateSpec>,
-    pub on_verify_failure: Option<OnVerifyFailure>,
+shape! {
+    /// Values every credential inherits unless it sets its own.
+    #[derive(Default)]
+    pub struct Defaults {
+        pub owner: Option<String>,
+        pub schedule: Option<Schedule>,
+        pub propagate: Option<Propagate>,
+        pub drain: Option<Dur>,
+        pub gate: Option<GateSpec>,
+        pub on_verify_failure: Option<OnVerifyFailure>,
+    }
 }
 
-/// One thing that gets rotated.
-#[serde_with::skip_serializing_none]
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Credential {
-    /// Stable identifier: lower-case letters, digits, `-`, `_`, `.`.
-    pub id: String,
-    /// Who is told when this credential needs a human: a user or team (`@org/team`).
-    pub owner: Option<String>,
-    pub description: Option<String>,
-    /// What breaks if this credential leaks or stops working.
-    pub blast_radius: Option<String>,
-    /// Issue the first material when the state has none (instead of adopting the live one).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub bootstrap: bool,
-    pub key: KeySpec,
-    #[serde(default)]
-    pub strategy: Strategy,
-    /// The two roles or slots of the `alternating` strategy (default `[a, b]`).
-    pub roles: Option<Vec<String>>,
-    pub schedule: Option<Schedule>,
-    /// Environment variables this credential's templates and commands may read.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub env: Vec<String>,
-    /// Make the new public half or second slot trusted next to the old one.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub publish: Vec<ActionSpec>,
-    /// How long verifiers' caches need to pick up the new public half before anyone
-    /// signs with it.
-    pub propagate: Option<Propagate>,
-    /// Switch consumers to the new material: each entry's values are written as one step.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub promote: Vec<ActionSpec>,
-    /// Probes that must all pass after promote.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub verify: Vec<ProbeSpec>,
-    /// Max token lifetime plus a buffer, counted from `verified`.
-    pub drain: Option<Dur>,
-    /// What must happen before the old material is removed (or, for `immediate`,
-    /// before promote).
-    pub gate: Option<GateSpec>,
-    /// Extra steps after the gate; publish targets remove the old half on their own.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub retire: Vec<ActionSpec>,
-    pub on_verify_failure: Option<OnVerifyFailure>,
-    pub emergency: Option<EmergencySpec>,
+shape! {
+    /// One thing that gets rotated.
+    pub struct Credential {
+        /// Stable identifier: lower-case letters, digits, `-`, `_`, `.`.
+        pub id: String,
+        /// Who is told when this credential needs a human: a user or team (`@org/team`).
+        pub owner: Option<String>,
+        pub description: Option<String>,
+        /// What breaks if this credential leaks or stops working.
+        pub blast_radius: Option<String>,
+        /// Issue the first material when the state has none (instead of adopting the live one).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        pub bootstrap: bool,
+        pub key: KeySpec,
+        #[serde(default)]
+        pub strategy: Strategy,
+        /// The two roles or slots of the `alternating` strategy (default `[a, b]`).
+        pub roles: Option<Vec<String>>,
+        pub schedule: Option<Schedule>,
+        /// Environment variables this credential's templates and commands may read.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub env: Vec<String>,
+        /// Make the new public half or second slot trusted next to the old one.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub publish: Vec<ActionSpec>,
+        /// How long verifiers' caches need to pick up the new public half before anyone
+        /// signs with it.
+        pub propagate: Option<Propagate>,
+        /// Switch consumers to the new material: each entry's values are written as one step.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub promote: Vec<ActionSpec>,
+        /// Probes that must all pass after promote.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub verify: Vec<ProbeSpec>,
+        /// Max token lifetime plus a buffer, counted from `verified`.
+        pub drain: Option<Dur>,
+        /// What must happen before the old material is removed (or, for `immediate`,
+        /// before promote).
+        pub gate: Option<GateSpec>,
+        /// Extra steps after the gate; publish targets remove the old half on their own.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub retire: Vec<ActionSpec>,
+        pub on_verify_failure: Option<OnVerifyFailure>,
+        pub emergency: Option<EmergencySpec>,
+    }
 }
 
 /// What a generator makes.
@@ -239,23 +236,22 @@ pub enum OnVerifyFailure {
     Hold,
 }
 
-/// When a credential is due.
-#[serde_with::skip_serializing_none]
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Schedule {
-    /// Rotate this long after the current material was issued.
-    pub every: Option<Dur>,
-    /// Start warning (and, before `expires`, rotating) this long ahead.
-    pub warn: Option<Dur>,
-    /// Hard expiry (YYYY-MM-DD) of the material that is live when it was adopted or
-    /// bootstrapped, e.g. a certificate's notAfter. It does not carry over to material
-    /// rotagate issues; `check` says when it has become stale.
-    #[schemars(with = "Option<String>", regex(pattern = r"^\d{4}-\d{2}-\d{2}$"))]
-    pub expires: Option<String>,
-    /// How long material rotagate issues stays valid, where consumers enforce it (a
-    /// token or certificate lifetime): a hard expiry of its own, counted from issue.
-    pub lifetime: Option<Dur>,
+shape! {
+    /// When a credential is due.
+    pub struct Schedule {
+        /// Rotate this long after the current material was issued.
+        pub every: Option<Dur>,
+        /// Start warning (and, before `expires`, rotating) this long ahead.
+        pub warn: Option<Dur>,
+        /// Hard expiry (YYYY-MM-DD) of the material that is live when it was adopted or
+        /// bootstrapped, e.g. a certificate's notAfter. It does not carry over to material
+        /// rotagate issues; `check` says when it has become stale.
+        #[schemars(with = "Option<String>", regex(pattern = r"^\d{4}-\d{2}-\d{2}$"))]
+        pub expires: Option<String>,
+        /// How long material rotagate issues stays valid, where consumers enforce it (a
+        /// token or certificate lifetime): a hard expiry of its own, counted from issue.
+        pub lifetime: Option<Dur>,
+    }
 }
 
 /// `0s` / `10m` (counted from publish), or a wait counted from the moment a probe first
@@ -331,21 +327,20 @@ pub enum GateSpec {
     PullRequest(PullRequestGate),
 }
 
-#[serde_with::skip_serializing_none]
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PullRequestGate {
-    /// Approving reviews needed, from accounts with write access (default 1).
-    #[serde(default = "one")]
-    pub approvals: u32,
-    /// Only these users (`alice`) or teams (`@org/team`) count.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub reviewers: Vec<String>,
-    /// At least one approver must not be the account that merged (default true).
-    #[serde(default = "yes")]
-    pub distinct_merger: bool,
-    /// A gate waiting longer than this makes `check` fail (default 14d).
-    pub timeout: Option<Dur>,
+shape! {
+    pub struct PullRequestGate {
+        /// Approving reviews needed, from accounts with write access (default 1).
+        #[serde(default = "one")]
+        pub approvals: u32,
+        /// Only these users (`alice`) or teams (`@org/team`) count.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub reviewers: Vec<String>,
+        /// At least one approver must not be the account that merged (default true).
+        #[serde(default = "yes")]
+        pub distinct_merger: bool,
+        /// A gate waiting longer than this makes `check` fail (default 14d).
+        pub timeout: Option<Dur>,
+    }
 }
 
 impl Default for PullRequestGate {
@@ -367,13 +362,12 @@ fn yes() -> bool {
     true
 }
 
-#[serde_with::skip_serializing_none]
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct EmergencySpec {
-    /// The gate before the compromised material is removed (default: the credential's
-    /// gate; `none` removes it as soon as the new material verifies).
-    pub gate: Option<GateSpec>,
+shape! {
+    pub struct EmergencySpec {
+        /// The gate before the compromised material is removed (default: the credential's
+        /// gate; `none` removes it as soon as the new material verifies).
+        pub gate: Option<GateSpec>,
+    }
 }
 
 impl KeySpec {

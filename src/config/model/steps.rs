@@ -23,28 +23,27 @@ pub enum HttpMethod {
     Head,
 }
 
-#[serde_with::skip_serializing_none]
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct HttpAction {
-    #[serde(default = "default_post")]
-    pub method: HttpMethod,
-    /// May use {{ env.X }} and public values; never private ones.
-    pub url: Template,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub headers: BTreeMap<String, Template>,
-    /// A raw body.
-    pub body: Option<Template>,
-    /// A JSON body whose string values are templates (escaped properly when rendered).
-    #[schemars(with = "Option<serde_json::Value>")]
-    pub json: Option<serde_json::Value>,
-    /// Hosts a redirect may go to with the configured headers and body.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub follow_redirects_to: Vec<String>,
-    /// Status codes that count as success (default: any 2xx).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub expect_status: Vec<u16>,
-    pub timeout: Option<Dur>,
+shape! {
+    pub struct HttpAction {
+        #[serde(default = "default_post")]
+        pub method: HttpMethod,
+        /// May use {{ env.X }} and public values; never private ones.
+        pub url: Template,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        pub headers: BTreeMap<String, Template>,
+        /// A raw body.
+        pub body: Option<Template>,
+        /// A JSON body whose string values are templates (escaped properly when rendered).
+        #[schemars(with = "Option<serde_json::Value>")]
+        pub json: Option<serde_json::Value>,
+        /// Hosts a redirect may go to with the configured headers and body.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub follow_redirects_to: Vec<String>,
+        /// Status codes that count as success (default: any 2xx).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub expect_status: Vec<u16>,
+        pub timeout: Option<Dur>,
+    }
 }
 
 fn default_post() -> HttpMethod {
@@ -71,102 +70,97 @@ pub enum ProbeSpec {
     GithubWorkflow(GithubWorkflowProbe),
 }
 
-#[serde_with::skip_serializing_none]
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct GithubWorkflowProbe {
-    pub repo: String,
-    pub workflow: String,
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub retries: u32,
-    pub interval: Option<Dur>,
+shape! {
+    pub struct GithubWorkflowProbe {
+        pub repo: String,
+        pub workflow: String,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        pub retries: u32,
+        pub interval: Option<Dur>,
+    }
 }
 
-#[serde_with::skip_serializing_none]
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct HttpProbe {
-    #[serde(default)]
-    pub method: HttpMethod,
-    pub url: Template,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub headers: BTreeMap<String, Template>,
-    pub body: Option<Template>,
-    #[schemars(with = "Option<serde_json::Value>")]
-    pub json: Option<serde_json::Value>,
-    /// Hosts a redirect may go to with the configured headers (e.g. the apex → www 308).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub follow_redirects_to: Vec<String>,
-    #[serde(default)]
-    pub expect: Expect,
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub retries: u32,
-    pub interval: Option<Dur>,
-    pub timeout: Option<Dur>,
+shape! {
+    pub struct HttpProbe {
+        #[serde(default)]
+        pub method: HttpMethod,
+        pub url: Template,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        pub headers: BTreeMap<String, Template>,
+        pub body: Option<Template>,
+        #[schemars(with = "Option<serde_json::Value>")]
+        pub json: Option<serde_json::Value>,
+        /// Hosts a redirect may go to with the configured headers (e.g. the apex → www 308).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub follow_redirects_to: Vec<String>,
+        #[serde(default)]
+        pub expect: Expect,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        pub retries: u32,
+        pub interval: Option<Dur>,
+        pub timeout: Option<Dur>,
+    }
 }
 
-#[serde_with::skip_serializing_none]
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Expect {
-    /// Expected status (default 200).
-    pub status: Option<u16>,
-    /// JSON pointer → expected value, e.g. `/status: ready`, `/kid: "{{ new.kid }}"`.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub json: BTreeMap<String, Template>,
-    /// Text the body must contain.
-    pub contains: Option<Template>,
+shape! {
+    #[derive(Default)]
+    pub struct Expect {
+        /// Expected status (default 200).
+        pub status: Option<u16>,
+        /// JSON pointer → expected value, e.g. `/status: ready`, `/kid: "{{ new.kid }}"`.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        pub json: BTreeMap<String, Template>,
+        /// Text the body must contain.
+        pub contains: Option<Template>,
+    }
 }
 
-#[serde_with::skip_serializing_none]
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct JwksProbe {
-    pub url: Template,
-    /// The kid that must be served (default {{ new.kid }}).
-    pub kid: Option<Template>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub headers: BTreeMap<String, Template>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub follow_redirects_to: Vec<String>,
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub retries: u32,
-    pub interval: Option<Dur>,
-    pub timeout: Option<Dur>,
+shape! {
+    pub struct JwksProbe {
+        pub url: Template,
+        /// The kid that must be served (default {{ new.kid }}).
+        pub kid: Option<Template>,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        pub headers: BTreeMap<String, Template>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub follow_redirects_to: Vec<String>,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        pub retries: u32,
+        pub interval: Option<Dur>,
+        pub timeout: Option<Dur>,
+    }
 }
 
-#[serde_with::skip_serializing_none]
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PostgresProbe {
-    /// Where to log in: a connection URL; its user and password are replaced by `role`
-    /// and `password`.
-    pub url: Template,
-    /// Default {{ new.role }}.
-    pub role: Option<Template>,
-    /// Default {{ new.value }}.
-    pub password: Option<Template>,
-    /// Run after logging in (default `SELECT 1`).
-    pub query: Option<String>,
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub retries: u32,
-    pub interval: Option<Dur>,
+shape! {
+    pub struct PostgresProbe {
+        /// Where to log in: a connection URL; its user and password are replaced by `role`
+        /// and `password`.
+        pub url: Template,
+        /// Default {{ new.role }}.
+        pub role: Option<Template>,
+        /// Default {{ new.value }}.
+        pub password: Option<Template>,
+        /// Run after logging in (default `SELECT 1`).
+        pub query: Option<String>,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        pub retries: u32,
+        pub interval: Option<Dur>,
+    }
 }
 
-#[serde_with::skip_serializing_none]
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CommandProbe {
-    pub run: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub args: Vec<Template>,
-    pub stdin: Option<Template>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub env: Vec<String>,
-    pub timeout: Option<Dur>,
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub retries: u32,
-    pub interval: Option<Dur>,
+shape! {
+    pub struct CommandProbe {
+        pub run: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub args: Vec<Template>,
+        pub stdin: Option<Template>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub env: Vec<String>,
+        pub timeout: Option<Dur>,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        pub retries: u32,
+        pub interval: Option<Dur>,
+    }
 }
 
 /// What a command step or probe runs: the program, what it is given, and how long it
