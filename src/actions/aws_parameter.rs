@@ -125,8 +125,7 @@ impl Action for AwsParameter {
     }
 }
 
-impl ActionKind for AwsParameter {
-    type Spec = AwsParameterAction;
+impl ActionKind<AwsParameterAction> for AwsParameter {
     const ROLES: &'static [Role] = &[Role::Promote];
 
     fn check(a: &AwsParameterAction, v: &mut Validator, scope: &Scope, path: &str, _: Role) {

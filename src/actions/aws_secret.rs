@@ -261,8 +261,7 @@ impl Action for AwsSecret {
     }
 }
 
-impl ActionKind for AwsSecret {
-    type Spec = AwsSecretAction;
+impl ActionKind<AwsSecretAction> for AwsSecret {
     const ROLES: &'static [Role] = &[Role::Publish, Role::Promote];
 
     fn check(a: &AwsSecretAction, v: &mut Validator, scope: &Scope, path: &str, _: Role) {

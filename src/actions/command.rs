@@ -61,8 +61,7 @@ impl Action for CommandStep {
     }
 }
 
-impl ActionKind for CommandStep {
-    type Spec = CommandAction;
+impl ActionKind<CommandAction> for CommandStep {
     const ROLES: &'static [Role] = &[Role::Promote, Role::Retire];
 
     fn check(c: &CommandAction, v: &mut Validator, scope: &Scope, path: &str, _: Role) {

@@ -181,8 +181,7 @@ impl Action for FileTarget {
     }
 }
 
-impl ActionKind for FileTarget {
-    type Spec = FileAction;
+impl ActionKind<FileAction> for FileTarget {
     const ROLES: &'static [Role] = &[Role::Publish, Role::Promote];
 
     fn check(f: &FileAction, v: &mut Validator, scope: &Scope, path: &str, role: Role) {

@@ -267,13 +267,14 @@ impl Action for GithubSecret {
 /// variable is plain text, so only public values) and what they ask of GitHub.
 macro_rules! github_values_kind {
     ($kind:ident, $name:literal, secret: $secret:literal) => {
-        impl $crate::actions::ActionKind for $kind {
-            type Spec = $crate::actions::github_secret::GithubValuesAction;
+        impl $crate::actions::ActionKind<$crate::actions::github_secret::GithubValuesAction>
+            for $kind
+        {
             const ROLES: &'static [$crate::config::validate::Role] =
                 &[$crate::config::validate::Role::Promote];
 
             fn check(
-                a: &Self::Spec,
+                a: &$crate::actions::github_secret::GithubValuesAction,
                 v: &mut $crate::config::validate::Validator,
                 scope: &$crate::config::validate::Scope,
                 path: &str,
@@ -289,13 +290,15 @@ macro_rules! github_values_kind {
             }
 
             fn build(
-                a: &Self::Spec,
+                a: &$crate::actions::github_secret::GithubValuesAction,
                 providers: &$crate::step::Providers,
             ) -> $crate::actions::Built {
                 Ok(Some(Box::new($kind::new(a.clone(), providers.github($name)?))))
             }
 
-            fn github_need(a: &Self::Spec) -> Option<(&'static str, Option<String>)> {
+            fn github_need(
+                a: &$crate::actions::github_secret::GithubValuesAction,
+            ) -> Option<(&'static str, Option<String>)> {
                 Some(($name, a.first_repo()))
             }
         }

@@ -95,8 +95,7 @@ impl Action for Dispatch {
     }
 }
 
-impl ActionKind for Dispatch {
-    type Spec = GithubWorkflowAction;
+impl ActionKind<GithubWorkflowAction> for Dispatch {
     const ROLES: &'static [Role] = &[Role::Promote, Role::Retire];
 
     fn check(w: &GithubWorkflowAction, v: &mut Validator, scope: &Scope, path: &str, _: Role) {

@@ -51,8 +51,7 @@ impl Action for HttpStep {
     }
 }
 
-impl ActionKind for HttpStep {
-    type Spec = HttpAction;
+impl ActionKind<HttpAction> for HttpStep {
     const ROLES: &'static [Role] = &[Role::Promote, Role::Retire];
 
     fn check(h: &HttpAction, v: &mut Validator, scope: &Scope, path: &str, _: Role) {

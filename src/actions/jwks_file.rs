@@ -247,8 +247,7 @@ impl Action for JwksFile {
     }
 }
 
-impl ActionKind for JwksFile {
-    type Spec = JwksFileAction;
+impl ActionKind<JwksFileAction> for JwksFile {
     const ROLES: &'static [Role] = &[Role::Publish];
 
     fn check(j: &JwksFileAction, v: &mut Validator, _: &Scope, path: &str, _: Role) {

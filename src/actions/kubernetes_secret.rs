@@ -183,8 +183,7 @@ fn is_dns_name(name: &str, max: usize, dots: bool) -> bool {
         && edge(name.chars().last())
 }
 
-impl ActionKind for KubernetesSecret {
-    type Spec = KubernetesSecretAction;
+impl ActionKind<KubernetesSecretAction> for KubernetesSecret {
     const ROLES: &'static [Role] = &[Role::Promote];
 
     fn check(a: &KubernetesSecretAction, v: &mut Validator, scope: &Scope, path: &str, _: Role) {

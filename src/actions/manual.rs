@@ -9,8 +9,7 @@ use crate::step::Providers;
 
 pub struct Manual;
 
-impl ActionKind for Manual {
-    type Spec = Template;
+impl ActionKind<Template> for Manual {
     const ROLES: &'static [Role] = &[Role::Publish, Role::Promote, Role::Retire];
 
     fn check(text: &Template, v: &mut Validator, scope: &Scope, path: &str, _role: Role) {

@@ -103,18 +103,17 @@ pub trait Action: Send + Sync {
     async fn execute(&self, op: Op<'_>, cx: &StepContext<'_>) -> Result<Value, StepError>;
 }
 
-/// What an action kind declares about itself, in its own file.
-pub(crate) trait ActionKind {
-    /// Its config shape (the value under the kind's name in a step).
-    type Spec;
+/// What an action kind declares about itself, in its own file, for `Spec`: its config
+/// shape (the value under the kind's name in a step).
+pub(crate) trait ActionKind<Spec> {
     /// The stages it can be listed under.
     const ROLES: &'static [Role];
     /// What serde cannot know, reported at `path` (the step) with line and column.
-    fn check(spec: &Self::Spec, v: &mut Validator, scope: &Scope, path: &str, role: Role);
+    fn check(spec: &Spec, v: &mut Validator, scope: &Scope, path: &str, role: Role);
     /// The step, with the client it needs; `None` for a step a person does.
-    fn build(spec: &Self::Spec, providers: &Providers) -> Built;
+    fn build(spec: &Spec, providers: &Providers) -> Built;
     /// What it asks of GitHub (a label and the repository), checked before any step runs.
-    fn github_need(_spec: &Self::Spec) -> Option<(&'static str, Option<String>)> {
+    fn github_need(_spec: &Spec) -> Option<(&'static str, Option<String>)> {
         None
     }
 }
@@ -141,25 +140,25 @@ macro_rules! registry {
 
             pub(crate) fn roles(&self) -> &'static [Role] {
                 match self {
-                    $(ActionSpec::$variant(_) => <$kind as ActionKind>::ROLES,)*
+                    $(ActionSpec::$variant(_) => <$kind as ActionKind<$spec>>::ROLES,)*
                 }
             }
 
             pub(crate) fn check(&self, v: &mut Validator, scope: &Scope, path: &str, role: Role) {
                 match self {
-                    $(ActionSpec::$variant(s) => <$kind as ActionKind>::check(s, v, scope, path, role),)*
+                    $(ActionSpec::$variant(s) => <$kind as ActionKind<$spec>>::check(s, v, scope, path, role),)*
                 }
             }
 
             fn build(&self, providers: &Providers) -> Built {
                 match self {
-                    $(ActionSpec::$variant(s) => <$kind as ActionKind>::build(s, providers),)*
+                    $(ActionSpec::$variant(s) => <$kind as ActionKind<$spec>>::build(s, providers),)*
                 }
             }
 
             pub(crate) fn github_need(&self) -> Option<(&'static str, Option<String>)> {
                 match self {
-                    $(ActionSpec::$variant(s) => <$kind as ActionKind>::github_need(s),)*
+                    $(ActionSpec::$variant(s) => <$kind as ActionKind<$spec>>::github_need(s),)*
                 }
             }
         }

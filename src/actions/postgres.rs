@@ -82,8 +82,7 @@ impl Action for Postgres {
     }
 }
 
-impl ActionKind for Postgres {
-    type Spec = PostgresAction;
+impl ActionKind<PostgresAction> for Postgres {
     const ROLES: &'static [Role] = &[Role::Publish, Role::Promote];
 
     fn check(a: &PostgresAction, v: &mut Validator, scope: &Scope, path: &str, _: Role) {

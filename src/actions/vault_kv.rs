@@ -156,8 +156,7 @@ impl Action for VaultKv {
     }
 }
 
-impl ActionKind for VaultKv {
-    type Spec = VaultKvAction;
+impl ActionKind<VaultKvAction> for VaultKv {
     const ROLES: &'static [Role] = &[Role::Promote];
 
     fn check(a: &VaultKvAction, v: &mut Validator, scope: &Scope, path: &str, _: Role) {

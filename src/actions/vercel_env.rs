@@ -195,8 +195,7 @@ impl Action for VercelEnv {
     }
 }
 
-impl ActionKind for VercelEnv {
-    type Spec = VercelEnvAction;
+impl ActionKind<VercelEnvAction> for VercelEnv {
     const ROLES: &'static [Role] = &[Role::Promote];
 
     fn check(a: &VercelEnvAction, v: &mut Validator, scope: &Scope, path: &str, _: Role) {
