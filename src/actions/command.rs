@@ -31,20 +31,10 @@ shape! {
     }
 }
 
-pub struct CommandStep {
-    spec: CommandAction,
-}
-
-impl CommandStep {
-    pub fn new(spec: CommandAction) -> Self {
-        CommandStep { spec }
-    }
-}
-
 #[async_trait]
-impl Action for CommandStep {
+impl Action for CommandAction {
     fn describe(&self) -> String {
-        format!("command {}", self.spec.run)
+        format!("command {}", self.run)
     }
 
     async fn execute(&self, op: Op<'_>, cx: &StepContext<'_>) -> Result<Value, StepError> {
@@ -52,16 +42,16 @@ impl Action for CommandStep {
             Op::Run(view) | Op::Write(view) => view,
             other => return Err(other.refused("command")),
         };
-        let out = run_command(&CommandSpec::from(&self.spec), view, cx).await?;
+        let out = run_command(&CommandSpec::from(self), view, cx).await?;
         if out.success() {
             Ok(json!({ "exit": 0 }))
         } else {
-            Err(StepError::Failed(format!("{} {}", self.spec.run, out.describe_failure())))
+            Err(StepError::Failed(format!("{} {}", self.run, out.describe_failure())))
         }
     }
 }
 
-impl ActionKind<CommandAction> for CommandStep {
+impl ActionKind<CommandAction> for CommandAction {
     const ROLES: &'static [Role] = &[Role::Promote, Role::Retire];
 
     fn check(c: &CommandAction, v: &mut Validator, scope: &Scope, path: &str, _: Role) {
@@ -69,6 +59,6 @@ impl ActionKind<CommandAction> for CommandStep {
     }
 
     fn build(c: &CommandAction, _: &Providers) -> Built {
-        Ok(Some(Box::new(CommandStep::new(c.clone()))))
+        Ok(Some(Box::new(c.clone())))
     }
 }

@@ -29,22 +29,14 @@ shape! {
     }
 }
 
-pub struct FileTarget {
-    spec: FileAction,
-}
-
-impl FileTarget {
-    pub fn new(spec: FileAction) -> Self {
-        FileTarget { spec }
-    }
-
+impl FileAction {
     fn mode(&self) -> u32 {
-        self.spec.mode.unwrap_or(0o600)
+        self.mode.unwrap_or(0o600)
     }
 
     /// The `set` map rendered for `view`: key names may depend on the material's role.
     fn rendered(&self, view: &View) -> Result<Vec<(String, Secret)>, StepError> {
-        let Some(set) = &self.spec.set else {
+        let Some(set) = &self.set else {
             return Ok(Vec::new());
         };
         set.iter()
@@ -53,34 +45,30 @@ impl FileTarget {
     }
 
     fn read(&self, cx: &StepContext) -> Result<super::envfile::EnvFile, StepError> {
-        let path = resolve(cx.base_dir, &self.spec.path);
+        let path = resolve(cx.base_dir, &self.path);
         read_env_file(&path)
             .map_err(|e| StepError::Failed(format!("cannot read {}: {e}", path.display())))
     }
 
     fn write_env(&self, cx: &StepContext, file: &super::envfile::EnvFile) -> Result<(), StepError> {
-        write_atomically(
-            &resolve(cx.base_dir, &self.spec.path),
-            file.render().as_bytes(),
-            self.mode(),
-        )
+        write_atomically(&resolve(cx.base_dir, &self.path), file.render().as_bytes(), self.mode())
     }
 }
 
 #[async_trait]
-impl Action for FileTarget {
+impl Action for FileAction {
     fn local(&self) -> bool {
         true
     }
 
     fn describe(&self) -> String {
-        match &self.spec.set {
+        match &self.set {
             Some(set) => format!(
                 "file {} ({})",
-                self.spec.path,
+                self.path,
                 set.keys().map(|k| k.raw()).collect::<Vec<_>>().join(", ")
             ),
-            None => format!("file {}", self.spec.path),
+            None => format!("file {}", self.path),
         }
     }
 
@@ -89,8 +77,8 @@ impl Action for FileTarget {
     }
 
     async fn capture(&self, view: &View<'_>, cx: &StepContext<'_>) -> Captured {
-        if self.spec.content.is_some() {
-            let path = resolve(cx.base_dir, &self.spec.path);
+        if self.content.is_some() {
+            let path = resolve(cx.base_dir, &self.path);
             let previous = std::fs::read_to_string(&path).ok();
             return Ok(Some(json!({ "content": previous })));
         }
@@ -109,10 +97,10 @@ impl Action for FileTarget {
     async fn execute(&self, op: Op<'_>, cx: &StepContext<'_>) -> Result<Value, StepError> {
         match op {
             Op::Publish(view) | Op::Write(view) => {
-                if let Some(content) = &self.spec.content {
+                if let Some(content) = &self.content {
                     let value = content.render(view)?;
                     write_atomically(
-                        &resolve(cx.base_dir, &self.spec.path),
+                        &resolve(cx.base_dir, &self.path),
                         value.expose().as_bytes(),
                         self.mode(),
                     )?;
@@ -143,7 +131,7 @@ impl Action for FileTarget {
                 Ok(json!({ "removed": removed }))
             }
             Op::Restore(before) => {
-                let path = resolve(cx.base_dir, &self.spec.path);
+                let path = resolve(cx.base_dir, &self.path);
                 if let Some(content) = before.get("content") {
                     match content.as_str() {
                         Some(text) => write_atomically(&path, text.as_bytes(), self.mode())?,
@@ -181,7 +169,7 @@ impl Action for FileTarget {
     }
 }
 
-impl ActionKind<FileAction> for FileTarget {
+impl ActionKind<FileAction> for FileAction {
     const ROLES: &'static [Role] = &[Role::Publish, Role::Promote];
 
     fn check(f: &FileAction, v: &mut Validator, scope: &Scope, path: &str, role: Role) {
@@ -224,6 +212,6 @@ impl ActionKind<FileAction> for FileTarget {
     }
 
     fn build(f: &FileAction, _: &Providers) -> Built {
-        Ok(Some(Box::new(FileTarget::new(f.clone()))))
+        Ok(Some(Box::new(f.clone())))
     }
 }

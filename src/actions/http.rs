@@ -9,20 +9,10 @@ use crate::config::validate::steps::http_action;
 use crate::config::validate::{Role, Scope, Validator};
 use crate::step::{Providers, RequestSpec, StepContext, StepError, method_name, render_request};
 
-pub struct HttpStep {
-    spec: HttpAction,
-}
-
-impl HttpStep {
-    pub fn new(spec: HttpAction) -> Self {
-        HttpStep { spec }
-    }
-}
-
 #[async_trait]
-impl Action for HttpStep {
+impl Action for HttpAction {
     fn describe(&self) -> String {
-        format!("http {} {}", method_name(self.spec.method), self.spec.url.raw())
+        format!("http {} {}", method_name(self.method), self.url.raw())
     }
 
     async fn execute(&self, op: Op<'_>, cx: &StepContext<'_>) -> Result<Value, StepError> {
@@ -30,14 +20,14 @@ impl Action for HttpStep {
             Op::Run(view) | Op::Write(view) => view,
             other => return Err(other.refused("http")),
         };
-        let spec = RequestSpec::from(&self.spec);
+        let spec = RequestSpec::from(self);
         let request = render_request(&spec, view)?;
         let response = cx.http.send(&request).await?;
         let status = response.status.as_u16();
-        let ok = if self.spec.expect_status.is_empty() {
+        let ok = if self.expect_status.is_empty() {
             response.status.is_success()
         } else {
-            self.spec.expect_status.contains(&status)
+            self.expect_status.contains(&status)
         };
         if !ok {
             let body = String::from_utf8_lossy(&response.body);
@@ -51,7 +41,7 @@ impl Action for HttpStep {
     }
 }
 
-impl ActionKind<HttpAction> for HttpStep {
+impl ActionKind<HttpAction> for HttpAction {
     const ROLES: &'static [Role] = &[Role::Promote, Role::Retire];
 
     fn check(h: &HttpAction, v: &mut Validator, scope: &Scope, path: &str, _: Role) {
@@ -59,6 +49,6 @@ impl ActionKind<HttpAction> for HttpStep {
     }
 
     fn build(h: &HttpAction, _: &Providers) -> Built {
-        Ok(Some(Box::new(HttpStep::new(h.clone()))))
+        Ok(Some(Box::new(h.clone())))
     }
 }

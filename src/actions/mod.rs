@@ -169,14 +169,14 @@ registry! {
     /// A checklist line for a human, carried by the gate that guards its stage.
     Manual(crate::config::Template) = manual::Manual, "manual";
     /// Keys in an env file (`set`), or a whole file such as a docker secret (`content`).
-    File(file::FileAction) = file::FileTarget, "file";
+    File(file::FileAction) = file::FileAction, "file";
     /// A JWKS document: the new public JWK is added on publish, removed on retire or
     /// rollback; other keys are left alone.
     JwksFile(jwks_file::JwksFileAction) = jwks_file::JwksFile, "jwks-file";
     /// A program run with a cleared environment; values reach it on stdin, never argv.
-    Command(command::CommandAction) = command::CommandStep, "command";
+    Command(command::CommandAction) = command::CommandAction, "command";
     /// An HTTP request (a deploy hook, a revoke call).
-    Http(crate::config::HttpAction) = http::HttpStep, "http";
+    Http(crate::config::HttpAction) = crate::config::HttpAction, "http";
     /// GitHub Actions secrets of a repository, environment or organisation; the values
     /// of one entry are written as one step.
     GithubSecret(github_secret::GithubValuesAction) = github_secret::GithubSecret, "github-secret";
@@ -190,7 +190,7 @@ registry! {
     /// A PostgreSQL role's password, sent as a SCRAM-SHA-256 verifier. As a publish
     /// target it fills the idle role (alternating) and clears the old one at retire; as
     /// a promote target it sets the one role's password.
-    Postgres(postgres::PostgresAction) = postgres::Postgres, "postgres";
+    Postgres(postgres::PostgresAction) = postgres::PostgresAction, "postgres";
     /// Keys of a secret in HashiCorp Vault's KV version 2 engine, written together as
     /// one new version with check-and-set; rollback writes the old values back as a
     /// new version.

@@ -24,31 +24,25 @@ shape! {
     }
 }
 
-pub struct Postgres {
-    spec: PostgresAction,
-    role: Template,
-    password: Template,
-}
-
-impl Postgres {
-    pub fn new(spec: PostgresAction) -> Self {
-        let (role, password) = role_and_password(spec.role.as_ref(), spec.password.as_ref());
-        Postgres { spec, role, password }
+impl PostgresAction {
+    /// The role and the password, defaults filled in.
+    fn login(&self) -> (Template, Template) {
+        role_and_password(self.role.as_ref(), self.password.as_ref())
     }
 
     fn shown(&self) -> String {
-        format!("postgres {}", self.spec.url.raw())
+        format!("postgres {}", self.url.raw())
     }
 
     async fn client(&self, view: &View<'_>) -> Result<tokio_postgres::Client, StepError> {
         let shown = self.shown();
-        let url = self.spec.url.render(view)?;
+        let url = self.url.render(view)?;
         Ok(connect(config(&url, &shown)?, &shown).await?)
     }
 
     async fn set(&self, view: &View<'_>) -> Result<Value, StepError> {
-        let role = self.role.render(view)?;
-        let password = self.password.render(view)?;
+        let (role, password) = self.login();
+        let (role, password) = (role.render(view)?, password.render(view)?);
         let client = self.client(view).await?;
         set_password(&client, role.expose(), &password, &self.shown()).await?;
         Ok(json!({ "role": role.expose(), "password": "set" }))
@@ -56,9 +50,9 @@ impl Postgres {
 }
 
 #[async_trait]
-impl Action for Postgres {
+impl Action for PostgresAction {
     fn describe(&self) -> String {
-        format!("postgres role {} at {}", self.role.raw(), self.spec.url.raw())
+        format!("postgres role {} at {}", self.login().0.raw(), self.url.raw())
     }
 
     fn writes_values(&self) -> bool {
@@ -69,7 +63,7 @@ impl Action for Postgres {
         match op {
             Op::Publish(view) | Op::Write(view) => self.set(view).await,
             Op::Unpublish(view) => {
-                let role = self.role.render(view)?;
+                let role = self.login().0.render(view)?;
                 let client = self.client(view).await?;
                 clear_password(&client, role.expose(), &self.shown()).await?;
                 Ok(json!({ "role": role.expose(), "password": "cleared" }))
@@ -82,7 +76,7 @@ impl Action for Postgres {
     }
 }
 
-impl ActionKind<PostgresAction> for Postgres {
+impl ActionKind<PostgresAction> for PostgresAction {
     const ROLES: &'static [Role] = &[Role::Publish, Role::Promote];
 
     fn check(a: &PostgresAction, v: &mut Validator, scope: &Scope, path: &str, _: Role) {
@@ -97,6 +91,6 @@ impl ActionKind<PostgresAction> for Postgres {
     }
 
     fn build(a: &PostgresAction, _: &Providers) -> Built {
-        Ok(Some(Box::new(Postgres::new(a.clone()))))
+        Ok(Some(Box::new(a.clone())))
     }
 }

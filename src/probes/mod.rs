@@ -48,7 +48,7 @@ pub fn build(spec: &ProbeSpec, providers: &Providers) -> Result<Box<dyn Probe>, 
         ProbeSpec::Http(p) => Box::new(http::HttpProbe::new(p.clone())),
         ProbeSpec::Jwks(p) => Box::new(jwks::JwksProbe::new(p.clone())),
         ProbeSpec::Jwt(p) => Box::new(jwt::JwtProbe::new(p.clone())),
-        ProbeSpec::Postgres(p) => Box::new(postgres::PostgresProbe::new(p.clone())),
+        ProbeSpec::Postgres(p) => Box::new(p.clone()),
         ProbeSpec::Command(p) => Box::new(command::CommandProbe::new(p.clone())),
         ProbeSpec::GithubWorkflow(p) => Box::new(github_workflow::GithubWorkflowProbe::new(
             p.clone(),

@@ -4,41 +4,29 @@
 use async_trait::async_trait;
 
 use super::{Probe, ProbeError};
-use crate::config::{PostgresProbe as Spec, Template};
+use crate::config::PostgresProbe as Spec;
 use crate::postgres::{config, connect, describe, role_and_password};
 use crate::step::{StepContext, View};
 
-pub struct PostgresProbe {
-    spec: Spec,
-    role: Template,
-    password: Template,
-}
-
-impl PostgresProbe {
-    pub fn new(spec: Spec) -> Self {
-        let (role, password) = role_and_password(spec.role.as_ref(), spec.password.as_ref());
-        PostgresProbe { spec, role, password }
-    }
-}
-
 #[async_trait]
-impl Probe for PostgresProbe {
+impl Probe for Spec {
     fn describe(&self) -> String {
-        format!("postgres login as {} at {}", self.role.raw(), self.spec.url.raw())
+        let (role, _) = role_and_password(self.role.as_ref(), self.password.as_ref());
+        format!("postgres login as {} at {}", role.raw(), self.url.raw())
     }
 
     async fn check(&self, view: &View<'_>, _cx: &StepContext<'_>) -> Result<String, ProbeError> {
-        let shown = format!("postgres {}", self.spec.url.raw());
-        let role = self.role.render(view)?;
-        let password = self.password.render(view)?;
-        let mut config = config(&self.spec.url.render(view)?, &shown)
+        let shown = format!("postgres {}", self.url.raw());
+        let (role, password) = role_and_password(self.role.as_ref(), self.password.as_ref());
+        let (role, password) = (role.render(view)?, password.render(view)?);
+        let mut config = config(&self.url.render(view)?, &shown)
             .map_err(|e| ProbeError::Failed(e.to_string()))?;
         config.user(role.expose());
         config.password(password.expose());
         let client = connect(config, &shown)
             .await
             .map_err(|e| ProbeError::Failed(view.redact(&e.to_string())))?;
-        let query = self.spec.query.as_deref().unwrap_or("SELECT 1");
+        let query = self.query.as_deref().unwrap_or("SELECT 1");
         client.simple_query(query).await.map_err(|e| {
             ProbeError::Failed(view.redact(&format!(
                 "{shown}: logged in as {}, but `{query}` failed: {}",
