@@ -9,7 +9,7 @@ use aws_sdk_ssm::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ssm::types::ParameterType;
 use serde_json::{Value, json};
 
-use super::aws_secret::{AwsSecretAction, check_name, check_region};
+use super::aws_secret::{AwsSecretAction, NameRule};
 use super::{Action, ActionKind, Built, Captured, Op};
 use crate::aws::AwsError;
 use crate::config::Template;
@@ -38,7 +38,7 @@ impl AwsParameterAction {
     fn values(&self) -> AwsSecretAction {
         AwsSecretAction {
             secret: self.name.clone(),
-            region: None,
+            region: self.region.clone(),
             kms_key_id: None,
             set: self.set.clone(),
             value: self.value.clone(),
@@ -129,17 +129,13 @@ impl ActionKind<AwsParameterAction> for AwsParameter {
     const ROLES: &'static [Role] = &[Role::Promote];
 
     fn check(a: &AwsParameterAction, v: &mut Validator, scope: &Scope, path: &str, _: Role) {
-        let path = format!("{path}.aws-parameter");
-        check_name(
-            v,
-            &format!("{path}.name"),
-            &a.name,
-            "/_.-",
-            "a parameter name",
-            "letters, digits and /_.- e.g. /payments/signing-key",
-        );
-        check_region(v, &path, a.region.as_deref());
-        a.values().check_values(v, scope, &path);
+        let rule = NameRule {
+            field: "name",
+            also: "/_.-",
+            what: "a parameter name",
+            hint: "letters, digits and /_.- e.g. /payments/signing-key",
+        };
+        a.values().check_in(v, scope, &format!("{path}.aws-parameter"), &rule);
     }
 
     fn build(a: &AwsParameterAction, providers: &Providers) -> Built {

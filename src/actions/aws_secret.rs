@@ -265,17 +265,7 @@ impl ActionKind<AwsSecretAction> for AwsSecret {
     const ROLES: &'static [Role] = &[Role::Publish, Role::Promote];
 
     fn check(a: &AwsSecretAction, v: &mut Validator, scope: &Scope, path: &str, _: Role) {
-        let path = format!("{path}.aws-secret");
-        check_name(
-            v,
-            &format!("{path}.secret"),
-            &a.secret,
-            "/_+=.@-:",
-            "a Secrets Manager name or ARN",
-            "letters, digits and /_+=.@- (or an arn:aws:secretsmanager:... ARN)",
-        );
-        check_region(v, &path, a.region.as_deref());
-        a.check_values(v, scope, &path);
+        a.check_in(v, scope, &format!("{path}.aws-secret"), &SECRET_NAME);
     }
 
     fn build(a: &AwsSecretAction, providers: &Providers) -> Built {
@@ -283,25 +273,41 @@ impl ActionKind<AwsSecretAction> for AwsSecret {
     }
 }
 
-/// A name of at most 2048 letters, digits and `also`.
-pub(super) fn check_name(
-    v: &mut Validator,
-    path: &str,
-    name: &str,
-    also: &str,
-    what: &str,
-    hint: &str,
-) {
-    let ok = !name.is_empty()
-        && name.len() <= 2048
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || also.contains(c));
-    if !ok {
-        v.err(path, format!("`{name}` is not {what}"), Some(hint.into()));
+/// What the name of a value written in AWS may be: at most 2048 letters, digits and
+/// `also`.
+pub(super) struct NameRule {
+    pub field: &'static str,
+    pub also: &'static str,
+    pub what: &'static str,
+    pub hint: &'static str,
+}
+
+const SECRET_NAME: NameRule = NameRule {
+    field: "secret",
+    also: "/_+=.@-:",
+    what: "a Secrets Manager name or ARN",
+    hint: "letters, digits and /_+=.@- (or an arn:aws:secretsmanager:... ARN)",
+};
+
+impl AwsSecretAction {
+    /// The checks of a value written in AWS (a secret, or a parameter in this shape): its
+    /// name under `rule`, its region and its values.
+    pub(super) fn check_in(&self, v: &mut Validator, scope: &Scope, path: &str, rule: &NameRule) {
+        let name = &self.secret;
+        let ok = !name.is_empty()
+            && name.len() <= 2048
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || rule.also.contains(c));
+        if !ok {
+            let at = format!("{path}.{}", rule.field);
+            v.err(&at, format!("`{name}` is not {}", rule.what), Some(rule.hint.into()));
+        }
+        check_region(v, path, self.region.as_deref());
+        self.check_values(v, scope, path);
     }
 }
 
 /// A region looks like `eu-west-1`.
-pub(super) fn check_region(v: &mut Validator, path: &str, region: Option<&str>) {
+fn check_region(v: &mut Validator, path: &str, region: Option<&str>) {
     if let Some(r) = region
         && (r.is_empty()
             || !r.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'))
