@@ -454,6 +454,11 @@ fn report_exit(report: &RunReport, json: bool) -> u8 {
     if report.failed() { EXIT_FAILED } else { EXIT_OK }
 }
 
+/// A command's report on stdout: JSON with `--json`, else as `text` renders it.
+pub fn print_report<T: serde::Serialize>(json: bool, report: &T, text: impl FnOnce(&T) -> String) {
+    if json { print_json(report) } else { print_stdout(&text(report)) }
+}
+
 pub fn print_json<T: serde::Serialize>(value: &T) {
     let mut text = serde_json::to_string_pretty(value).expect("reports serialise");
     text.push('\n');

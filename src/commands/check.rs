@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::app::{AppError, EXIT_FAILED, EXIT_OK, notify, prepare, print_json, print_stdout};
+use crate::app::{AppError, EXIT_FAILED, EXIT_OK, notify, prepare, print_report};
 use crate::ci;
 use crate::cli::{Cli, JsonArgs};
 use crate::inventory::{self, Finding, Severity};
@@ -30,11 +30,7 @@ fn render(findings: &[Finding]) -> String {
 pub async fn run(cli: &Cli, args: &JsonArgs) -> Result<u8, AppError> {
     let (config, rt, vault) = prepare(cli, None, Duration::ZERO).await?;
     let findings = inventory::check(&config, &vault.doc, time::OffsetDateTime::now_utc());
-    if args.json {
-        print_json(&findings);
-    } else {
-        print_stdout(&render(&findings));
-    }
+    print_report(args.json, &findings, |findings| render(findings));
     notify(&config, &vault, &rt).await;
     if let Some(wf) = ci::Workflow::detect()? {
         let summary = ci::check_summary(&findings);

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::app::{AppError, EXIT_OK, prepare, print_json, print_stdout};
+use crate::app::{AppError, EXIT_OK, prepare, print_report};
 use crate::ci;
 use crate::cli::{Cli, JsonArgs};
 use crate::inventory;
@@ -10,11 +10,7 @@ use crate::inventory;
 pub async fn run(cli: &Cli, args: &JsonArgs) -> Result<u8, AppError> {
     let (config, _, vault) = prepare(cli, None, Duration::ZERO).await?;
     let rows = inventory::status(&config, &vault.doc, time::OffsetDateTime::now_utc());
-    if args.json {
-        print_json(&rows);
-    } else {
-        print_stdout(&inventory::render_status(&rows));
-    }
+    print_report(args.json, &rows, |rows| inventory::render_status(rows));
     if let Some(wf) = ci::Workflow::detect()? {
         wf.append_summary(&ci::status_summary(&rows))?;
     }
