@@ -36,15 +36,14 @@ pub enum GateStatus {
 #[error("{0}")]
 pub struct GateError(pub String);
 
+/// What a gate's check finds.
+pub type Checked = Result<GateStatus, GateError>;
+
 #[async_trait]
 pub trait Gate: Send + Sync {
     /// Checks (and, the first time, sets up) the gate. `record` is the gate's own
     /// journaled data (a pull-request number), saved by the engine after the call.
-    async fn check(
-        &self,
-        request: &GateRequest<'_>,
-        record: &mut Value,
-    ) -> Result<GateStatus, GateError>;
+    async fn check(&self, request: &GateRequest<'_>, record: &mut Value) -> Checked;
 }
 
 /// `gate: none`: always open.
@@ -52,11 +51,7 @@ pub struct NoGate;
 
 #[async_trait]
 impl Gate for NoGate {
-    async fn check(
-        &self,
-        _request: &GateRequest<'_>,
-        _record: &mut Value,
-    ) -> Result<GateStatus, GateError> {
+    async fn check(&self, _: &GateRequest<'_>, _: &mut Value) -> Checked {
         Ok(GateStatus::Open("no gate configured".into()))
     }
 }

@@ -12,7 +12,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
-use super::{Gate, GateError, GateRequest, GateStatus};
+use super::{Checked, Gate, GateError, GateRequest, GateStatus};
 use crate::config::PullRequestGate as Spec;
 use crate::github::{Call, GitHub, GithubError, encode};
 use crate::material::Material;
@@ -237,7 +237,7 @@ impl PullRequestGate {
         me: &str,
         default: &str,
         attempt: u64,
-    ) -> Result<GateStatus, GateError> {
+    ) -> Checked {
         let repo = &self.repo;
         let number = pull["number"].as_u64().unwrap_or_default();
         let base = pull["base"]["ref"].as_str().unwrap_or_default();
@@ -458,11 +458,7 @@ impl PullRequestGate {
 
 #[async_trait]
 impl Gate for PullRequestGate {
-    async fn check(
-        &self,
-        req: &GateRequest<'_>,
-        record: &mut Value,
-    ) -> Result<GateStatus, GateError> {
+    async fn check(&self, req: &GateRequest<'_>, record: &mut Value) -> Checked {
         let attempt = record.get("attempt").and_then(Value::as_u64).unwrap_or(1);
         let branch = branch_name(req.credential, req.rotation, req.gate, attempt);
         let me = self.gh.login().await.map_err(err)?;

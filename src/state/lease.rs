@@ -70,8 +70,7 @@ mod tests {
         let state = Fixture::new();
         let now = OffsetDateTime::now_utc();
         // Our own pid is certainly alive; another host cannot be checked.
-        let mut a = state.vault("other-host", 1).await;
-        a.acquire(&["one".into()], now).await.unwrap();
+        let mut a = state.holding("one", now).await;
         let mut b = state.vault("h", 2).await;
         assert!(matches!(b.acquire(&["one".into()], now).await, Err(StateError::LeaseHeld { .. })));
         // Once expired, it can be taken.

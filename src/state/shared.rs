@@ -177,8 +177,7 @@ mod tests {
     async fn a_held_lease_is_reported_once_its_wait_is_over() {
         let state = Fixture::new();
         let now = OffsetDateTime::now_utc();
-        let mut holder = state.vault("other-host", 1).await;
-        holder.acquire(&["one".into()], now).await.unwrap();
+        let _holder = state.holding("one", now).await;
         let mut v = state.vault("h", 2).await;
         let shared = SharedVault::new(&mut v, Arc::new(SystemClock));
         assert!(matches!(shared.lease("one", now).await, Err(StateError::LeaseHeld { .. })));

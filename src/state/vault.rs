@@ -607,6 +607,13 @@ pub(super) mod tests {
             Fixture { dir: tempfile::tempdir().unwrap(), id: StateIdentity::generate().to_secret() }
         }
 
+        /// The state, opened on another host, holding the lease on `id`.
+        pub(crate) async fn holding(&self, id: &str, now: OffsetDateTime) -> Vault {
+            let mut holder = self.vault("other-host", 1).await;
+            holder.acquire(&[id.into()], now).await.unwrap();
+            holder
+        }
+
         /// The state, opened by the process `pid` on `host`.
         pub(crate) async fn vault(&self, host: &str, pid: u32) -> Vault {
             let run = RunIdentity {
