@@ -124,6 +124,15 @@ impl PullRequestGate {
         self.repo.split_once('/').map_or(self.repo.as_str(), |(o, _)| o)
     }
 
+    /// A GET of the API, its answer decoded.
+    async fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        endpoint: &'static str,
+        path: String,
+    ) -> Result<T, GateError> {
+        self.gh.get(endpoint, path).await.map_err(err)
+    }
+
     async fn find_by_branch(&self, branch: &str) -> Result<Option<Value>, GateError> {
         let pulls: Value = self
             .gh
@@ -152,13 +161,11 @@ impl PullRequestGate {
         // Branch from the default branch's head; a 422 means an interrupted run made the
         // branch already.
         let base: Value = self
-            .gh
             .get(
                 "GET /repos/{owner}/{repo}/branches/{branch}",
                 format!("/repos/{repo}/branches/{}", encode(default)),
             )
-            .await
-            .map_err(err)?;
+            .await?;
         let new_ref =
             json!({ "ref": format!("refs/heads/{branch}"), "sha": base["commit"]["sha"] });
         self.gh
@@ -405,13 +412,11 @@ impl PullRequestGate {
                 continue;
             }
             let permission: Value = self
-                .gh
                 .get(
                     "GET /repos/{owner}/{repo}/collaborators/{username}/permission",
                     format!("/repos/{repo}/collaborators/{login}/permission"),
                 )
-                .await
-                .map_err(err)?;
+                .await?;
             let level = permission["permission"].as_str().unwrap_or("none");
             if !matches!(level, "admin" | "write" | "maintain") {
                 notes.push(format!("{login} has {level} access, not write"));
@@ -477,13 +482,11 @@ impl Gate for PullRequestGate {
         };
         // The list answer lacks merge details: always read the pull request itself.
         let pull: Value = self
-            .gh
             .get(
                 "GET /repos/{owner}/{repo}/pulls/{pull_number}",
                 format!("/repos/{}/pulls/{number}", self.repo),
             )
-            .await
-            .map_err(err)?;
+            .await?;
         let link = pull["html_url"].as_str().map(str::to_string);
         *record = json!({ "attempt": attempt, "number": number, "branch": branch });
         let opener = pull["user"]["login"].as_str().unwrap_or_default();
