@@ -35,7 +35,8 @@ fn filters() -> Vec<(&'static str, &'static str)> {
         (r"prod-key-\d{4}-\d{2}-\d{2}", "prod-key-[DATE]"),
         (r"\b\d{4}-\d{2}-\d{2}\b", "[DATE]"),
         (r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", "[UUID]"),
-        (r"\b[A-Za-z0-9_-]{43}\b", "[FINGERPRINT]"),
+        // base64url: a fingerprint may start or end with `-`, where `\b` finds no boundary.
+        (r"(^|[^A-Za-z0-9_-])[A-Za-z0-9_-]{43}([^A-Za-z0-9_-]|$)", "${1}[FINGERPRINT]${2}"),
     ]
 }
 
