@@ -11,7 +11,6 @@ use std::time::Duration;
 use backon::{ExponentialBuilder, Retryable};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, LOCATION};
 use reqwest::{Method, StatusCode};
-use std::future::Future;
 use time::OffsetDateTime;
 use url::Url;
 
@@ -93,7 +92,6 @@ pub enum HttpError {
     RateLimited { shown: String, wait: u64 },
 }
 
-/// Why one attempt did not produce a final answer.
 /// One try of a request: worth retrying (with what came back, and how long the server
 /// asked to wait) or final.
 pub(crate) enum Attempt<R, E> {
